@@ -1,0 +1,95 @@
+/*
+** q4tune.h -- public API of libq4tune.
+**
+** y[M][N] = x[M][K] * W[K][N] with W stored as packed 4-bit codes and fp16
+** scales and zeros (see docs/FORMATS.md), x and y fp16 row-major, fp32
+** accumulation. Kernels are generated from Lua templates, compiled with NVRTC
+** at run time and chosen per shape from a tuning database.
+**
+** Every function returns a q4_status; on failure q4_last_error() gives a
+** message for the calling thread. Device pointers are CUDA device addresses
+** (what cudaMalloc or cuMemAlloc return) cast to pointers; a stream is a
+** cudaStream_t / CUstream, or NULL for the legacy default stream.
+*/
+#ifndef Q4TUNE_H
+#define Q4TUNE_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define Q4TUNE_VERSION "0.1.0"
+
+/* Status codes. Q4_OK is zero; every other value is an error. */
+typedef enum q4_status {
+  Q4_OK = 0,
+  Q4_ERR_INVALID_ARG,     /* NULL pointer, non-positive size, bad option */
+  Q4_ERR_UNSUPPORTED,     /* a valid request the kernels can't take (shape, format) */
+  Q4_ERR_NO_DRIVER,       /* libcuda.so.1 could not be loaded */
+  Q4_ERR_NO_DEVICE,       /* no CUDA device, or no device of that ordinal */
+  Q4_ERR_DEVICE_TOO_OLD,  /* compute capability below 7.0 */
+  Q4_ERR_NO_HEADERS,      /* the CUDA headers NVRTC needs were not found */
+  Q4_ERR_NVRTC,           /* NVRTC missing, or a kernel failed to compile */
+  Q4_ERR_CUDA,            /* a CUDA driver call failed */
+  Q4_ERR_DB,              /* the tuning database is unreadable, corrupt or locked */
+  Q4_ERR_NO_MEMORY,       /* host or device allocation failed */
+  Q4_ERR_TEMPLATE,        /* a kernel template failed to load or render */
+  Q4_ERR_VERIFY,          /* a kernel produced a wrong result */
+  Q4_ERR_IO               /* a file could not be read or written */
+} q4_status;
+
+/* A short constant name for a status ("Q4_ERR_DB"). Never NULL. */
+const char *q4_status_name(q4_status s);
+
+/* The message of the last failed q4tune call on this thread ("" if none). */
+const char *q4_last_error(void);
+
+/* Weight formats: dense int4 and 16:32 structured-sparse int4. */
+typedef enum q4_format { Q4_FORMAT_Q4 = 0, Q4_FORMAT_Q4S = 1 } q4_format;
+
+/* A weight matrix W[K][N] in device memory, as docs/FORMATS.md lays it out.
+** group_size is the number of rows sharing one scale and zero; 0 or k means
+** one group (per-channel). mask is used by Q4_FORMAT_Q4S only. */
+typedef struct q4_weights {
+  q4_format format;
+  int n, k, group_size;
+  const void *qweight;  /* uint32 [K/8][N] (q4) */
+  const void *scales;   /* fp16 [K/group_size][N] */
+  const void *zeros;    /* fp16 [K/group_size][N] */
+  const void *mask;     /* uint32 [K/32][N] (q4s) */
+} q4_weights;
+
+typedef struct q4_handle q4_handle;
+
+/* Open a handle on CUDA device `device` (an ordinal, 0 for the first GPU)
+** with the tuning database at db_path; NULL means $Q4TUNE_DB, else
+** $XDG_CACHE_HOME/q4tune/tuning.db (~/.cache/q4tune/tuning.db). The database
+** is created if missing. A handle may be used from several threads. */
+q4_status q4_create(int device, const char *db_path, q4_handle **out);
+
+/* Release a handle and everything it compiled or allocated. NULL is a no-op. */
+void q4_destroy(q4_handle *h);
+
+/* Check a weight descriptor without touching the GPU: format, sizes,
+** divisibility (N % 8, K % 32, K % group_size, group_size % 32) and pointers. */
+q4_status q4_weights_check(const q4_weights *w);
+
+/* y[m][N] = x[m][K] * W, enqueued on `stream`. Uses the tuned kernel for
+** this device, shape and M bucket, or a default kernel if the shape was never
+** tuned. The first call for a kernel compiles it (or loads it from the
+** database's cubin cache). On error nothing is enqueued and y is untouched. */
+q4_status q4_matmul(q4_handle *h, const q4_weights *w, const void *x, void *y,
+                    int m, void *stream);
+
+/* Name of the kernel q4_matmul would run for this shape and m, written to
+** buf ("q4_decode[WARPS_K=4,...]"); also reports whether it is a tuned
+** winner (1) or a default (0). */
+q4_status q4_kernel_name(q4_handle *h, const q4_weights *w, int m, char *buf,
+                         size_t bufsize, int *tuned);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

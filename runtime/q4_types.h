@@ -1,0 +1,42 @@
+/*
+** q4_types.h -- the problem and kernel-variant records shared by the
+** generator, the compiler, the database and the dispatcher (internal).
+*/
+#ifndef Q4_TYPES_H
+#define Q4_TYPES_H
+
+#include "q4tune.h"
+
+#define Q4_NAME_MAX 64
+#define Q4_PARAMS_MAX 256
+#define Q4_HASH_MAX 33 /* 32 hex digits of XXH3-128 plus NUL */
+
+/* The compile-time part of a problem: everything but M. group_size is
+** normalized (per-channel means group_size == k). */
+typedef struct q4_shape {
+  q4_format format;
+  int n, k, group_size;
+} q4_shape;
+
+/* One kernel variant of one template for one shape and architecture.
+** Launch geometry is the same for every template family:
+**   grid  = (ceil(N / tile_n), ceil(M / tile_m), split_k)
+**   block = (threads, 1, 1), dynamic shared memory = smem bytes.
+** A variant with split_k > 1 needs a workspace of split_k * M * N floats plus
+** one zeroed counter (uint32) per (x, y) tile; see runtime/q4_launch.c. */
+typedef struct q4_variant {
+  char tmpl[Q4_NAME_MAX];      /* template name, e.g. "q4_wmma" */
+  char params[Q4_PARAMS_MAX];  /* "BLOCK_M=64,BLOCK_N=128,..." in declared order */
+  int threads;                 /* threads per block */
+  int smem;                    /* dynamic shared memory, bytes */
+  int tile_m, tile_n, split_k;
+  int m_min, m_max;            /* M range where the tuner tries this variant */
+  char *source;                /* rendered CUDA C++ (malloc'd), NULL until rendered */
+  char hash[Q4_HASH_MAX];      /* XXH3-128 of source in hex, "" until rendered */
+} q4_variant;
+
+static inline const char *q4_format_name(q4_format f) {
+  return f == Q4_FORMAT_Q4S ? "q4s" : "q4";
+}
+
+#endif
