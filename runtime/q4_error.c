@@ -49,8 +49,16 @@ q4_status q4_err_wrap(q4_status s, const char *fmt, ...) {
   va_start(ap, fmt);
   int n = vsnprintf(errbuf, sizeof errbuf, fmt, ap);
   va_end(ap);
-  if (n >= 0 && (size_t)n < sizeof errbuf)
-    snprintf(errbuf + n, sizeof errbuf - (size_t)n, ": %s", old);
+  /* append ": <old message>", cut to fit */
+  if (n >= 0 && (size_t)n + 2 < sizeof errbuf) {
+    size_t used = (size_t)n;
+    memcpy(errbuf + used, ": ", 2);
+    used += 2;
+    size_t rest = strlen(old);
+    if (rest > sizeof errbuf - 1 - used) rest = sizeof errbuf - 1 - used;
+    memcpy(errbuf + used, old, rest);
+    errbuf[used + rest] = '\0';
+  }
   return s;
 }
 

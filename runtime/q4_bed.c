@@ -1,0 +1,316 @@
+/*
+** q4_bed.c -- GPU test bed: data, reference product, verification, timing.
+*/
+#include "q4_bed.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "q4_error.h"
+#include "q4_nvrtc.h"
+
+/* The reference: one thread per output, fp32 dequantization and
+** accumulation straight from the format's definition, no tiling. Slow and
+** easy to check by eye; its result is itself checked against the host's
+** double-precision product on sampled elements. */
+static const char ref_source[] =
+    "#include <cuda_fp16.h>\n"
+    "extern \"C\" __global__ void q4_reference(const unsigned *qweight, const half *scales,\n"
+    "    const half *zeros, const half *x, float *ref, int M, int N, int K, int group) {\n"
+    "  const int n = blockIdx.x * blockDim.x + threadIdx.x, m = blockIdx.y;\n"
+    "  if (n >= N || m >= M) return;\n"
+    "  float sum = 0.f;\n"
+    "  for (int k = 0; k < K; ++k) {\n"
+    "    const int q = (qweight[(size_t)(k / 8) * N + n] >> (4 * (k % 8))) & 15;\n"
+    "    const size_t g = (size_t)(k / group) * N + n;\n"
+    "    const float w = ((float)q - __half2float(zeros[g])) * __half2float(scales[g]);\n"
+    "    sum += __half2float(x[(size_t)m * K + k]) * w;\n"
+    "  }\n"
+    "  ref[(size_t)m * N + n] = sum;\n"
+    "}\n"
+    "// err[0] += (y - ref)^2, err[1] += ref^2, err[2] += 1 for each non-finite y\n"
+    "extern \"C\" __global__ void q4_error_sums(const half *y, const float *ref, size_t count, double *err) {\n"
+    "  double d = 0, r = 0, bad = 0;\n"
+    "  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < count; i += (size_t)gridDim.x * blockDim.x) {\n"
+    "    const float v = __half2float(y[i]);\n"
+    "    if (!isfinite(v)) { bad += 1; continue; }\n"
+    "    d += (double)(v - ref[i]) * (v - ref[i]);\n"
+    "    r += (double)ref[i] * ref[i];\n"
+    "  }\n"
+    "  for (int o = 16; o > 0; o /= 2) {\n"
+    "    d += __shfl_down_sync(0xffffffffu, d, o);\n"
+    "    r += __shfl_down_sync(0xffffffffu, r, o);\n"
+    "    bad += __shfl_down_sync(0xffffffffu, bad, o);\n"
+    "  }\n"
+    "  if ((threadIdx.x & 31) == 0) { atomicAdd(&err[0], d); atomicAdd(&err[1], r); atomicAdd(&err[2], bad); }\n"
+    "}\n";
+
+#define CU(call, what) \
+  do { \
+    q4_status s_ = q4_cuda_check((call), what); \
+    if (s_) return s_; \
+  } while (0)
+
+/* Load the reference module through the same cubin cache as the kernels. */
+static q4_status load_reference(q4_bed *b) {
+  q4_handle *h = b->h;
+  char hash[Q4_HASH_MAX];
+  XXH128_hash_t x = XXH3_128bits(ref_source, sizeof ref_source - 1);
+  snprintf(hash, sizeof hash, "%016llx%016llx", (unsigned long long)x.high64, (unsigned long long)x.low64);
+  void *cubin = NULL;
+  size_t size = 0;
+  int found = 0;
+  pthread_mutex_lock(&h->lock);
+  q4_status st = q4db_cubin_get(h->db, hash, h->arch, h->info.nvrtc_version, &cubin, &size, &found);
+  pthread_mutex_unlock(&h->lock);
+  if (st) return st;
+  if (!found) {
+    q4_compiled c;
+    if ((st = q4_nvrtc_compile(ref_source, "q4_reference", h->arch, &c))) return st;
+    pthread_mutex_lock(&h->lock);
+    h->nvrtc_runs++;
+    st = q4db_cubin_put(h->db, hash, h->arch, h->info.nvrtc_version, c.cubin, c.size, c.regs, 0, c.spill_bytes,
+                        c.compile_ms);
+    pthread_mutex_unlock(&h->lock);
+    cubin = c.cubin;
+    c.cubin = NULL;
+    q4_compiled_free(&c);
+    if (st) {
+      free(cubin);
+      return st;
+    }
+  }
+  st = q4_cuda_check(h->cu->ModuleLoadData(&b->ref_mod, cubin), "loading the reference kernel");
+  free(cubin);
+  if (st) return st;
+  CU(h->cu->ModuleGetFunction(&b->ref_fn, b->ref_mod, "q4_reference"), "cuModuleGetFunction");
+  CU(h->cu->ModuleGetFunction(&b->err_fn, b->ref_mod, "q4_error_sums"), "cuModuleGetFunction");
+  return Q4_OK;
+}
+
+static q4_status upload_weights(q4_bed *b, int i) {
+  const q4_cuda_api *cu = b->h->cu;
+  const q4_shape *s = &b->shape;
+  const size_t qw = (size_t)s->k / 8 * s->n * 4, sz = (size_t)(s->k / s->group_size) * s->n * 2;
+  CU(cu->MemAlloc(&b->wmem[i], qw + 2 * sz), "allocating weights");
+  CU(cu->MemcpyHtoD(b->wmem[i], b->host.qweight, qw), "copying weights");
+  CU(cu->MemcpyHtoD(b->wmem[i] + qw, b->host.scales, sz), "copying scales");
+  CU(cu->MemcpyHtoD(b->wmem[i] + qw + sz, b->host.zeros, sz), "copying zeros");
+  q4_weights *w = &b->w[i];
+  w->format = s->format;
+  w->n = s->n;
+  w->k = s->k;
+  w->group_size = s->group_size;
+  w->qweight = (const void *)b->wmem[i];
+  w->scales = (const void *)(b->wmem[i] + qw);
+  w->zeros = (const void *)(b->wmem[i] + qw + sz);
+  return Q4_OK;
+}
+
+q4_status q4_bed_open(q4_bed *b, q4_handle *h, const q4_shape *s, uint64_t seed, int min_copies) {
+  memset(b, 0, sizeof *b);
+  b->h = h;
+  b->shape = *s;
+  q4_status st = q4_ref_random(&b->host, s, seed);
+  if (st) return st;
+  b->weight_bytes = (size_t)s->k / 8 * s->n * 4 + 2 * (size_t)(s->k / s->group_size) * s->n * 2;
+  b->copies = (int)(2 * h->l2_bytes / b->weight_bytes) + 1;
+  if (b->copies < min_copies) b->copies = min_copies;
+  if (b->copies < 1) b->copies = 1;
+  b->w = calloc((size_t)b->copies, sizeof *b->w);
+  b->wmem = calloc((size_t)b->copies, sizeof *b->wmem);
+  if (!b->w || !b->wmem) return q4_err(Q4_ERR_NO_MEMORY, "out of host memory");
+  if ((st = q4_ctx_push(h))) return st;
+  st = load_reference(b);
+  for (int i = 0; !st && i < b->copies; i++) st = upload_weights(b, i);
+  if (!st) st = q4_cuda_check(h->cu->StreamCreate(&b->stream, CU_STREAM_NON_BLOCKING), "cuStreamCreate");
+  if (!st) st = q4_cuda_check(h->cu->EventCreate(&b->ev0, CU_EVENT_DEFAULT), "cuEventCreate");
+  if (!st) st = q4_cuda_check(h->cu->EventCreate(&b->ev1, CU_EVENT_DEFAULT), "cuEventCreate");
+  if (!st) st = q4_cuda_check(h->cu->MemAlloc(&b->err, 3 * sizeof(double)), "cuMemAlloc");
+  q4_ctx_pop(h);
+  return st;
+}
+
+void q4_bed_close(q4_bed *b) {
+  if (!b->h) return;
+  const q4_cuda_api *cu = b->h->cu;
+  if (q4_ctx_push(b->h) == Q4_OK) {
+    if (b->stream) cu->StreamSynchronize(b->stream);
+    for (int i = 0; i < b->copies && b->wmem; i++)
+      if (b->wmem[i]) cu->MemFree(b->wmem[i]);
+    if (b->x) cu->MemFree(b->x);
+    if (b->y) cu->MemFree(b->y);
+    if (b->ref) cu->MemFree(b->ref);
+    if (b->err) cu->MemFree(b->err);
+    if (b->ev0) cu->EventDestroy(b->ev0);
+    if (b->ev1) cu->EventDestroy(b->ev1);
+    if (b->stream) cu->StreamDestroy(b->stream);
+    if (b->ref_mod) cu->ModuleUnload(b->ref_mod);
+    q4_ctx_pop(b->h);
+  }
+  free(b->w);
+  free(b->wmem);
+  free(b->x_host);
+  q4_ref_free(&b->host);
+  memset(b, 0, sizeof *b);
+}
+
+/* Compare sampled elements of the GPU reference with the host's double
+** precision product: the reference is only trusted once they agree. */
+static q4_status check_reference(q4_bed *b, uint64_t seed) {
+  const q4_cuda_api *cu = b->h->cu;
+  const int samples = 48, n_all = b->shape.n;
+  uint64_t st = seed * 7919u + 17u;
+  double num = 0, den = 0;
+  for (int i = 0; i < samples; i++) {
+    const int m = (int)(q4_rand_next(&st) % (uint64_t)b->m), n = (int)(q4_rand_next(&st) % (uint64_t)n_all);
+    float got;
+    CU(cu->MemcpyDtoH(&got, b->ref + ((size_t)m * n_all + n) * 4, 4), "reading the reference");
+    const double want = q4_ref_dot(&b->host, b->x_host + (size_t)m * b->shape.k, n);
+    num += (got - want) * (got - want);
+    den += want * want;
+  }
+  const double rel = den > 0 ? sqrt(num / den) : 0;
+  if (!(rel < 1e-4))
+    return q4_err(Q4_ERR_VERIFY, "the GPU reference disagrees with the host's (relative error %.3g)", rel);
+  return Q4_OK;
+}
+
+q4_status q4_bed_set_m(q4_bed *b, int m, uint64_t seed) {
+  q4_handle *h = b->h;
+  const q4_cuda_api *cu = h->cu;
+  const q4_shape *s = &b->shape;
+  q4_status st = q4_ctx_push(h);
+  if (st) return st;
+  if (m > b->m_cap) {
+    if (b->x) cu->MemFree(b->x);
+    if (b->y) cu->MemFree(b->y);
+    if (b->ref) cu->MemFree(b->ref);
+    b->x = b->y = b->ref = 0;
+    free(b->x_host);
+    b->x_host = malloc((size_t)m * s->k * 2);
+    if (!b->x_host) st = q4_err(Q4_ERR_NO_MEMORY, "out of host memory");
+    if (!st) st = q4_cuda_check(cu->MemAlloc(&b->x, (size_t)m * s->k * 2), "allocating x");
+    if (!st) st = q4_cuda_check(cu->MemAlloc(&b->y, (size_t)m * s->n * 2), "allocating y");
+    if (!st) st = q4_cuda_check(cu->MemAlloc(&b->ref, (size_t)m * s->n * 4), "allocating the reference");
+    if (st) goto done;
+    b->m_cap = m;
+  }
+  b->m = m;
+  q4_ref_random_x(b->x_host, (size_t)m * s->k, seed);
+  if ((st = q4_cuda_check(cu->MemcpyHtoD(b->x, b->x_host, (size_t)m * s->k * 2), "copying x"))) goto done;
+  {
+    const q4_weights *w = &b->w[0];
+    CUdeviceptr qw = (CUdeviceptr)w->qweight, sc = (CUdeviceptr)w->scales, ze = (CUdeviceptr)w->zeros;
+    int mm = m, n = s->n, k = s->k, g = s->group_size;
+    void *args[] = {&qw, &sc, &ze, &b->x, &b->ref, &mm, &n, &k, &g};
+    st = q4_cuda_check(cu->LaunchKernel(b->ref_fn, (unsigned)(n + 255) / 256, (unsigned)m, 1, 256, 1, 1, 0,
+                                        b->stream, args, NULL), "launching the reference");
+  }
+  if (!st) st = q4_cuda_check(cu->StreamSynchronize(b->stream), "running the reference");
+  if (!st) st = check_reference(b, seed);
+done:
+  q4_ctx_pop(h);
+  return st;
+}
+
+q4_status q4_bed_run_kernel(void *ctx, q4_bed *b, const q4_weights *w, CUstream s) {
+  pthread_mutex_lock(&b->h->lock);  /* q4_launch may grow the split-K workspace */
+  q4_status st = q4_launch(b->h, (const q4_kernel *)ctx, w, (const void *)b->x, (void *)b->y, b->m, s);
+  pthread_mutex_unlock(&b->h->lock);
+  return st;
+}
+
+static q4_status verify(q4_bed *b, q4_bed_run run, void *ctx, double *rel_error) {
+  const q4_cuda_api *cu = b->h->cu;
+  const size_t count = (size_t)b->m * b->shape.n;
+  *rel_error = INFINITY;
+  CU(cu->MemsetD16Async(b->y, 0xffff, count, b->stream), "poisoning y");  /* NaN */
+  CU(cu->MemsetD8Async(b->err, 0, 3 * sizeof(double), b->stream), "clearing sums");
+  q4_status st = run(ctx, b, &b->w[0], b->stream);
+  if (st) return st;
+  CUdeviceptr y = b->y, ref = b->ref, err = b->err;
+  size_t cnt = count;
+  void *args[] = {&y, &ref, &cnt, &err};
+  CU(cu->LaunchKernel(b->err_fn, 264, 1, 1, 256, 1, 1, 0, b->stream, args, NULL), "launching the error sums");
+  CU(cu->StreamSynchronize(b->stream), "running the kernel");
+  double sums[3];
+  CU(cu->MemcpyDtoH(sums, b->err, sizeof sums), "reading the error sums");
+  if (sums[2] > 0) *rel_error = INFINITY;
+  else *rel_error = sums[1] > 0 ? sqrt(sums[0] / sums[1]) : INFINITY;
+  return Q4_OK;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  const double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static q4_status time_runs(q4_bed *b, q4_bed_run run, void *ctx, int samples, double *median_us,
+                           double *min_us, double *max_us) {
+  const q4_cuda_api *cu = b->h->cu;
+  q4_status st;
+  /* Untimed runs first: clocks up, code and caches warm. */
+  const int warm = b->copies < 3 ? b->copies : 3;
+  for (int i = 0; i < warm; i++)
+    if ((st = run(ctx, b, &b->w[i], b->stream))) return st;
+  CU(cu->StreamSynchronize(b->stream), "warm-up");
+  /* Batch enough runs per sample that each lasts about 200 us. Every run
+  ** takes the next weight copy, across samples too, so none finds its
+  ** weights in L2 from the run before. */
+  float ms = 0;
+  CU(cu->EventRecord(b->ev0, b->stream), "cuEventRecord");
+  if ((st = run(ctx, b, &b->w[0], b->stream))) return st;
+  CU(cu->EventRecord(b->ev1, b->stream), "cuEventRecord");
+  CU(cu->EventSynchronize(b->ev1), "cuEventSynchronize");
+  CU(cu->EventElapsedTime(&ms, b->ev0, b->ev1), "cuEventElapsedTime");
+  int batch = ms > 0 ? (int)(0.2 / ms) + 1 : 1;
+  if (batch > 200) batch = 200;
+  double *t = malloc((size_t)samples * sizeof *t);
+  if (!t) return q4_err(Q4_ERR_NO_MEMORY, "out of host memory");
+  int next = 1 % b->copies;
+  for (int sidx = 0; sidx < samples; sidx++) {
+    st = q4_cuda_check(cu->EventRecord(b->ev0, b->stream), "cuEventRecord");
+    for (int r = 0; !st && r < batch; r++) {
+      st = run(ctx, b, &b->w[next], b->stream);
+      next = (next + 1) % b->copies;
+    }
+    if (!st) st = q4_cuda_check(cu->EventRecord(b->ev1, b->stream), "cuEventRecord");
+    if (!st) st = q4_cuda_check(cu->EventSynchronize(b->ev1), "running the timed batch");
+    if (!st) st = q4_cuda_check(cu->EventElapsedTime(&ms, b->ev0, b->ev1), "cuEventElapsedTime");
+    if (st) {
+      free(t);
+      return st;
+    }
+    t[sidx] = ms * 1000.0 / batch;
+  }
+  qsort(t, (size_t)samples, sizeof *t, cmp_double);
+  *median_us = samples % 2 ? t[samples / 2] : 0.5 * (t[samples / 2 - 1] + t[samples / 2]);
+  *min_us = t[0];
+  *max_us = t[samples - 1];
+  free(t);
+  return Q4_OK;
+}
+
+q4_status q4_bed_verify(q4_bed *b, q4_bed_run run, void *ctx, double *rel_error) {
+  q4_status st = q4_ctx_push(b->h);
+  if (st) return st;
+  st = verify(b, run, ctx, rel_error);
+  q4_ctx_pop(b->h);
+  return st;
+}
+
+q4_status q4_bed_time(q4_bed *b, q4_bed_run run, void *ctx, int samples, double *median_us, double *min_us,
+                      double *max_us) {
+  if (samples < 1) return q4_err(Q4_ERR_INVALID_ARG, "q4_bed_time: samples must be at least 1");
+  q4_status st = q4_ctx_push(b->h);
+  if (st) return st;
+  st = time_runs(b, run, ctx, samples, median_us, min_us, max_us);
+  q4_ctx_pop(b->h);
+  return st;
+}

@@ -1,0 +1,156 @@
+/*
+** q4_handle.c -- opening a device: driver, context, database, templates.
+*/
+#include "q4_handle.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "q4_error.h"
+#include "q4_nvrtc.h"
+
+int q4_m_bucket(int m) {
+  int b = 1;
+  while (b < m && b < 4096) b <<= 1;
+  return b;
+}
+
+int q4_arch_supported(int cc_major, int cc_minor) {
+  (void)cc_minor;
+  return cc_major >= 7;
+}
+
+q4_status q4_ctx_push(q4_handle *h) {
+  return q4_cuda_check(h->cu->CtxPushCurrent(h->ctx), "cuCtxPushCurrent");
+}
+
+void q4_ctx_pop(q4_handle *h) {
+  CUcontext c;
+  h->cu->CtxPopCurrent(&c);
+}
+
+static q4_status device_attr(q4_handle *h, CUdevice_attribute a, int *v, const char *what) {
+  return q4_cuda_check(h->cu->DeviceGetAttribute(v, a, h->dev), what);
+}
+
+/* Device identity and limits. */
+static q4_status query_device(q4_handle *h) {
+  const q4_cuda_api *cu = h->cu;
+  int count = 0;
+  q4_status st = q4_cuda_check(cu->DeviceGetCount(&count), "cuDeviceGetCount");
+  if (st) return st;
+  if (h->ordinal >= count)
+    return q4_err(Q4_ERR_NO_DEVICE, "no CUDA device %d: this machine has %d", h->ordinal, count);
+  if ((st = q4_cuda_check(cu->DeviceGet(&h->dev, h->ordinal), "cuDeviceGet"))) return st;
+  q4db_device *d = &h->info;
+  if ((st = q4_cuda_check(cu->DeviceGetName(d->name, sizeof d->name, h->dev), "cuDeviceGetName")) ||
+      (st = device_attr(h, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, &d->cc_major, "compute capability")) ||
+      (st = device_attr(h, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, &d->cc_minor, "compute capability")) ||
+      (st = device_attr(h, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, &d->sms, "multiprocessor count")))
+    return st;
+  int l2 = 0;
+  if ((st = device_attr(h, CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE, &l2, "L2 size"))) return st;
+  h->l2_bytes = (size_t)l2;
+  h->sms = d->sms;
+  h->arch = d->cc_major * 10 + d->cc_minor;
+  if (!q4_arch_supported(d->cc_major, d->cc_minor))
+    return q4_err(Q4_ERR_DEVICE_TOO_OLD, "%s is sm_%d%d: q4tune needs compute capability 7.0 or newer",
+                  d->name, d->cc_major, d->cc_minor);
+  if ((st = q4_cuda_check(cu->DriverGetVersion(&d->driver_version), "cuDriverGetVersion"))) return st;
+  int major = 0, minor = 0;
+  if ((st = q4_nvrtc_version(&major, &minor))) return st;
+  snprintf(d->nvrtc_version, sizeof d->nvrtc_version, "%d.%d", major, minor);
+  return Q4_OK;
+}
+
+q4_status q4_create(int device, const char *db_path, q4_handle **out) {
+  q4_err_clear();
+  if (!out) return q4_err(Q4_ERR_INVALID_ARG, "q4_create: out is NULL");
+  *out = NULL;
+  if (device < 0) return q4_err(Q4_ERR_INVALID_ARG, "q4_create: device %d is negative", device);
+  q4_handle *h = calloc(1, sizeof *h);
+  if (!h) return q4_err(Q4_ERR_NO_MEMORY, "q4_create: out of memory");
+  h->ordinal = device;
+  pthread_mutex_init(&h->lock, NULL);
+  q4_status st = q4_cuda_load(&h->cu);
+  if (!st) st = query_device(h);
+  if (!st) st = q4_cuda_check(h->cu->DevicePrimaryCtxRetain(&h->ctx, h->dev), "cuDevicePrimaryCtxRetain");
+  if (!st) st = q4db_open(db_path, &h->db);
+  if (!st) st = q4db_device_id(h->db, &h->info, &h->device_id);
+  if (!st) st = q4gen_open(&h->gen);
+  if (st) {
+    q4_destroy(h);
+    return st;
+  }
+  q4_log(Q4_LOG_INFO, "device %d: %s (sm_%d, %d SMs), database %s", device, h->info.name, h->arch,
+         h->sms, q4db_path(h->db));
+  *out = h;
+  return Q4_OK;
+}
+
+void q4_destroy(q4_handle *h) {
+  if (!h) return;
+  const int have_ctx = h->ctx && q4_ctx_push(h) == Q4_OK;
+  if (have_ctx) h->cu->CtxSynchronize();
+  for (q4_workspace *w = h->workspaces, *next; w; w = next) {
+    next = w->next;
+    if (have_ctx) {
+      h->cu->MemFree(w->partials);
+      h->cu->MemFree(w->counters);
+    }
+    free(w);
+  }
+  for (q4_kernel *k = h->kernels, *next; k; k = next) {
+    next = k->next;
+    if (have_ctx && k->module) h->cu->ModuleUnload(k->module);
+    q4_variant_free(&k->v);
+    free(k);
+  }
+  for (q4_plan *p = h->plans, *next; p; p = next) {
+    next = p->next;
+    free(p);
+  }
+  if (have_ctx) q4_ctx_pop(h);
+  if (h->ctx) h->cu->DevicePrimaryCtxRelease(h->dev);
+  q4gen_close(h->gen);
+  q4db_close(h->db);
+  pthread_mutex_destroy(&h->lock);
+  free(h);
+}
+
+q4_shape q4_shape_of(const q4_weights *w) {
+  q4_shape s = {w->format, w->n, w->k, w->group_size > 0 ? w->group_size : w->k};
+  return s;
+}
+
+q4_status q4_weights_check(const q4_weights *w) {
+  if (!w) return q4_err(Q4_ERR_INVALID_ARG, "weights descriptor is NULL");
+  if (w->format != Q4_FORMAT_Q4 && w->format != Q4_FORMAT_Q4S)
+    return q4_err(Q4_ERR_INVALID_ARG, "unknown weight format %d", (int)w->format);
+  if (w->format == Q4_FORMAT_Q4S)
+    return q4_err(Q4_ERR_UNSUPPORTED, "the 16:32 sparse format (q4s) is not supported yet");
+  if (w->n <= 0 || w->k <= 0)
+    return q4_err(Q4_ERR_INVALID_ARG, "N and K must be positive (N=%d, K=%d)", w->n, w->k);
+  if (w->n % 8) return q4_err(Q4_ERR_INVALID_ARG, "N=%d is not a multiple of 8", w->n);
+  if (w->k % 32) return q4_err(Q4_ERR_INVALID_ARG, "K=%d is not a multiple of 32", w->k);
+  if (w->group_size < 0) return q4_err(Q4_ERR_INVALID_ARG, "group size %d is negative", w->group_size);
+  const int g = w->group_size ? w->group_size : w->k;
+  if (g % 32) return q4_err(Q4_ERR_INVALID_ARG, "group size %d is not a multiple of 32", g);
+  if (w->k % g) return q4_err(Q4_ERR_INVALID_ARG, "K=%d is not a multiple of the group size %d", w->k, g);
+  if (!w->qweight || !w->scales || !w->zeros)
+    return q4_err(Q4_ERR_INVALID_ARG, "weights: qweight, scales and zeros must all be set");
+  if ((uintptr_t)w->qweight % 16 || (uintptr_t)w->scales % 8 || (uintptr_t)w->zeros % 8)
+    return q4_err(Q4_ERR_INVALID_ARG, "weights: qweight must be 16-byte aligned, scales and zeros 8-byte aligned");
+  return Q4_OK;
+}
+
+q4_status q4_check_args(const q4_weights *w, const void *x, const void *y, int m) {
+  q4_status st = q4_weights_check(w);
+  if (st) return st;
+  if (!x || !y) return q4_err(Q4_ERR_INVALID_ARG, "x and y must be device pointers, not NULL");
+  if (m <= 0) return q4_err(Q4_ERR_INVALID_ARG, "M=%d: must be at least 1", m);
+  if ((uintptr_t)x % 16 || (uintptr_t)y % 16)
+    return q4_err(Q4_ERR_INVALID_ARG, "x and y must be 16-byte aligned");
+  return Q4_OK;
+}

@@ -1,0 +1,96 @@
+/*
+** q4_handle.h -- the handle's insides (internal): the device, the database,
+** the templates, loaded kernels and per-stream split-K workspaces. Every
+** field below `lock` is guarded by it.
+*/
+#ifndef Q4_HANDLE_H
+#define Q4_HANDLE_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "q4_cuda.h"
+#include "q4_types.h"
+#include "q4db.h"
+#include "q4gen.h"
+
+/* A compiled, loaded kernel variant. */
+typedef struct q4_kernel {
+  q4_variant v;       /* launch fields; source freed once compiled */
+  CUmodule module;
+  CUfunction fn;
+  int regs, spill_bytes;
+  int from_cache;     /* 1 if the cubin came from the database */
+  struct q4_kernel *next;
+} q4_kernel;
+
+/* The kernel chosen for one (shape, M bucket). */
+typedef struct q4_plan {
+  q4_shape shape;
+  int m_bucket;
+  int tuned;          /* 1: the database's winner; 0: a default */
+  q4_kernel *kernel;
+  struct q4_plan *next;
+} q4_plan;
+
+/* Split-K scratch of one stream: fp32 partials and zeroed tile counters. */
+typedef struct q4_workspace {
+  CUstream stream;
+  CUdeviceptr partials, counters;
+  size_t partial_bytes, counter_count;
+  struct q4_workspace *next;
+} q4_workspace;
+
+struct q4_handle {
+  const q4_cuda_api *cu;
+  CUdevice dev;
+  CUcontext ctx;
+  int ordinal, arch, sms;
+  size_t l2_bytes;
+  q4db_device info;
+  int64_t device_id;
+  pthread_mutex_t lock;
+  q4db *db;
+  q4gen *gen;
+  q4_kernel *kernels;
+  q4_plan *plans;
+  q4_workspace *workspaces;
+  int nvrtc_runs;     /* compilations this handle ran (0 on a warm start) */
+};
+
+/* The M bucket m is tuned and looked up under: the next power of two,
+** at most 4096. */
+int q4_m_bucket(int m);
+
+/* 1 if compute capability major.minor can run q4tune's kernels (>= 7.0). */
+int q4_arch_supported(int cc_major, int cc_minor);
+
+/* Push/pop the handle's context around driver calls. */
+q4_status q4_ctx_push(q4_handle *h);
+void q4_ctx_pop(q4_handle *h);
+
+/* Compile (or fetch from the cubin cache) and load variant v, which must be
+** rendered. Caller holds h->lock and the context. */
+q4_status q4_kernel_get(q4_handle *h, q4_variant *v, q4_kernel **out);
+
+/* Compile without loading (used by the tuner's compile threads): fills the
+** cubin cache. Thread-safe apart from the database write, which takes the
+** lock itself. */
+q4_status q4_kernel_precompile(q4_handle *h, const q4_variant *v);
+
+/* The kernel for (shape, m): tuned winner or default. Caller holds the lock
+** and the context. */
+q4_status q4_plan_get(q4_handle *h, const q4_shape *s, int m, q4_plan **out);
+
+/* Enqueue kernel k for y = x * W with m rows on stream. Caller holds the
+** lock and the context; arguments already validated. */
+q4_status q4_launch(q4_handle *h, const q4_kernel *k, const q4_weights *w,
+                    const void *x, void *y, int m, CUstream stream);
+
+/* The shape record of a weight descriptor (group size normalized). */
+q4_shape q4_shape_of(const q4_weights *w);
+
+/* Check the arguments of a product: weights, pointers, m, alignment. */
+q4_status q4_check_args(const q4_weights *w, const void *x, const void *y, int m);
+
+#endif

@@ -1,0 +1,48 @@
+/*
+** q4_ref.h -- the host side of the formats (internal, also used by tests and
+** tools): fp16 conversion, random weights, dequantization and a reference
+** product in double precision. Slow and obviously correct on purpose.
+*/
+#ifndef Q4_REF_H
+#define Q4_REF_H
+
+#include <stdint.h>
+
+#include "q4_types.h"
+
+/* IEEE binary16 <-> float, round to nearest even. */
+uint16_t q4_f2h(float f);
+float q4_h2f(uint16_t h);
+
+/* Weights in host memory, laid out as docs/FORMATS.md says. */
+typedef struct q4_host_weights {
+  q4_shape shape;
+  uint32_t *qweight;  /* [K/8][N] */
+  uint16_t *scales;   /* [G][N] fp16 */
+  uint16_t *zeros;    /* [G][N] fp16 */
+} q4_host_weights;
+
+/* A deterministic generator (splitmix64) for test data. */
+uint64_t q4_rand_next(uint64_t *state);
+float q4_rand_uniform(uint64_t *state, float lo, float hi);
+
+/* Random codes 0..15, scales in [0.002, 0.02], zeros in [4, 11] (not all
+** integers), all from `seed`. */
+q4_status q4_ref_random(q4_host_weights *w, const q4_shape *s, uint64_t seed);
+void q4_ref_free(q4_host_weights *w);
+
+/* Random fp16 activations in [-1, 1]. */
+void q4_ref_random_x(uint16_t *x, size_t count, uint64_t seed);
+
+/* Code of row k, column n. */
+int q4_ref_code(const q4_host_weights *w, int k, int n);
+/* (q - z) * s of row k, column n, in double. */
+double q4_ref_weight(const q4_host_weights *w, int k, int n);
+/* sum_k x[k] * W[k][n] in double, for one row x of length K. */
+double q4_ref_dot(const q4_host_weights *w, const uint16_t *x_row, int n);
+
+/* ||y - ref|| / ||ref|| over count values; y fp16; NaN or Inf in y gives
+** +inf, so a check against a bound can't pass on unwritten output. */
+double q4_rel_error(const uint16_t *y, const double *ref, size_t count);
+
+#endif

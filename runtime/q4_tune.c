@@ -1,0 +1,299 @@
+/*
+** q4_tune.c -- tuning one weight shape: compile, verify, time, choose.
+*/
+#include "q4_tune.h"
+
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "q4_bed.h"
+#include "q4_error.h"
+
+typedef struct candidate {
+  q4_variant v;
+  int64_t id;
+  int todo;               /* some bucket still lacks a measurement */
+  q4_status compile_st;
+  char compile_msg[256];
+} candidate;
+
+typedef struct tune_run {
+  q4_handle *h;
+  const q4_shape *s;
+  const q4_tune_options *o;
+  int buckets[32], nb;
+  candidate *c;
+  int nc;
+  atomic_int next_compile, compiled;
+} tune_run;
+
+static void emit(const tune_run *r, q4_tune_event *ev) {
+  ev->shape = r->s;
+  if (r->o->progress) r->o->progress(r->o->ctx, ev);
+}
+
+static int in_range(const q4_variant *v, int m) { return v->m_min <= m && m <= v->m_max; }
+
+/* Every variant of every template that some bucket will try, rendered. */
+static q4_status collect(tune_run *r) {
+  q4_handle *h = r->h;
+  q4_status st = Q4_OK;
+  pthread_mutex_lock(&h->lock);
+  for (int t = 0; !st && t < q4gen_count(h->gen); t++) {
+    if (!q4gen_supports(h->gen, t, r->s->format)) continue;
+    q4_variant *list = NULL;
+    int n = 0;
+    if ((st = q4gen_enumerate(h->gen, q4gen_name(h->gen, t), r->s, h->arch, &list, &n))) break;
+    candidate *grown = realloc(r->c, (size_t)(r->nc + n) * sizeof *grown);
+    if (!grown) {
+      q4gen_free_list(list, n);
+      st = q4_err(Q4_ERR_NO_MEMORY, "out of host memory");
+      break;
+    }
+    r->c = grown;
+    for (int i = 0; i < n; i++) {
+      int used = 0;
+      for (int b = 0; b < r->nb; b++) used |= in_range(&list[i], r->buckets[b]);
+      if (!used) {
+        q4_variant_free(&list[i]);
+        continue;
+      }
+      candidate *c = &r->c[r->nc++];
+      memset(c, 0, sizeof *c);
+      c->v = list[i];
+      if (!st) st = q4gen_render(h->gen, r->s, h->arch, &c->v);
+      if (!st) st = q4db_variant_id(h->db, &c->v, &c->id);
+    }
+    free(list);  /* the variants now belong to r->c */
+  }
+  pthread_mutex_unlock(&h->lock);
+  return st;
+}
+
+/* Which candidates still need measuring somewhere. */
+static q4_status find_todo(tune_run *r, int *todo) {
+  *todo = 0;
+  for (int i = 0; i < r->nc; i++) {
+    candidate *c = &r->c[i];
+    for (int b = 0; b < r->nb && !c->todo; b++) {
+      if (!in_range(&c->v, r->buckets[b])) continue;
+      int found = r->o->force ? 0 : 1;
+      if (!r->o->force) {
+        q4db_measurement m;
+        pthread_mutex_lock(&r->h->lock);
+        q4_status st = q4db_measurement_find(r->h->db, r->h->device_id, c->id, r->s, r->buckets[b], &m, &found);
+        pthread_mutex_unlock(&r->h->lock);
+        if (st) return st;
+      }
+      c->todo = !found;
+    }
+    *todo += c->todo;
+  }
+  return Q4_OK;
+}
+
+static void *compile_worker(void *arg) {
+  tune_run *r = arg;
+  for (;;) {
+    const int i = atomic_fetch_add(&r->next_compile, 1);
+    if (i >= r->nc) break;
+    candidate *c = &r->c[i];
+    if (!c->todo) continue;
+    c->compile_st = q4_kernel_precompile(r->h, &c->v);
+    if (c->compile_st) snprintf(c->compile_msg, sizeof c->compile_msg, "%s", q4_last_error());
+    q4_tune_event ev = {.phase = Q4_TUNE_COMPILE, .done = atomic_fetch_add(&r->compiled, 1) + 1,
+                        .variant = &c->v, .ok = c->compile_st == Q4_OK, .note = c->compile_msg};
+    emit(r, &ev);
+  }
+  return NULL;
+}
+
+static q4_status compile_all(tune_run *r, int todo) {
+  int threads = r->o->threads > 0 ? r->o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+  if (threads < 1) threads = 1;
+  if (threads > 64) threads = 64;
+  pthread_t tid[64];
+  (void)todo;
+  int started = 0;
+  for (; started < threads; started++)
+    if (pthread_create(&tid[started], NULL, compile_worker, r)) break;
+  if (!started) compile_worker(r);
+  for (int i = 0; i < started; i++) pthread_join(tid[i], NULL);
+  return Q4_OK;
+}
+
+/* Verify candidate c at the bed's M and time it with `samples` samples.
+** Fills `out` whether it passed or not; only a broken context is an error. */
+static q4_status measure(tune_run *r, q4_bed *bed, candidate *c, int samples, q4db_measurement *out) {
+  q4_handle *h = r->h;
+  memset(out, 0, sizeof *out);
+  out->device_id = h->device_id;
+  out->variant_id = c->id;
+  out->shape = *r->s;
+  out->m = bed->m;
+  out->median_us = out->min_us = out->max_us = out->rel_error = -1;
+  q4_status st = c->compile_st;
+  q4_kernel *k = NULL;
+  if (!st) {
+    pthread_mutex_lock(&h->lock);
+    if (!(st = q4_ctx_push(h))) {
+      st = q4_kernel_get(h, &c->v, &k);
+      q4_ctx_pop(h);
+    }
+    pthread_mutex_unlock(&h->lock);
+  }
+  if (st) {
+    snprintf(out->note, sizeof out->note, "%s", c->compile_st ? c->compile_msg : q4_last_error());
+  } else if ((st = q4_bed_verify(bed, q4_bed_run_kernel, k, &out->rel_error))) {
+    snprintf(out->note, sizeof out->note, "launch failed: %s", q4_last_error());
+  } else if (!(out->rel_error <= Q4_REL_ERROR_MAX)) {
+    snprintf(out->note, sizeof out->note, "wrong result: relative error %.3g", out->rel_error);
+  } else if ((st = q4_bed_time(bed, q4_bed_run_kernel, k, samples, &out->median_us, &out->min_us,
+                               &out->max_us))) {
+    snprintf(out->note, sizeof out->note, "timing failed: %s", q4_last_error());
+  } else {
+    out->ok = 1;
+  }
+  /* A failed launch can leave the context unusable: that ends the run. */
+  if (st == Q4_ERR_CUDA) return q4_err(Q4_ERR_CUDA, "%s[%s]: %s", c->v.tmpl, c->v.params, out->note);
+  return Q4_OK;
+}
+
+static void forget_plans(q4_handle *h, const q4_shape *s) {
+  pthread_mutex_lock(&h->lock);
+  for (q4_plan **pp = &h->plans; *pp;) {
+    q4_plan *p = *pp;
+    if (p->shape.format == s->format && p->shape.n == s->n && p->shape.k == s->k &&
+        p->shape.group_size == s->group_size) {
+      *pp = p->next;
+      free(p);
+    } else {
+      pp = &p->next;
+    }
+  }
+  pthread_mutex_unlock(&h->lock);
+}
+
+/* Screening: every candidate is verified and timed briefly; the fastest
+** few are then timed with the full sample count, and the winner is chosen
+** among those. */
+#define SCREEN_SAMPLES 5
+#define FINALISTS 6
+#define SCREENED_NOTE "screened out: timed with 5 samples"
+
+typedef struct result {
+  int cand;
+  int found;  /* came from the database */
+  q4db_measurement meas;
+} result;
+
+static int by_median(const void *a, const void *b) {
+  const result *x = a, *y = b;
+  if (x->meas.ok != y->meas.ok) return y->meas.ok - x->meas.ok;
+  return (x->meas.median_us > y->meas.median_us) - (x->meas.median_us < y->meas.median_us);
+}
+
+static q4_status store_all(tune_run *r, result *res, int n) {
+  q4_status st = Q4_OK;
+  pthread_mutex_lock(&r->h->lock);
+  for (int i = 0; i < n && !st; i++)
+    if (!res[i].found) st = q4db_measurement_add(r->h->db, &res[i].meas);
+  pthread_mutex_unlock(&r->h->lock);
+  return st;
+}
+
+static q4_status tune_bucket(tune_run *r, q4_bed *bed, int bi) {
+  const int m = r->buckets[bi];
+  int total = 0, n = 0;
+  for (int i = 0; i < r->nc; i++) total += in_range(&r->c[i].v, m);
+  result *res = calloc((size_t)total + 1, sizeof *res);
+  if (!res) return q4_err(Q4_ERR_NO_MEMORY, "out of host memory");
+  q4_status st = Q4_OK;
+  int bed_ready = 0;
+  for (int i = 0; i < r->nc && !st; i++) {
+    candidate *c = &r->c[i];
+    if (!in_range(&c->v, m)) continue;
+    result *x = &res[n++];
+    x->cand = i;
+    if (!r->o->force) {
+      pthread_mutex_lock(&r->h->lock);
+      st = q4db_measurement_find(r->h->db, r->h->device_id, c->id, r->s, m, &x->meas, &x->found);
+      pthread_mutex_unlock(&r->h->lock);
+      if (st) break;
+    }
+    if (!x->found) {
+      if (!bed_ready) {
+        if ((st = q4_bed_set_m(bed, m, r->o->seed + (uint64_t)m))) break;
+        bed_ready = 1;
+      }
+      if ((st = measure(r, bed, c, SCREEN_SAMPLES, &x->meas))) break;
+      if (x->meas.ok) snprintf(x->meas.note, sizeof x->meas.note, SCREENED_NOTE);
+    }
+    q4_tune_event ev = {.phase = Q4_TUNE_MEASURE, .m = m, .done = n, .total = total, .variant = &c->v,
+                        .skipped = x->found, .ok = x->meas.ok, .median_us = x->meas.median_us,
+                        .rel_error = x->meas.rel_error, .note = x->meas.note};
+    emit(r, &ev);
+  }
+  /* Full timing of the finalists measured in this run. */
+  qsort(res, (size_t)n, sizeof *res, by_median);
+  for (int i = 0, finals = 0; i < n && finals < FINALISTS && !st; i++) {
+    result *x = &res[i];
+    if (x->found || !x->meas.ok) continue;
+    finals++;
+    st = measure(r, bed, &r->c[x->cand], r->o->samples, &x->meas);
+  }
+  if (!st) st = store_all(r, res, n);
+  /* The winner: the fastest fully timed measurement, old or new. */
+  int best = -1;
+  for (int i = 0; i < n && !st; i++) {
+    const q4db_measurement *mm = &res[i].meas;
+    if (mm->ok && strcmp(mm->note, SCREENED_NOTE) && (best < 0 || mm->median_us < res[best].meas.median_us)) best = i;
+  }
+  if (!st && best < 0) st = q4_err(Q4_ERR_VERIFY, "no variant passed verification for M=%d", m);
+  if (!st) {
+    candidate *w = &r->c[res[best].cand];
+    pthread_mutex_lock(&r->h->lock);
+    st = q4db_winner_set(r->h->db, r->h->device_id, r->s, m, w->id, res[best].meas.median_us);
+    pthread_mutex_unlock(&r->h->lock);
+    q4_tune_event ev = {.phase = Q4_TUNE_WINNER, .m = m, .variant = &w->v, .ok = 1,
+                        .median_us = res[best].meas.median_us};
+    emit(r, &ev);
+  }
+  free(res);
+  return st;
+}
+
+q4_status q4_tune_shape(q4_handle *h, const q4_shape *s, const q4_tune_options *o) {
+  q4_err_clear();
+  if (!h || !s || !o || !o->m || o->m_count <= 0)
+    return q4_err(Q4_ERR_INVALID_ARG, "q4_tune_shape: NULL argument or no M values");
+  if (o->samples < 20) return q4_err(Q4_ERR_INVALID_ARG, "q4_tune_shape: at least 20 samples");
+  q4_weights probe = {s->format, s->n, s->k, s->group_size, (void *)16, (void *)16, (void *)16, NULL};
+  q4_status st = q4_weights_check(&probe);
+  if (st) return st;
+  tune_run r = {.h = h, .s = s, .o = o};
+  for (int i = 0; i < o->m_count; i++) {
+    if (o->m[i] <= 0) return q4_err(Q4_ERR_INVALID_ARG, "M=%d: must be at least 1", o->m[i]);
+    const int b = q4_m_bucket(o->m[i]);
+    int dup = 0;
+    for (int j = 0; j < r.nb; j++) dup |= r.buckets[j] == b;
+    if (!dup && r.nb < 32) r.buckets[r.nb++] = b;
+  }
+  st = collect(&r);
+  int todo = 0;
+  if (!st) st = find_todo(&r, &todo);
+  if (!st && todo) st = compile_all(&r, todo);
+  q4_bed bed;
+  memset(&bed, 0, sizeof bed);
+  if (!st && todo) st = q4_bed_open(&bed, h, s, o->seed, 1);
+  for (int b = 0; !st && b < r.nb; b++) st = tune_bucket(&r, &bed, b);
+  q4_bed_close(&bed);
+  forget_plans(h, s);
+  for (int i = 0; i < r.nc; i++) q4_variant_free(&r.c[i].v);
+  free(r.c);
+  return st;
+}

@@ -1,0 +1,208 @@
+-- q4_decode: int4 matrix product for small M (decode steps), on the tensor
+-- cores through mma.sync.m16n8k16 with the weights dequantized in registers.
+--
+-- Why this shape of kernel: at M <= 64 the product is bound by reading W, so
+-- every thread streams 16-byte weight loads and the 4-bit codes never touch
+-- shared memory. The mma's reduction index k may be permuted freely as long
+-- as x and W agree, so each thread's fragment comes straight out of the one
+-- word it loaded: lane 4g + t loads word row 4kb + t (rows 32kb + 8t .. +7)
+-- of four neighbouring columns, and x is read in the matching order.
+local C = import("_q4common")
+
+local function ceil_div(a, b) return (a + b - 1) // b end
+
+local T = {
+  name = "q4_decode",
+  formats = { "q4" },
+  priority = 10,
+  params = {
+    { "WARPS_N", { 1, 2, 4 } },    -- warps side by side along N (32 columns each)
+    { "WARPS_K", { 2, 4, 8 } },    -- warps splitting the block's K range
+    { "SPLIT_K", { 1, 2, 4, 8 } }, -- blocks splitting K, reduced in the epilogue
+    { "M_TILES", { 1, 2, 4 } },    -- 16-row tiles of x per block
+    { "UNROLL",  { 2, 4 } },       -- 16-byte weight loads in flight per thread
+  },
+}
+
+function T.meta(p, s)
+  local tile_m, tile_n = 16 * p.M_TILES, 32 * p.WARPS_N
+  return {
+    threads = 32 * p.WARPS_N * p.WARPS_K,
+    smem = p.WARPS_K * tile_m * tile_n * 4,
+    tile_m = tile_m, tile_n = tile_n, split_k = p.SPLIT_K,
+    -- more m tiles only pay off once M fills them
+    m_min = p.M_TILES == 1 and 1 or 8 * p.M_TILES + 1,
+    m_max = 32 * p.M_TILES,
+  }
+end
+
+function T.check(p, s)
+  if s.arch < 80 then return false, "mma.sync.m16n8k16 needs sm_80" end
+  if s.n % 4 ~= 0 or s.k % 32 ~= 0 then return false, "needs N % 4 == 0 and K % 32 == 0" end
+  local m = T.meta(p, s)
+  if m.smem > 64 * 1024 then return false, "reduction buffer over 64 KB" end
+  local kb = s.k // 32
+  if kb < p.SPLIT_K * p.WARPS_K then return false, "fewer 32-row blocks than warps along K" end
+  -- Split-K exists to fill the GPU: skip it where column tiles alone give
+  -- every SM of a large GPU several blocks.
+  local col_tiles = ceil_div(s.n, m.tile_n)
+  if p.SPLIT_K > 1 and col_tiles * p.SPLIT_K > 8 * 132 then
+    return false, "split-K not needed: enough column tiles"
+  end
+  if col_tiles * p.SPLIT_K * p.WARPS_K * p.WARPS_N < 132 * 4 then
+    return false, "too few warps to fill a GPU"
+  end
+  return true
+end
+
+function T.default(s, m)
+  if m > 64 and s.n % 64 == 0 then return nil end  -- q4_wmma takes it
+  local p = { WARPS_N = 1, WARPS_K = 8, M_TILES = m <= 16 and 1 or m <= 32 and 2 or 4, UNROLL = 4 }
+  local col_tiles = ceil_div(s.n, 32)
+  for _, split in ipairs({ 1, 2, 4, 8 }) do
+    p.SPLIT_K = split
+    if col_tiles * split >= 2 * 132 or s.k // 32 < 2 * split * p.WARPS_K then break end
+  end
+  while s.k // 32 < p.SPLIT_K * p.WARPS_K and p.WARPS_K > 2 do p.WARPS_K = p.WARPS_K // 2 end
+  return p
+end
+
+function T.constants(p, s)
+  return { TEMPLATE = "q4_decode" }
+end
+
+T.source = [==[
+{{ render(C.prelude) }}
+constexpr int WARPS_N = {{WARPS_N}}, WARPS_K = {{WARPS_K}};
+constexpr int M_TILES = {{M_TILES}}, UNROLL = {{UNROLL}};
+constexpr int KB = K / 32;                              // 32-row blocks of K
+constexpr int KB_SPLIT = (KB + SPLIT_K - 1) / SPLIT_K;  // blocks per split
+
+// D += A * B for one 16x8x16 tile: fp16 in, fp32 accumulate.
+__device__ __forceinline__ void mma16816(float (&d)[4], const u32 (&a)[4], u32 b0, u32 b1) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+               "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Weights are read exactly once: keep them out of L1.
+__device__ __forceinline__ uint4 load_stream(const u32 *p) {
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+  return v;
+}
+
+__device__ __forceinline__ u32 h2_bits(half2 h) { return *reinterpret_cast<u32 *>(&h); }
+
+// Scale and -zero*scale of this thread's four columns in group `grp`.
+__device__ __forceinline__ void load_group(const half *scales, const half *zeros, int grp,
+                                           int col, half2 (&s)[4], half2 (&nzs)[4]) {
+  const uint2 sv = __ldg(reinterpret_cast<const uint2 *>(&scales[(size_t)grp * N + col]));
+  const uint2 zv = __ldg(reinterpret_cast<const uint2 *>(&zeros[(size_t)grp * N + col]));
+  const half *sh = reinterpret_cast<const half *>(&sv), *zh = reinterpret_cast<const half *>(&zv);
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    s[j] = __half2half2(sh[j]);
+    nzs[j] = __half2half2(q4_neg_zs(zh[j], sh[j]));
+  }
+}
+
+{{ render(C.signature) }}
+{
+  extern __shared__ float red[];  // [WARPS_K][TILE_M][TILE_N] partial sums
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int wn = warp % WARPS_N, wk = warp / WARPS_N;
+  const int g = lane >> 2, t = lane & 3;
+  const int col = blockIdx.x * TILE_N + wn * 32 + 4 * g;  // first of 4 columns
+  const bool col_ok = col < N;  // N % 4 == 0: four columns are in or out together
+  const int m0 = blockIdx.y * TILE_M;
+  const int kb_begin = blockIdx.z * KB_SPLIT;
+  const int kb_end = min(KB, kb_begin + KB_SPLIT);
+
+  float acc[M_TILES][4][4];  // [m tile][column j][mma fragment]
+#pragma unroll
+  for (int i = 0; i < M_TILES; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
+
+  half2 s[4], nzs[4];
+//$ if GROUP_SIZE == K then
+  if (col_ok) load_group(scales, zeros, 0, col, s, nzs);
+//$ end
+
+  for (int kb0 = kb_begin + wk; kb0 < kb_end; kb0 += WARPS_K * UNROLL) {
+    // Issue every weight load of this round before the first use.
+    uint4 w[UNROLL];
+#pragma unroll
+    for (int u = 0; u < UNROLL; ++u) {
+      const int kb = kb0 + u * WARPS_K;
+      w[u] = (kb < kb_end && col_ok) ? load_stream(&qweight[(size_t)(4 * kb + t) * N + col])
+                                     : make_uint4(0, 0, 0, 0);
+    }
+#pragma unroll
+    for (int u = 0; u < UNROLL; ++u) {
+      const int kb = kb0 + u * WARPS_K;
+      if (kb >= kb_end) break;
+//$ if GROUP_SIZE < K then
+      if (col_ok) load_group(scales, zeros, kb * 32 / GROUP, col, s, nzs);
+//$ end
+      // B fragments: column j, half h (codes 2h, 2h+4 | 2h+1, 2h+5).
+      u32 b[4][4];
+      const u32 words[4] = {w[u].x, w[u].y, w[u].z, w[u].w};
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        half2 v[4];
+        q4_unpack(words[j], v);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) b[j][i] = h2_bits(q4_scale(v[i], s[j], nzs[j]));
+      }
+#pragma unroll
+      for (int mt = 0; mt < M_TILES; ++mt) {
+        // A fragments: rows g and g + 8 of this m tile, x[32kb + 8t .. +7]
+        // permuted to match the codes' order (i, i + 4).
+        const int r0 = m0 + mt * 16 + g, r1 = r0 + 8;
+        const uint4 xa = r0 < M ? __ldg(reinterpret_cast<const uint4 *>(&x[(size_t)r0 * K + 32 * kb + 8 * t]))
+                                : make_uint4(0, 0, 0, 0);
+        const uint4 xb = r1 < M ? __ldg(reinterpret_cast<const uint4 *>(&x[(size_t)r1 * K + 32 * kb + 8 * t]))
+                                : make_uint4(0, 0, 0, 0);
+        const u32 a0[4] = {__byte_perm(xa.x, xa.z, 0x5410), __byte_perm(xb.x, xb.z, 0x5410),
+                           __byte_perm(xa.x, xa.z, 0x7632), __byte_perm(xb.x, xb.z, 0x7632)};
+        const u32 a1[4] = {__byte_perm(xa.y, xa.w, 0x5410), __byte_perm(xb.y, xb.w, 0x5410),
+                           __byte_perm(xa.y, xa.w, 0x7632), __byte_perm(xb.y, xb.w, 0x7632)};
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          mma16816(acc[mt][j], a0, b[j][0], b[j][1]);
+          mma16816(acc[mt][j], a1, b[j][2], b[j][3]);
+        }
+      }
+    }
+  }
+
+  // Accumulator element e of column tile j is row g + 8(e / 2), column
+  // 4(2t + e % 2) + j of the warp's 32: undo the column interleave here.
+#pragma unroll
+  for (int mt = 0; mt < M_TILES; ++mt)
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int r = mt * 16 + g + 8 * (e >> 1);
+        const int c = wn * 32 + 4 * (2 * t + (e & 1)) + j;
+        red[(wk * TILE_M + r) * TILE_N + c] = acc[mt][j][e];
+      }
+  __syncthreads();
+  auto tile = [&](int r, int c) {
+    float sum = 0.f;
+#pragma unroll
+    for (int i = 0; i < WARPS_K; ++i) sum += red[(i * TILE_M + r) * TILE_N + c];
+    return sum;
+  };
+{{ render(C.epilogue) }}
+}
+]==]
+
+return T

@@ -1,0 +1,13 @@
+return {
+  name = "t_hole",
+  formats = {"q4"},
+  params = {{"X", {1}}},
+  check = function(p, s) return true end,
+  meta = function(p, s) return {threads = 32, smem = 0, tile_m = 1, tile_n = 1} end,
+  source = [==[
+int x;
+//$ if X == 1 then then
+int y;
+//$ end
+]==],
+}

@@ -1,0 +1,7 @@
+return {
+  name = "t_nocheck",
+  formats = {"q4"},
+  params = {{"X", {1}}},
+  meta = function(p, s) return {threads = 32, smem = 0, tile_m = 1, tile_n = 1} end,
+  source = "x",
+}

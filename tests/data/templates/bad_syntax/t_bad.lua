@@ -1,0 +1,4 @@
+return {
+  name = "t_bad",
+  formats = {"q4"} = 3,
+}

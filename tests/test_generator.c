@@ -1,0 +1,452 @@
+/*
+** test_generator.c -- the template generator against the templates in
+** tests/data/templates/ (through $Q4TUNE_TEMPLATE_DIR), plus every real
+** template in templates/ when the library embeds some.
+*/
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "q4_embed.h"
+#include "q4_error.h"
+#include "q4gen.h"
+#include "q4test.h"
+#include "render_lua.h"
+
+static char src_dir[PATH_MAX];  /* tests/ */
+
+static void use_dir(const char *sub) {
+  char path[PATH_MAX + 64];
+  snprintf(path, sizeof path, "%s/data/templates/%s", src_dir, sub);
+  setenv("Q4TUNE_TEMPLATE_DIR", path, 1);
+}
+
+static int has(const char *msg, const char *part) {
+  return strstr(msg, part) != NULL;
+}
+
+/* Read a file of the source tree (relative to tests/); NULL if missing. */
+static char *slurp(const char *rel) {
+  char path[PATH_MAX + 64];
+  snprintf(path, sizeof path, "%s/%s", src_dir, rel);
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  rewind(f);
+  char *buf = malloc((size_t)n + 1);
+  if (fread(buf, 1, (size_t)n, f) != (size_t)n) n = 0;
+  buf[n] = '\0';
+  fclose(f);
+  return buf;
+}
+
+/* 1-based line of the first line of file rel containing needle. */
+static int line_of(const char *rel, const char *needle) {
+  char *text = slurp(rel);
+  if (!text) return -1;
+  char *at = strstr(text, needle);
+  int line = 1;
+  for (char *p = text; at && p < at; p++) line += *p == '\n';
+  free(text);
+  return at ? line : -1;
+}
+
+static const q4_shape SHAPE = {Q4_FORMAT_Q4, 4096, 4096, 128};
+
+static q4_variant variant(const char *tmpl, const char *params) {
+  q4_variant v;
+  memset(&v, 0, sizeof v);
+  snprintf(v.tmpl, sizeof v.tmpl, "%s", tmpl);
+  snprintf(v.params, sizeof v.params, "%s", params);
+  return v;
+}
+
+/* Render tmpl[params] for SHAPE at sm_80: status, message in q4_last_error. */
+static q4_status render1(q4gen *g, const char *tmpl, const char *params, q4_variant *out) {
+  q4_variant v = variant(tmpl, params);
+  q4_status st = q4gen_render(g, &SHAPE, 80, &v);
+  if (out) *out = v;
+  else q4_variant_free(&v);
+  return st;
+}
+
+static void test_open_and_list(q4gen *g) {
+  CHECK(q4gen_count(g) == 10);
+  CHECK(!strcmp(q4gen_name(g, 0), "t_enum_os"));
+  CHECK(!strcmp(q4gen_name(g, 9), "t_text"));
+  CHECK(q4gen_name(g, 10) == NULL && q4gen_name(g, -1) == NULL);
+  int text = -1, loopcheck = -1;
+  for (int i = 0; i < q4gen_count(g); i++) {
+    if (!strcmp(q4gen_name(g, i), "t_text")) text = i;
+    if (!strcmp(q4gen_name(g, i), "t_loopcheck")) loopcheck = i;
+  }
+  CHECK(q4gen_supports(g, text, Q4_FORMAT_Q4) && q4gen_supports(g, text, Q4_FORMAT_Q4S));
+  CHECK(!q4gen_supports(g, loopcheck, Q4_FORMAT_Q4) && q4gen_supports(g, loopcheck, Q4_FORMAT_Q4S));
+  CHECK(!q4gen_supports(g, 99, Q4_FORMAT_Q4));
+}
+
+static const char *EXPECTED_TEXT =
+    "// t_text A=2 B=10\n"
+    "constexpr int half = 5;\n"
+    "constexpr float frac = 0.5;\n"
+    "constexpr bool flag = true, nflag = false;\n"
+    "const char *name = \"t\";\n"
+    "  x[0] = 0;\n"
+    "  x[1] = 10;\n"
+    "  small();\n"
+    "  sq = 4, n = 4096, k = 4096, g = 128, q4, sm_80;\n"
+    "  threads = 64, smem=40, 2x10, split 1, m 1..1000000000;\n"
+    "lib: 2+10\n"
+    "x=7\n"
+    "4 hi\n"
+    "end";
+
+static void test_render_text(q4gen *g) {
+  q4_variant v;
+  CHECK_OK(render1(g, "t_text", "A=2,B=10", &v));
+  CHECK_MSG(v.source && !strcmp(v.source, EXPECTED_TEXT), "got:\n%s", v.source ? v.source : "(null)");
+  CHECK(v.threads == 64 && v.smem == 40 && v.tile_m == 2 && v.tile_n == 10);
+  CHECK(v.split_k == 1 && v.m_min == 1 && v.m_max == 1000000000);
+  q4_variant_free(&v);
+  CHECK(v.source == NULL);
+
+  /* the other branch, a longer loop, and "flag" false */
+  CHECK_OK(render1(g, "t_text", "A=3,B=10", &v));
+  CHECK(v.source && has(v.source, "  x[2] = 20;\n  small();\n") && has(v.source, "flag = false, nflag = true"));
+  q4_variant_free(&v);
+  CHECK_OK(render1(g, "t_text", "A=1,B=20", &v));
+  CHECK(v.source && has(v.source, "  x[0] = 0;\n  big();\n") && !has(v.source, "x[1]"));
+  CHECK(v.source && has(v.source, "half = 10;"));
+  q4_variant_free(&v);
+}
+
+static void test_enumerate(q4gen *g) {
+  q4_variant *list;
+  int n;
+  CHECK_OK(q4gen_enumerate(g, "t_text", &SHAPE, 80, &list, &n));
+  static const char *want[] = {"A=1,B=10", "A=1,B=20", "A=2,B=10", "A=2,B=20", "A=3,B=10"};
+  CHECK_MSG(n == 5, "n = %d", n);
+  for (int i = 0; i < n && i < 5; i++) {
+    CHECK_MSG(!strcmp(list[i].params, want[i]), "%d: %s", i, list[i].params);
+    CHECK(!strcmp(list[i].tmpl, "t_text") && list[i].source == NULL && list[i].hash[0] == '\0');
+  }
+  if (n == 5) CHECK(list[4].threads == 96 && list[4].smem == 40 && list[4].tile_n == 10);
+  /* round trip: every enumerated variant renders with the same launch fields */
+  for (int i = 0; i < n; i++) {
+    q4_variant v = list[i];
+    v.source = NULL;
+    CHECK_OK(q4gen_render(g, &SHAPE, 80, &v));
+    CHECK(v.threads == list[i].threads && v.smem == list[i].smem && v.tile_m == list[i].tile_m &&
+          v.tile_n == list[i].tile_n && v.m_max == list[i].m_max);
+    CHECK(v.source && strlen(v.hash) == 32);
+    list[i].source = v.source;  /* freed by q4gen_free_list */
+  }
+  q4gen_free_list(list, n);
+
+  /* a format the template doesn't take: nothing, and no error */
+  q4_shape s4s = SHAPE;
+  s4s.format = Q4_FORMAT_Q4S;
+  CHECK_OK(q4gen_enumerate(g, "t_meta", &s4s, 80, &list, &n));
+  CHECK(n == 0 && list == NULL);
+  CHECK(q4gen_enumerate(g, "nosuch", &SHAPE, 80, &list, &n) == Q4_ERR_INVALID_ARG);
+  CHECK(has(q4_last_error(), "nosuch"));
+  q4_shape bad = SHAPE;
+  bad.k = 0;
+  CHECK(q4gen_enumerate(g, "t_text", &bad, 80, &list, &n) == Q4_ERR_INVALID_ARG);
+}
+
+static void test_render_params(q4gen *g) {
+  CHECK(render1(g, "t_text", "A=2", NULL) == Q4_ERR_TEMPLATE);
+  CHECK_MSG(has(q4_last_error(), "missing parameter 'B'"), "%s", q4_last_error());
+  CHECK(render1(g, "t_text", "A=2,B=10,C=1", NULL) == Q4_ERR_TEMPLATE);
+  CHECK_MSG(has(q4_last_error(), "unknown parameter 'C'"), "%s", q4_last_error());
+  CHECK(render1(g, "t_text", "A=4,B=10", NULL) == Q4_ERR_TEMPLATE);
+  CHECK_MSG(has(q4_last_error(), "A=4 is not one of {1, 2, 3}"), "%s", q4_last_error());
+  CHECK(render1(g, "t_text", "A=2,A=2,B=10", NULL) == Q4_ERR_TEMPLATE);
+  CHECK(has(q4_last_error(), "given twice"));
+  CHECK(render1(g, "t_text", "A:2,B=10", NULL) == Q4_ERR_TEMPLATE);
+  CHECK(has(q4_last_error(), "not NAME=integer"));
+  CHECK(render1(g, "t_text", "", NULL) == Q4_ERR_TEMPLATE);
+  CHECK(render1(g, "t_text", "A=3,B=20", NULL) == Q4_ERR_TEMPLATE);
+  CHECK_MSG(has(q4_last_error(), "t_text.lua: check(A=3,B=20) rejects it: A=3 with B=20"), "%s",
+            q4_last_error());
+  CHECK(render1(g, "nosuch", "A=1", NULL) == Q4_ERR_INVALID_ARG);
+  q4_shape s4s = SHAPE;
+  s4s.format = Q4_FORMAT_Q4S;
+  q4_variant v = variant("t_meta", "CASE=12");
+  CHECK(q4gen_render(g, &s4s, 80, &v) == Q4_ERR_TEMPLATE);
+  CHECK(has(q4_last_error(), "does not take format q4s"));
+  /* a failed render leaves the variant alone; a second render replaces the source */
+  CHECK(v.source == NULL);
+  CHECK_OK(q4gen_render(g, &SHAPE, 80, &v));
+  CHECK_OK(q4gen_render(g, &SHAPE, 80, &v));
+  q4_variant_free(&v);
+}
+
+static void test_meta(q4gen *g) {
+  static const char *msgs[] = {
+      "threads = 100 is not a multiple of 32 in 32..1024",
+      "threads = 2048 is not a multiple of 32 in 32..1024",
+      "smem = -1 is negative", "tile_m = 0 is below 1", "split_k = 0 is below 1",
+      "m_min = 0 is below 1", "m_max = 5 is below m_min = 10", "threads = false is not a number",
+      "unknown field 'thread'", "smem = 1.5 is not an integer", "missing field 'threads'"};
+  for (int c = 1; c <= 11; c++) {
+    char params[32];
+    snprintf(params, sizeof params, "CASE=%d", c);
+    CHECK(render1(g, "t_meta", params, NULL) == Q4_ERR_TEMPLATE);
+    CHECK_MSG(has(q4_last_error(), msgs[c - 1]) && has(q4_last_error(), "t_meta.lua: meta(CASE="),
+              "case %d: %s", c, q4_last_error());
+  }
+  q4_variant v;
+  CHECK_OK(render1(g, "t_meta", "CASE=12", &v));
+  CHECK(v.m_max == 1000000000 && v.source && !strcmp(v.source, "64 1 1000000000"));
+  q4_variant_free(&v);
+  CHECK_OK(render1(g, "t_meta", "CASE=13", &v));
+  CHECK(v.m_max == INT_MAX && v.split_k == 4 && v.source && !strcmp(v.source, "64 4 2147483647"));
+  q4_variant_free(&v);
+  /* enumerate stops at the first bad meta */
+  q4_variant *list;
+  int n;
+  CHECK(q4gen_enumerate(g, "t_meta", &SHAPE, 80, &list, &n) == Q4_ERR_TEMPLATE);
+  CHECK(n == 0 && list == NULL && has(q4_last_error(), "meta(CASE=1)"));
+}
+
+static void test_sandbox(q4gen *g) {
+  static const char *names[] = {"'io'", "'os'", "'require'", "'load'", "string.dump",
+                                "string.dump", "'nosuch_name'"};
+  for (int w = 1; w <= 7; w++) {
+    char params[32];
+    snprintf(params, sizeof params, "WHAT=%d", w);
+    CHECK(render1(g, "t_sandbox", params, NULL) == Q4_ERR_TEMPLATE);
+    CHECK_MSG(has(q4_last_error(), names[w - 1]) && has(q4_last_error(), "t_sandbox.lua:"),
+              "WHAT=%d: %s", w, q4_last_error());
+  }
+  /* the message names the line of the template file */
+  char want[64];
+  snprintf(want, sizeof want, "t_sandbox.lua:%d: 'io' is not available",
+           line_of("data/templates/basic/t_sandbox.lua", "io.open"));
+  render1(g, "t_sandbox", "WHAT=1", NULL);
+  CHECK_MSG(has(q4_last_error(), want), "%s", q4_last_error());
+  snprintf(want, sizeof want, "t_sandbox.lua:%d: undefined name 'nosuch_name'",
+           line_of("data/templates/basic/t_sandbox.lua", "nosuch_name"));
+  render1(g, "t_sandbox", "WHAT=7", NULL);
+  CHECK_MSG(has(q4_last_error(), want), "%s", q4_last_error());
+
+  q4_variant *list;
+  int n;
+  CHECK(q4gen_enumerate(g, "t_enum_os", &SHAPE, 80, &list, &n) == Q4_ERR_TEMPLATE);
+  CHECK_MSG(has(q4_last_error(), "t_enum_os.lua:6: 'os' is not available"), "%s", q4_last_error());
+}
+
+static void test_runaway(q4gen *g) {
+  CHECK(render1(g, "t_runaway", "WHAT=1", NULL) == Q4_ERR_TEMPLATE);
+  CHECK_MSG(has(q4_last_error(), "t_runaway.lua:") && has(q4_last_error(), "ran too long"), "%s",
+            q4_last_error());
+  CHECK(render1(g, "t_runaway", "WHAT=2", NULL) == Q4_ERR_TEMPLATE);  /* pcall can't hide it */
+  CHECK_MSG(has(q4_last_error(), "ran too long"), "%s", q4_last_error());
+  CHECK(render1(g, "t_runaway", "WHAT=3", NULL) == Q4_ERR_TEMPLATE);
+  CHECK_MSG(has(q4_last_error(), "t_runaway.lua: out of memory"), "%s", q4_last_error());
+  CHECK(render1(g, "t_runaway", "WHAT=4", NULL) == Q4_ERR_TEMPLATE);
+  CHECK_MSG(has(q4_last_error(), "out of memory") || has(q4_last_error(), "ran too long"), "%s",
+            q4_last_error());
+  q4_shape s4s = SHAPE;
+  s4s.format = Q4_FORMAT_Q4S;
+  q4_variant *list;
+  int n;
+  CHECK(q4gen_enumerate(g, "t_loopcheck", &s4s, 80, &list, &n) == Q4_ERR_TEMPLATE);
+  CHECK_MSG(has(q4_last_error(), "t_loopcheck.lua:5: template ran too long"), "%s", q4_last_error());
+  /* the state is still fine afterwards */
+  CHECK_OK(render1(g, "t_text", "A=2,B=10", NULL));
+}
+
+static void test_hash(q4gen *g) {
+  q4_variant a, b, c;
+  CHECK_OK(render1(g, "t_text", "A=2,B=10", &a));
+  CHECK_OK(render1(g, "t_text", "A=2,B=10", &b));
+  CHECK_OK(render1(g, "t_text", "A=1,B=10", &c));
+  CHECK(strlen(a.hash) == 32 && strspn(a.hash, "0123456789abcdef") == 32);
+  CHECK(!strcmp(a.hash, b.hash) && strcmp(a.hash, c.hash));
+  if (a.source) {
+    XXH128_canonical_t h;
+    XXH128_canonicalFromHash(&h, XXH3_128bits(a.source, strlen(a.source)));
+    char hex[33];
+    for (int i = 0; i < 16; i++) snprintf(hex + 2 * i, 3, "%02x", h.digest[i]);
+    CHECK(!strcmp(hex, a.hash));
+  }
+  q4_variant_free(&a);
+  q4_variant_free(&b);
+  q4_variant_free(&c);
+}
+
+/* The same template file with one changed character: a different hash. */
+static void test_hash_source_change(void) {
+  char dir[] = "/tmp/q4gen_test_XXXXXX", path[64];
+  if (!mkdtemp(dir)) {
+    CHECK(0);
+    return;
+  }
+  snprintf(path, sizeof path, "%s/t_one.lua", dir);
+  char hash[2][Q4_HASH_MAX];
+  for (int round = 0; round < 2; round++) {
+    FILE *f = fopen(path, "w");
+    fprintf(f, "return { name = 't_one', formats = {'q4'}, params = {{'X', {1}}},\n"
+               "  check = function() return true end,\n"
+               "  meta = function() return {threads = 32, smem = 0, tile_m = 1, tile_n = 1} end,\n"
+               "  source = 'int x = {{X}} + %d;' }\n", round);
+    fclose(f);
+    setenv("Q4TUNE_TEMPLATE_DIR", dir, 1);
+    q4gen *g = NULL;
+    q4_variant v = variant("t_one", "X=1");
+    CHECK_OK(q4gen_open(&g));
+    CHECK_OK(q4gen_render(g, &SHAPE, 80, &v));
+    snprintf(hash[round], sizeof hash[round], "%s", v.hash);
+    q4_variant_free(&v);
+    q4gen_close(g);
+  }
+  CHECK(strlen(hash[0]) == 32 && strcmp(hash[0], hash[1]));
+  unlink(path);
+  rmdir(dir);
+}
+
+static void test_default(q4gen *g) {
+  q4_variant v;
+  CHECK_OK(q4gen_default(g, &SHAPE, 80, 1, &v));
+  CHECK_MSG(!strcmp(v.tmpl, "t_prio_c") && !strcmp(v.params, "X=1"), "%s %s", v.tmpl, v.params);
+  CHECK(v.source && !strcmp(v.source, "c 1") && strlen(v.hash) == 32 && v.threads == 32);
+  q4_variant_free(&v);
+  CHECK_OK(q4gen_default(g, &SHAPE, 80, 32, &v));  /* t_prio_b wins the tie by name */
+  CHECK_MSG(!strcmp(v.tmpl, "t_prio_b") && v.source && !strcmp(v.source, "b 2"), "%s", v.tmpl);
+  q4_variant_free(&v);
+  CHECK_OK(q4gen_default(g, &SHAPE, 80, 7, &v));  /* t_prio_a's answer fails its check */
+  CHECK_MSG(!strcmp(v.tmpl, "t_prio_c"), "%s", v.tmpl);
+  q4_variant_free(&v);
+  q4_shape s4s = SHAPE;
+  s4s.format = Q4_FORMAT_Q4S;
+  CHECK_OK(q4gen_default(g, &s4s, 80, 100, &v));
+  CHECK(!strcmp(v.tmpl, "t_prio_d") && !strcmp(v.params, "X=1") && v.source && !strcmp(v.source, "d 1"));
+  q4_variant_free(&v);
+  CHECK(q4gen_default(g, &s4s, 80, 101, &v) == Q4_ERR_UNSUPPORTED);
+  CHECK(has(q4_last_error(), "no template offers a default"));
+  CHECK(q4gen_default(g, &SHAPE, 80, 0, &v) == Q4_ERR_INVALID_ARG);
+}
+
+static void test_null_args(q4gen *g) {
+  q4_variant v = variant("t_text", "A=1,B=10"), *list = NULL;
+  int n = 0;
+  CHECK(q4gen_open(NULL) == Q4_ERR_INVALID_ARG);
+  CHECK(q4gen_enumerate(NULL, "t_text", &SHAPE, 80, &list, &n) == Q4_ERR_INVALID_ARG);
+  CHECK(q4gen_enumerate(g, NULL, &SHAPE, 80, &list, &n) == Q4_ERR_INVALID_ARG);
+  CHECK(q4gen_enumerate(g, "t_text", NULL, 80, &list, &n) == Q4_ERR_INVALID_ARG);
+  CHECK(q4gen_enumerate(g, "t_text", &SHAPE, 80, NULL, &n) == Q4_ERR_INVALID_ARG);
+  CHECK(q4gen_enumerate(g, "t_text", &SHAPE, 80, &list, NULL) == Q4_ERR_INVALID_ARG);
+  CHECK(q4gen_render(NULL, &SHAPE, 80, &v) == Q4_ERR_INVALID_ARG);
+  CHECK(q4gen_render(g, NULL, 80, &v) == Q4_ERR_INVALID_ARG);
+  CHECK(q4gen_render(g, &SHAPE, 80, NULL) == Q4_ERR_INVALID_ARG);
+  CHECK(q4gen_default(NULL, &SHAPE, 80, 1, &v) == Q4_ERR_INVALID_ARG);
+  CHECK(q4gen_default(g, NULL, 80, 1, &v) == Q4_ERR_INVALID_ARG);
+  CHECK(q4gen_default(g, &SHAPE, 80, 1, NULL) == Q4_ERR_INVALID_ARG);
+  CHECK(q4gen_count(NULL) == 0 && q4gen_name(NULL, 0) == NULL && !q4gen_supports(NULL, 0, Q4_FORMAT_Q4));
+  q4gen_close(NULL);
+  q4_variant_free(NULL);
+  q4gen_free_list(NULL, 0);
+}
+
+/* Directories whose templates must not load: the message names file and line. */
+static void test_load_errors(void) {
+  static const struct { const char *dir, *msg; } cases[] = {
+      {"bad_syntax", "t_bad.lua:3:"},
+      {"bad_hole", NULL},  /* line computed below */
+      {"bad_name", "t_name.lua: name is \"t_other\" but the file is t_name.lua"},
+      {"bad_params", "t_name"},
+      {"bad_nocheck", "t_nocheck.lua: check must be a function"},
+      {"bad_field", "t_field.lua: unknown field 'defualt'"},
+      {"only_libs", "no templates in"},
+      {"no_such_dir", "cannot open template directory"},
+  };
+  char hole[64];
+  snprintf(hole, sizeof hole, "t_hole.lua:%d:", line_of("data/templates/bad_hole/t_hole.lua", "then then"));
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    use_dir(cases[i].dir);
+    q4gen *g = (q4gen *)1;
+    q4_status st = q4gen_open(&g);
+    const char *want = !strcmp(cases[i].dir, "bad_hole") ? hole
+                       : !strcmp(cases[i].dir, "bad_params") ? "t_params.lua: parameter 'X': value 2 (2.5) is not an integer"
+                       : cases[i].msg;
+    CHECK_MSG(st == (!strcmp(cases[i].dir, "no_such_dir") ? Q4_ERR_IO : Q4_ERR_TEMPLATE) && g == NULL,
+              "%s: %s", cases[i].dir, q4_status_name(st));
+    CHECK_MSG(has(q4_last_error(), want), "%s: %s", cases[i].dir, q4_last_error());
+  }
+}
+
+/* render_lua.h must be what embed_lua.sh makes of render.lua. */
+static void test_embedded_render_lua(void) {
+  char *text = slurp("../generator/render.lua");
+  if (!text) return;  /* no source tree next to the test */
+  CHECK_MSG(!strcmp(text, q4gen_render_lua), "generator/render_lua.h is stale: run sh generator/embed_lua.sh");
+  free(text);
+}
+
+/* Every variant of every real template renders, when there are any. */
+static void test_real_templates(void) {
+  if (q4_templates_count == 0) return;
+  unsetenv("Q4TUNE_TEMPLATE_DIR");
+  q4gen *g = NULL;
+  CHECK_OK(q4gen_open(&g));
+  if (!g) return;
+  for (int i = 0; i < q4gen_count(g); i++) {
+    const char *name = q4gen_name(g, i);
+    q4_variant *list = NULL;
+    int n = 0, ok = 0;
+    CHECK_OK(q4gen_enumerate(g, name, &SHAPE, 80, &list, &n));
+    for (int j = 0; j < n; j++) {
+      q4_status st = q4gen_render(g, &SHAPE, 80, &list[j]);
+      CHECK_MSG(st == Q4_OK, "%s[%s]: %s", name, list[j].params, q4_last_error());
+      ok += st == Q4_OK && list[j].source && list[j].source[0] && strlen(list[j].hash) == 32;
+    }
+    CHECK_MSG(ok == n, "%s: %d of %d rendered", name, ok, n);
+    printf("  %s: %d variants rendered\n", name, n);
+    q4gen_free_list(list, n);
+  }
+  q4_variant v;
+  for (int m = 1; m <= 4096; m *= 4)
+    if (q4gen_default(g, &SHAPE, 80, m, &v) == Q4_OK) {
+      CHECK(v.source != NULL);
+      q4_variant_free(&v);
+    }
+  q4gen_close(g);
+}
+
+int main(void) {
+  snprintf(src_dir, sizeof src_dir, "%s", __FILE__);
+  char *slash = strrchr(src_dir, '/');
+  if (slash) *slash = '\0';
+  else snprintf(src_dir, sizeof src_dir, ".");
+
+  use_dir("basic");
+  q4gen *g = NULL;
+  CHECK_OK(q4gen_open(&g));
+  if (g) {
+    test_open_and_list(g);
+    test_render_text(g);
+    test_enumerate(g);
+    test_render_params(g);
+    test_meta(g);
+    test_sandbox(g);
+    test_runaway(g);
+    test_hash(g);
+    test_default(g);
+    test_null_args(g);
+    q4gen_close(g);
+  }
+  test_hash_source_change();
+  test_load_errors();
+  test_embedded_render_lua();
+  test_real_templates();
+  return q4test_done("test_generator");
+}

@@ -1,0 +1,224 @@
+/*
+** cli.c -- option parsing, model presets and the progress display.
+*/
+#include "cli.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+const int cli_default_m[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
+const int cli_default_m_count = (int)(sizeof cli_default_m / sizeof cli_default_m[0]);
+
+/* The linear layers of common models, as (N, K): y = x[M][K] * W[K][N]. */
+typedef struct preset {
+  const char *name;
+  int shapes[8][2];
+  int count;
+} preset;
+
+static const preset presets[] = {
+    /* q,k,v fused; o; gate,up fused; down */
+    {"llama-7b", {{12288, 4096}, {4096, 4096}, {22016, 4096}, {4096, 11008}}, 4},
+    {"llama-13b", {{15360, 5120}, {5120, 5120}, {27648, 5120}, {5120, 13824}}, 4},
+    {"llama3-8b", {{6144, 4096}, {4096, 4096}, {28672, 4096}, {4096, 14336}}, 4},
+    {"llama3-70b", {{10240, 8192}, {8192, 8192}, {57344, 8192}, {8192, 28672}}, 4},
+};
+
+static int add_preset(cli_opts *o, const char *name) {
+  for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++) {
+    if (strcmp(presets[i].name, name)) continue;
+    for (int j = 0; j < presets[i].count && o->nshapes < CLI_MAX_SHAPES; j++) {
+      q4_shape *s = &o->shapes[o->nshapes++];
+      s->n = presets[i].shapes[j][0];
+      s->k = presets[i].shapes[j][1];
+    }
+    o->model = presets[i].name;
+    return 0;
+  }
+  fprintf(stderr, "q4tune: unknown model '%s'; known:", name);
+  for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++) fprintf(stderr, " %s", presets[i].name);
+  fputc('\n', stderr);
+  return -1;
+}
+
+/* A positive int, all of the string. */
+static int parse_int(const char *s, int *out) {
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno || end == s || *end || v < 0 || v > 1 << 30) return -1;
+  *out = (int)v;
+  return 0;
+}
+
+static int parse_shape(cli_opts *o, const char *arg) {
+  char buf[64];
+  snprintf(buf, sizeof buf, "%s", arg);
+  char *comma = strchr(buf, ',');
+  int n, k;
+  if (!comma || (*comma = 0, parse_int(buf, &n)) || parse_int(comma + 1, &k) || n <= 0 || k <= 0) {
+    fprintf(stderr, "q4tune: --shape wants N,K (two positive integers), got '%s'\n", arg);
+    return -1;
+  }
+  if (o->nshapes >= CLI_MAX_SHAPES) {
+    fprintf(stderr, "q4tune: too many shapes\n");
+    return -1;
+  }
+  q4_shape *s = &o->shapes[o->nshapes++];
+  s->n = n;
+  s->k = k;
+  return 0;
+}
+
+static int parse_m(cli_opts *o, const char *arg) {
+  char buf[512];
+  snprintf(buf, sizeof buf, "%s", arg);
+  o->nm = 0;
+  for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+    int m;
+    if (parse_int(tok, &m) || m < 1 || o->nm >= CLI_MAX_M) {
+      fprintf(stderr, "q4tune: --m wants a list of positive integers, got '%s'\n", arg);
+      return -1;
+    }
+    o->m[o->nm++] = m;
+  }
+  return o->nm ? 0 : -1;
+}
+
+static int parse_format(cli_opts *o, const char *arg) {
+  o->nformats = 0;
+  if (!strcmp(arg, "q4") || !strcmp(arg, "all")) o->formats[o->nformats++] = Q4_FORMAT_Q4;
+  if (!strcmp(arg, "q4s") || !strcmp(arg, "all")) o->formats[o->nformats++] = Q4_FORMAT_Q4S;
+  if (!o->nformats) {
+    fprintf(stderr, "q4tune: --format wants q4, q4s or all, got '%s'\n", arg);
+    return -1;
+  }
+  return 0;
+}
+
+int cli_parse(int argc, char **argv, cli_opts *o, const char *usage, const char *default_model) {
+  memset(o, 0, sizeof *o);
+  o->samples = 25;
+  o->seed = 20261124;
+  o->formats[0] = Q4_FORMAT_Q4;
+  o->nformats = 1;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    int bad = 0;
+#define NEEDS_VALUE() \
+  if (!v) { fprintf(stderr, "q4tune %s: %s needs a value\n", argv[0], a); return -1; } \
+  i++
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+      fputs(usage, stdout);
+      return 1;
+    } else if (!strcmp(a, "--model")) {
+      NEEDS_VALUE();
+      bad = add_preset(o, v);
+    } else if (!strcmp(a, "--shape")) {
+      NEEDS_VALUE();
+      bad = parse_shape(o, v);
+    } else if (!strcmp(a, "--m")) {
+      NEEDS_VALUE();
+      bad = parse_m(o, v);
+    } else if (!strcmp(a, "--group")) {
+      NEEDS_VALUE();
+      bad = parse_int(v, &o->group_size);
+      if (bad) fprintf(stderr, "q4tune: --group wants 0 (per-channel) or a group size, got '%s'\n", v);
+    } else if (!strcmp(a, "--format")) {
+      NEEDS_VALUE();
+      bad = parse_format(o, v);
+    } else if (!strcmp(a, "--db")) {
+      NEEDS_VALUE();
+      o->db = v;
+    } else if (!strcmp(a, "--device")) {
+      NEEDS_VALUE();
+      bad = parse_int(v, &o->device);
+      if (bad) fprintf(stderr, "q4tune: --device wants a device number, got '%s'\n", v);
+    } else if (!strcmp(a, "--threads")) {
+      NEEDS_VALUE();
+      bad = parse_int(v, &o->threads);
+    } else if (!strcmp(a, "--samples")) {
+      NEEDS_VALUE();
+      bad = parse_int(v, &o->samples) || o->samples < 20;
+      if (bad) fprintf(stderr, "q4tune: --samples wants at least 20\n");
+    } else if (!strcmp(a, "--seed")) {
+      NEEDS_VALUE();
+      o->seed = strtoull(v, NULL, 10);
+    } else if (!strcmp(a, "--force")) {
+      o->force = 1;
+    } else if (!strcmp(a, "--json")) {
+      o->json = 1;
+    } else if (!strcmp(a, "--csv")) {
+      o->csv = 1;
+    } else {
+      fprintf(stderr, "q4tune %s: unknown option '%s' (see q4tune %s --help)\n", argv[0], a, argv[0]);
+      return -1;
+    }
+#undef NEEDS_VALUE
+    if (bad) return -1;
+  }
+  if (!o->nshapes && default_model && add_preset(o, default_model)) return -1;
+  if (!o->nm) {
+    memcpy(o->m, cli_default_m, sizeof(int) * (size_t)cli_default_m_count);
+    o->nm = cli_default_m_count;
+  }
+  /* Each shape once per format, with the group size filled in. */
+  const int base = o->nshapes;
+  q4_shape all[CLI_MAX_SHAPES];
+  int n = 0;
+  for (int f = 0; f < o->nformats; f++)
+    for (int i = 0; i < base && n < CLI_MAX_SHAPES; i++) {
+      all[n] = o->shapes[i];
+      all[n].format = o->formats[f];
+      all[n].group_size = o->group_size ? o->group_size : all[n].k;
+      n++;
+    }
+  memcpy(o->shapes, all, sizeof(q4_shape) * (size_t)n);
+  o->nshapes = n;
+  return 0;
+}
+
+int cli_fail(const char *what, int status) {
+  fprintf(stderr, "q4tune: %s: %s: %s\n", what, q4_status_name((q4_status)status), q4_last_error());
+  return 1;
+}
+
+void cli_shape_name(const q4_shape *s, char *buf, size_t size) {
+  if (s->group_size == s->k)
+    snprintf(buf, size, "%s N=%d K=%d per-channel", q4_format_name(s->format), s->n, s->k);
+  else
+    snprintf(buf, size, "%s N=%d K=%d g%d", q4_format_name(s->format), s->n, s->k, s->group_size);
+}
+
+double cli_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void cli_progress_start(cli_progress *p, const char *label) {
+  p->tty = isatty(STDERR_FILENO);
+  p->started = cli_now();
+  p->label = label;
+}
+
+void cli_progress_update(cli_progress *p, int done, int total, const char *detail) {
+  if (!p->tty || total <= 0) return;
+  const double el = cli_now() - p->started;
+  const double eta = done > 0 ? el * (total - done) / done : 0;
+  const int width = 24, fill = done * width / total;
+  char bar[32];
+  for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+  bar[width] = 0;
+  fprintf(stderr, "\r\033[K%s [%s] %d/%d ETA %d:%02d %.40s", p->label, bar, done, total, (int)eta / 60,
+          (int)eta % 60, detail ? detail : "");
+  fflush(stderr);
+}
+
+void cli_progress_end(cli_progress *p) {
+  if (p->tty) fputs("\r\033[K", stderr);
+}
