@@ -1,7 +1,7 @@
 /*
 ** q4gen.c -- kernel templates: loading, enumeration, rendering, defaults.
 **
-** The work happens in Lua: render.lua (embedded from render_lua.h) validates
+** The work happens in Lua: render.lua (embedded at build time) validates
 ** templates, walks the parameter space, compiles sources and renders them,
 ** inside the sandboxed state of q4gen_sandbox.c. This file moves files in and
 ** variant records out, hashes sources, and turns Lua errors into
@@ -21,7 +21,6 @@
 #include "q4_embed.h"
 #include "q4_error.h"
 #include "q4gen_sandbox.h"
-#include "render_lua.h"
 
 typedef struct tmpl_info {
   char name[Q4_NAME_MAX];
@@ -116,7 +115,7 @@ static q4_status host(q4gen *g, host_call *c) {
 }
 
 static int load_host(lua_State *L) {
-  if (luaL_loadbufferx(L, q4gen_render_lua, sizeof q4gen_render_lua - 1, "=render.lua", "t"))
+  if (luaL_loadbufferx(L, q4_genlua[0].data, q4_genlua[0].size, "=render.lua", "t"))
     return lua_error(L);
   q4sb_push_helpers(lua_touserdata(L, 1));
   lua_call(L, 1, 1);
@@ -318,6 +317,7 @@ static void read_meta(lua_State *L, int t, q4_variant *v) {
   v->split_k = int_field(L, t, "split_k");
   v->m_min = int_field(L, t, "m_min");
   v->m_max = int_field(L, t, "m_max");
+  v->chunk_n = int_field(L, t, "chunk_n");
 }
 
 q4_status q4gen_enumerate(q4gen *g, const char *tmpl, const q4_shape *s, int arch,

@@ -2,8 +2,8 @@
 --
 -- Runs in the generator's Lua state outside the sandbox (it may use load and
 -- setmetatable); templates never see it. q4gen.c calls the functions of the
--- table it returns; generator/render_lua.h embeds this file as a C string
--- (regenerate with: sh generator/embed_lua.sh). docs/TEMPLATES.md describes
+-- table it returns; the build embeds this file into the library
+-- (cmake/embed.cmake). docs/TEMPLATES.md describes
 -- the template side.
 --
 -- The chunk is called with one table of C helpers:
@@ -350,7 +350,7 @@ local function check(info, vals, s)
   return true
 end
 
-local META = { threads = 1, smem = 1, tile_m = 1, tile_n = 1, split_k = 1, m_min = 1, m_max = 1 }
+local META = { threads = 1, smem = 1, tile_m = 1, tile_n = 1, split_k = 1, m_min = 1, m_max = 1, chunk_n = 1 }
 
 -- meta(p, s), checked, every field an integer.
 local function meta(info, vals, s)
@@ -361,7 +361,7 @@ local function meta(info, vals, s)
   for k in pairs(m) do
     if not META[k] then fail("unknown field '%s'", tostring(k)) end
   end
-  local r = { split_k = 1, m_min = 1, m_max = INT_MAX }
+  local r = { split_k = 1, m_min = 1, m_max = INT_MAX, chunk_n = 0 }
   for k in pairs(META) do
     local v = m[k]
     if v == nil then
@@ -384,6 +384,7 @@ local function meta(info, vals, s)
   if r.split_k < 1 then fail('split_k = %d is below 1', r.split_k) end
   if r.m_min < 1 then fail('m_min = %d is below 1', r.m_min) end
   if r.m_max < r.m_min then fail('m_max = %d is below m_min = %d', r.m_max, r.m_min) end
+  if r.chunk_n < 0 then fail('chunk_n = %d is negative', r.chunk_n) end
   return r
 end
 
@@ -440,7 +441,7 @@ local function render_env(info, vals, s, m)
   put(env, 'N', s.n, what); put(env, 'K', s.k, what)
   put(env, 'GROUP_SIZE', s.group_size, what); put(env, 'FORMAT', s.format, what)
   put(env, 'ARCH', s.arch, what); put(env, 'TEMPLATE', info.name, what)
-  for _, k in ipairs({ 'threads', 'smem', 'tile_m', 'tile_n', 'split_k', 'm_min', 'm_max' }) do
+  for _, k in ipairs({ 'threads', 'smem', 'tile_m', 'tile_n', 'split_k', 'm_min', 'm_max', 'chunk_n' }) do
     put(env, string.upper(k), m[k], what .. ': meta')
   end
   if info.t.constants then

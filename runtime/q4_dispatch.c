@@ -69,9 +69,22 @@ q4_status q4_plan_get(q4_handle *h, const q4_shape *s, int m, q4_plan **out) {
   return Q4_OK;
 }
 
-/* Split-K scratch for `stream`, grown on demand. Counters start at zero and
-** every kernel leaves them at zero. */
-static q4_status workspace_for(q4_handle *h, CUstream stream, size_t partial_bytes, size_t counters,
+/* Grow one scratch buffer to `need` bytes (cleared to zero if `clear`). */
+static q4_status grow(const q4_cuda_api *cu, CUdeviceptr *p, size_t *have, size_t need, int clear,
+                      const char *what) {
+  if (*have >= need) return Q4_OK;
+  if (*p) cu->MemFree(*p);
+  *p = 0;
+  *have = 0;
+  q4_status st = q4_cuda_check(cu->MemAlloc(p, need), what);
+  if (!st && clear) st = q4_cuda_check(cu->MemsetD8(*p, 0, need), what);
+  if (!st) *have = need;
+  return st;
+}
+
+/* Scratch for `stream`, grown on demand. Split-K counters start at zero
+** and every kernel leaves them at zero. */
+static q4_status workspace_for(q4_handle *h, CUstream stream, size_t partials, size_t counters, size_t chunk,
                                q4_workspace **out) {
   q4_workspace *w = h->workspaces;
   while (w && w->stream != stream) w = w->next;
@@ -81,42 +94,57 @@ static q4_status workspace_for(q4_handle *h, CUstream stream, size_t partial_byt
     w->next = h->workspaces;
     h->workspaces = w;
   }
-  const q4_cuda_api *cu = h->cu;
   q4_status st = Q4_OK;
-  if (w->partial_bytes < partial_bytes || w->counter_count < counters) {
+  if (w->partial_bytes < partials || w->counter_count * 4 < counters * 4 || w->chunk_bytes < chunk) {
     /* kernels queued on this stream may still use the old buffers */
-    if ((st = q4_cuda_check(cu->StreamSynchronize(stream), "cuStreamSynchronize"))) return st;
-    if (w->partial_bytes < partial_bytes) {
-      if (w->partials) cu->MemFree(w->partials);
-      w->partials = 0;
-      w->partial_bytes = 0;
-      if ((st = q4_cuda_check(cu->MemAlloc(&w->partials, partial_bytes), "split-K workspace"))) return st;
-      w->partial_bytes = partial_bytes;
-    }
-    if (w->counter_count < counters) {
-      if (w->counters) cu->MemFree(w->counters);
-      w->counters = 0;
-      w->counter_count = 0;
-      if ((st = q4_cuda_check(cu->MemAlloc(&w->counters, counters * 4), "split-K counters")) ||
-          (st = q4_cuda_check(cu->MemsetD8(w->counters, 0, counters * 4), "clearing split-K counters")))
-        return st;
-      w->counter_count = counters;
-    }
+    if ((st = q4_cuda_check(h->cu->StreamSynchronize(stream), "cuStreamSynchronize"))) return st;
+    size_t counter_bytes = w->counter_count * 4;
+    if ((st = grow(h->cu, &w->partials, &w->partial_bytes, partials, 0, "split-K workspace")) ||
+        (st = grow(h->cu, &w->counters, &counter_bytes, counters * 4, 1, "split-K counters")) ||
+        (st = grow(h->cu, &w->chunk, &w->chunk_bytes, chunk, 0, "fp16 weight chunk")))
+      return st;
+    w->counter_count = counter_bytes / 4;
   }
   *out = w;
+  return Q4_OK;
+}
+
+/* Two-pass variants: expand chunk_n columns of W to fp16, multiply them
+** with cuBLAS into the matching columns of y, next chunk. */
+static q4_status launch_two_pass(q4_handle *h, const q4_kernel *k, const q4_weights *w, const void *x, void *y,
+                                 int m, CUstream stream) {
+  const q4_variant *v = &k->v;
+  q4_status st;
+  if (!h->blas && (st = q4_cublas_open(&h->blas))) return st;
+  q4_workspace *ws;
+  if ((st = workspace_for(h, stream, 0, 0, (size_t)w->k * v->chunk_n * 2, &ws))) return st;
+  for (int n0 = 0; n0 < w->n; n0 += v->chunk_n) {
+    int cols = w->n - n0 < v->chunk_n ? w->n - n0 : v->chunk_n;
+    CUdeviceptr qw = (CUdeviceptr)w->qweight, sc = (CUdeviceptr)w->scales, ze = (CUdeviceptr)w->zeros;
+    CUdeviceptr chunk = ws->chunk;
+    int first = n0;
+    void *args[] = {&qw, &sc, &ze, &chunk, &first, &cols};
+    const unsigned gx = (unsigned)((cols + v->tile_n - 1) / v->tile_n), gy = (unsigned)(w->k / 8);
+    st = q4_cuda_check(h->cu->LaunchKernel(k->fn, gx, gy, 1, (unsigned)v->threads, 1, 1, 0, stream, args, NULL),
+                       "cuLaunchKernel");
+    if (!st) st = q4_cublas_gemm(h->blas, stream, m, cols, w->k, (CUdeviceptr)x, w->k, chunk, cols,
+                                 (CUdeviceptr)y + (size_t)n0 * 2, w->n);
+    if (st) return st;
+  }
   return Q4_OK;
 }
 
 q4_status q4_launch(q4_handle *h, const q4_kernel *k, const q4_weights *w, const void *x, void *y,
                     int m, CUstream stream) {
   const q4_variant *v = &k->v;
+  if (v->chunk_n) return launch_two_pass(h, k, w, x, y, m, stream);
   const unsigned gx = (unsigned)((w->n + v->tile_n - 1) / v->tile_n);
   const unsigned gy = (unsigned)((m + v->tile_m - 1) / v->tile_m);
   if (gy > 65535) return q4_err(Q4_ERR_UNSUPPORTED, "M=%d needs more than 65535 row tiles", m);
   CUdeviceptr partials = 0, counters = 0;
   if (v->split_k > 1) {
-    q4_workspace *ws;
-    q4_status st = workspace_for(h, stream, (size_t)v->split_k * m * w->n * 4, (size_t)gx * gy, &ws);
+    q4_workspace *ws = NULL;
+    q4_status st = workspace_for(h, stream, (size_t)v->split_k * m * w->n * 4, (size_t)gx * gy, 0, &ws);
     if (st) return st;
     partials = ws->partials;
     counters = ws->counters;

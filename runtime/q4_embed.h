@@ -1,6 +1,7 @@
 /*
 ** q4_embed.h -- files compiled into the library (internal): the kernel
-** templates (templates/ *.lua) and the database schema (tuning_db/schema.sql).
+** templates (templates/ *.lua), the database schema (tuning_db/schema.sql)
+** and the generator's own Lua half (generator/render.lua).
 */
 #ifndef Q4_EMBED_H
 #define Q4_EMBED_H
@@ -17,5 +18,7 @@ extern const q4_embedded_file q4_templates[];  /* ends with a NULL name */
 extern const int q4_templates_count;
 extern const q4_embedded_file q4_schema[];
 extern const int q4_schema_count;
+extern const q4_embedded_file q4_genlua[];  /* generator/render.lua */
+extern const int q4_genlua_count;
 
 #endif

@@ -98,6 +98,7 @@ void q4_destroy(q4_handle *h) {
     if (have_ctx) {
       h->cu->MemFree(w->partials);
       h->cu->MemFree(w->counters);
+      h->cu->MemFree(w->chunk);
     }
     free(w);
   }
@@ -111,6 +112,7 @@ void q4_destroy(q4_handle *h) {
     next = p->next;
     free(p);
   }
+  if (have_ctx) q4_cublas_close(h->blas);
   if (have_ctx) q4_ctx_pop(h);
   if (h->ctx) h->cu->DevicePrimaryCtxRelease(h->dev);
   q4gen_close(h->gen);

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "q4_cublas.h"
 #include "q4_cuda.h"
 #include "q4_types.h"
 #include "q4db.h"
@@ -33,11 +34,12 @@ typedef struct q4_plan {
   struct q4_plan *next;
 } q4_plan;
 
-/* Split-K scratch of one stream: fp32 partials and zeroed tile counters. */
+/* Scratch of one stream: split-K fp32 partials and zeroed tile counters,
+** and the fp16 chunk of the two-pass variants. */
 typedef struct q4_workspace {
   CUstream stream;
-  CUdeviceptr partials, counters;
-  size_t partial_bytes, counter_count;
+  CUdeviceptr partials, counters, chunk;
+  size_t partial_bytes, counter_count, chunk_bytes;
   struct q4_workspace *next;
 } q4_workspace;
 
@@ -55,6 +57,7 @@ struct q4_handle {
   q4_kernel *kernels;
   q4_plan *plans;
   q4_workspace *workspaces;
+  q4_cublas *blas;    /* loaded on the first two-pass launch */
   int nvrtc_runs;     /* compilations this handle ran (0 on a warm start) */
 };
 

@@ -31,6 +31,10 @@ typedef struct q4_variant {
   int smem;                    /* dynamic shared memory, bytes */
   int tile_m, tile_n, split_k;
   int m_min, m_max;            /* M range where the tuner tries this variant */
+  int chunk_n;                 /* 0: one fused kernel. > 0: a two-pass variant
+                                  whose kernel q4tune_dequant expands chunk_n
+                                  columns of W to fp16 at a time, each chunk
+                                  then multiplied by cuBLAS */
   char *source;                /* rendered CUDA C++ (malloc'd), NULL until rendered */
   char hash[Q4_HASH_MAX];      /* XXH3-128 of source in hex, "" until rendered */
 } q4_variant;

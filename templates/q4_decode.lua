@@ -20,7 +20,8 @@ local T = {
     { "WARPS_K", { 2, 4, 8 } },    -- warps splitting the block's K range
     { "SPLIT_K", { 1, 2, 4, 8 } }, -- blocks splitting K, reduced in the epilogue
     { "M_TILES", { 1, 2, 4 } },    -- 16-row tiles of x per block
-    { "UNROLL",  { 2, 4 } },       -- 16-byte weight loads in flight per thread
+    { "UNROLL",  { 2, 4 } },       -- 16-byte weight loads per thread per round
+    { "PIPE",    { 0, 1 } },       -- 1: load round r + 1 while computing round r
   },
 }
 
@@ -57,7 +58,7 @@ end
 
 function T.default(s, m)
   if m > 64 and s.n % 64 == 0 then return nil end  -- q4_wmma takes it
-  local p = { WARPS_N = 1, WARPS_K = 8, M_TILES = m <= 16 and 1 or m <= 32 and 2 or 4, UNROLL = 4 }
+  local p = { WARPS_N = 1, WARPS_K = 8, M_TILES = m <= 16 and 1 or m <= 32 and 2 or 4, UNROLL = 4, PIPE = 0 }
   local col_tiles = ceil_div(s.n, 32)
   for _, split in ipairs({ 1, 2, 4, 8 }) do
     p.SPLIT_K = split
@@ -74,7 +75,7 @@ end
 T.source = [==[
 {{ render(C.prelude) }}
 constexpr int WARPS_N = {{WARPS_N}}, WARPS_K = {{WARPS_K}};
-constexpr int M_TILES = {{M_TILES}}, UNROLL = {{UNROLL}};
+constexpr int M_TILES = {{M_TILES}}, UNROLL = {{UNROLL}}, PIPE = {{PIPE}};
 constexpr int KB = K / 32;                              // 32-row blocks of K
 constexpr int KB_SPLIT = (KB + SPLIT_K - 1) / SPLIT_K;  // blocks per split
 
@@ -134,15 +135,28 @@ __device__ __forceinline__ void load_group(const half *scales, const half *zeros
   if (col_ok) load_group(scales, zeros, 0, col, s, nzs);
 //$ end
 
-  for (int kb0 = kb_begin + wk; kb0 < kb_end; kb0 += WARPS_K * UNROLL) {
-    // Issue every weight load of this round before the first use.
-    uint4 w[UNROLL];
+  // One round: UNROLL blocks of 32 rows, WARPS_K apart. Weights and the
+  // first x row of each block are loaded for a whole round before any use
+  // (with PIPE, a round ahead), so their latencies overlap.
+  constexpr int STEP = WARPS_K * UNROLL;
+  uint4 w[UNROLL], xg[UNROLL];
+  auto fetch = [&](int kb0, uint4 (&wv)[UNROLL], uint4 (&xv)[UNROLL]) {
 #pragma unroll
     for (int u = 0; u < UNROLL; ++u) {
       const int kb = kb0 + u * WARPS_K;
-      w[u] = (kb < kb_end && col_ok) ? load_stream(&qweight[(size_t)(4 * kb + t) * N + col])
-                                     : make_uint4(0, 0, 0, 0);
+      const bool ok = kb < kb_end;
+      wv[u] = ok && col_ok ? load_stream(&qweight[(size_t)(4 * kb + t) * N + col]) : make_uint4(0, 0, 0, 0);
+      const int r0 = m0 + g;
+      xv[u] = ok && r0 < M ? __ldg(reinterpret_cast<const uint4 *>(&x[(size_t)r0 * K + 32 * kb + 8 * t]))
+                           : make_uint4(0, 0, 0, 0);
     }
+  };
+  fetch(kb_begin + wk, w, xg);
+  for (int kb0 = kb_begin + wk; kb0 < kb_end; kb0 += STEP) {
+//$ if PIPE == 1 then
+    uint4 w_next[UNROLL], x_next[UNROLL];
+    fetch(kb0 + STEP, w_next, x_next);
+//$ end
 #pragma unroll
     for (int u = 0; u < UNROLL; ++u) {
       const int kb = kb0 + u * WARPS_K;
@@ -165,7 +179,8 @@ __device__ __forceinline__ void load_group(const half *scales, const half *zeros
         // A fragments: rows g and g + 8 of this m tile, x[32kb + 8t .. +7]
         // permuted to match the codes' order (i, i + 4).
         const int r0 = m0 + mt * 16 + g, r1 = r0 + 8;
-        const uint4 xa = r0 < M ? __ldg(reinterpret_cast<const uint4 *>(&x[(size_t)r0 * K + 32 * kb + 8 * t]))
+        const uint4 xa = mt == 0 ? xg[u]
+                       : r0 < M ? __ldg(reinterpret_cast<const uint4 *>(&x[(size_t)r0 * K + 32 * kb + 8 * t]))
                                 : make_uint4(0, 0, 0, 0);
         const uint4 xb = r1 < M ? __ldg(reinterpret_cast<const uint4 *>(&x[(size_t)r1 * K + 32 * kb + 8 * t]))
                                 : make_uint4(0, 0, 0, 0);
@@ -180,6 +195,15 @@ __device__ __forceinline__ void load_group(const half *scales, const half *zeros
         }
       }
     }
+//$ if PIPE == 1 then
+#pragma unroll
+    for (int u = 0; u < UNROLL; ++u) {
+      w[u] = w_next[u];
+      xg[u] = x_next[u];
+    }
+//$ else
+    fetch(kb0 + STEP, w, xg);
+//$ end
   }
 
   // Accumulator element e of column tile j is row g + 8(e / 2), column

@@ -16,7 +16,6 @@
 #include "q4_error.h"
 #include "q4gen.h"
 #include "q4test.h"
-#include "render_lua.h"
 
 static char src_dir[PATH_MAX];  /* tests/ */
 
@@ -384,14 +383,6 @@ static void test_load_errors(void) {
   }
 }
 
-/* render_lua.h must be what embed_lua.sh makes of render.lua. */
-static void test_embedded_render_lua(void) {
-  char *text = slurp("../generator/render.lua");
-  if (!text) return;  /* no source tree next to the test */
-  CHECK_MSG(!strcmp(text, q4gen_render_lua), "generator/render_lua.h is stale: run sh generator/embed_lua.sh");
-  free(text);
-}
-
 /* Every variant of every real template renders, when there are any. */
 static void test_real_templates(void) {
   if (q4_templates_count == 0) return;
@@ -446,7 +437,6 @@ int main(void) {
   }
   test_hash_source_change();
   test_load_errors();
-  test_embedded_render_lua();
   test_real_templates();
   return q4test_done("test_generator");
 }

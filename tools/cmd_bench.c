@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "cublas_dl.h"
+#include "q4_cublas.h"
 #include "q4_bed.h"
 #include "q4_error.h"
 
@@ -42,7 +42,8 @@ static q4_status run_matmul(void *ctx, q4_bed *b, const q4_weights *w, CUstream 
 static q4_status run_cublas(void *ctx, q4_bed *b, const q4_weights *w, CUstream s) {
   fp16_weights *f = ctx;
   const int i = (int)(w - b->w) % f->copies;
-  return q4_cublas_gemm(f->blas, s, b->m, b->shape.n, b->shape.k, b->x, f->w[i], b->y);
+  return q4_cublas_gemm(f->blas, s, b->m, b->shape.n, b->shape.k, b->x, b->shape.k, f->w[i], b->shape.n, b->y,
+                        b->shape.n);
 }
 
 static q4_status fp16_open(fp16_weights *f, q4_bed *b, q4_cublas *blas) {

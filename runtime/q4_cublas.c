@@ -1,7 +1,7 @@
 /*
-** cublas_dl.c -- the cuBLAS baseline, loaded at run time.
+** q4_cublas.c -- cuBLAS, loaded at run time.
 */
-#include "cublas_dl.h"
+#include "q4_cublas.h"
 
 #include <cublas_api.h>
 #include <dlfcn.h>
@@ -52,14 +52,14 @@ void q4_cublas_close(q4_cublas *c) {
   free(c);
 }
 
-q4_status q4_cublas_gemm(q4_cublas *c, CUstream s, int m, int n, int k, CUdeviceptr x, CUdeviceptr w,
-                         CUdeviceptr y) {
+q4_status q4_cublas_gemm(q4_cublas *c, CUstream s, int m, int n, int k, CUdeviceptr x, int ldx, CUdeviceptr w,
+                         int ldw, CUdeviceptr y, int ldy) {
   /* Row-major y = x * w is column-major y^T = w^T * x^T: no transposes. */
   const float one = 1.0f, zero = 0.0f;
   if (c->set_stream(c->handle, (cudaStream_t)s) != CUBLAS_STATUS_SUCCESS)
     return q4_err(Q4_ERR_CUDA, "cublasSetStream failed");
-  cublasStatus_t r = c->gemm_ex(c->handle, CUBLAS_OP_N, CUBLAS_OP_N, n, m, k, &one, (const void *)w, CUDA_R_16F, n,
-                                (const void *)x, CUDA_R_16F, k, &zero, (void *)y, CUDA_R_16F, n, CUBLAS_COMPUTE_32F,
+  cublasStatus_t r = c->gemm_ex(c->handle, CUBLAS_OP_N, CUBLAS_OP_N, n, m, k, &one, (const void *)w, CUDA_R_16F, ldw,
+                                (const void *)x, CUDA_R_16F, ldx, &zero, (void *)y, CUDA_R_16F, ldy, CUBLAS_COMPUTE_32F,
                                 CUBLAS_GEMM_DEFAULT);
   return r == CUBLAS_STATUS_SUCCESS ? Q4_OK : q4_err(Q4_ERR_CUDA, "cublasGemmEx failed with status %d", (int)r);
 }

@@ -1,0 +1,86 @@
+-- q4_dqgemm: int4 matrix product in two passes, for large M.
+--
+-- Once M reaches a few hundred rows the product is bound by arithmetic, not
+-- by reading W, and the fastest matrix unit path on the GPU is the vendor's
+-- fp16 GEMM (on Hopper, cuBLAS uses wgmma). So this family expands CHUNK_N
+-- columns of W at a time to fp16 in a scratch buffer that stays in L2 and
+-- hands each chunk to cuBLAS (fp32 accumulation). The expansion costs one
+-- read of the packed weights and one write plus one read of the fp16 chunk:
+-- small next to the GEMM at large M, and the tuner decides where that holds.
+-- The kernel below is the expansion pass; runtime/q4_dispatch.c runs the
+-- chunks.
+local C = import("_q4common")
+
+local THREADS = 256
+
+local T = {
+  name = "q4_dqgemm",
+  formats = { "q4" },
+  priority = 30,  -- never a default: it needs cuBLAS at run time
+  params = {
+    { "CHUNK_N", { 1024, 2048, 4096, 8192 } },  -- columns expanded per pass
+  },
+}
+
+function T.meta(p, s)
+  return {
+    threads = THREADS, smem = 0,
+    tile_m = 1, tile_n = 4 * THREADS,   -- one thread: 4 columns x 8 rows
+    split_k = 1, chunk_n = p.CHUNK_N,
+    m_min = 128,
+  }
+end
+
+function T.check(p, s)
+  if s.n % 4 ~= 0 then return false, "needs N % 4 == 0" end
+  if p.CHUNK_N > s.n and p.CHUNK_N ~= 1024 then return false, "chunk wider than N" end
+  -- the fp16 chunk should fit in L2 with room to spare
+  if s.k * p.CHUNK_N * 2 > 64 * 1024 * 1024 then return false, "chunk over 64 MB" end
+  return true
+end
+
+function T.constants(p, s)
+  return { TEMPLATE = "q4_dqgemm" }
+end
+
+T.source = [==[
+{{ render(C.prelude) }}
+constexpr int CHUNK_N = {{CHUNK_N}};
+
+// w[k][c] = (q - z) * s for columns n0 .. n0 + cols - 1 of W, as fp16,
+// row-major with row length cols. Thread: word row blockIdx.y (rows
+// 8r .. 8r + 7), four neighbouring columns; a warp reads 512 contiguous
+// bytes and writes 256 contiguous bytes per row.
+extern "C" __global__ void __launch_bounds__(THREADS)
+q4tune_dequant(const u32 *__restrict__ qweight, const half *__restrict__ scales,
+               const half *__restrict__ zeros, half *__restrict__ w, int n0, int cols)
+{
+  const int c = 4 * (blockIdx.x * THREADS + threadIdx.x);  // column within the chunk
+  const int r = blockIdx.y;                                 // word row
+  if (c >= cols) return;
+  const uint4 q = __ldg(reinterpret_cast<const uint4 *>(&qweight[(size_t)r * N + n0 + c]));
+  const int grp = 8 * r / GROUP;
+  const uint2 sv = __ldg(reinterpret_cast<const uint2 *>(&scales[(size_t)grp * N + n0 + c]));
+  const uint2 zv = __ldg(reinterpret_cast<const uint2 *>(&zeros[(size_t)grp * N + n0 + c]));
+  const half *sh = reinterpret_cast<const half *>(&sv), *zh = reinterpret_cast<const half *>(&zv);
+  const u32 words[4] = {q.x, q.y, q.z, q.w};
+  half out[8][4];  // [row][column]
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const half2 s2 = __half2half2(sh[j]), nzs2 = __half2half2(q4_neg_zs(zh[j], sh[j]));
+    half2 v[4];
+    q4_unpack(words[j], v);  // v[i] = rows (i, i + 4)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const half2 d = q4_scale(v[i], s2, nzs2);
+      out[i][j] = __low2half(d);
+      out[i + 4][j] = __high2half(d);
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < 8; ++i)
+    *reinterpret_cast<uint2 *>(&w[(size_t)(8 * r + i) * cols + c]) = *reinterpret_cast<const uint2 *>(out[i]);
+}
+]==]
+
+return T
