@@ -136,25 +136,29 @@ __device__ __forceinline__ void load_group(const half *scales, const half *zeros
 //$ end
 
   // One round: UNROLL blocks of 32 rows, WARPS_K apart. Weights and the
-  // first x row of each block are loaded for a whole round before any use
-  // (with PIPE, a round ahead), so their latencies overlap.
+  // first m tile's x rows of each block are loaded for a whole round before
+  // any use (with PIPE, a round ahead), so their latencies overlap.
   constexpr int STEP = WARPS_K * UNROLL;
-  uint4 w[UNROLL], xg[UNROLL];
-  auto fetch = [&](int kb0, uint4 (&wv)[UNROLL], uint4 (&xv)[UNROLL]) {
+  constexpr int XR = M_TILES == 1 ? 2 : 1;  // x rows fetched ahead: g (and g + 8 with one m tile)
+  uint4 w[UNROLL], xg[UNROLL][XR];
+  auto fetch = [&](int kb0, uint4 (&wv)[UNROLL], uint4 (&xv)[UNROLL][XR]) {
 #pragma unroll
     for (int u = 0; u < UNROLL; ++u) {
       const int kb = kb0 + u * WARPS_K;
       const bool ok = kb < kb_end;
       wv[u] = ok && col_ok ? load_stream(&qweight[(size_t)(4 * kb + t) * N + col]) : make_uint4(0, 0, 0, 0);
-      const int r0 = m0 + g;
-      xv[u] = ok && r0 < M ? __ldg(reinterpret_cast<const uint4 *>(&x[(size_t)r0 * K + 32 * kb + 8 * t]))
-                           : make_uint4(0, 0, 0, 0);
+#pragma unroll
+      for (int i = 0; i < XR; ++i) {
+        const int r = m0 + g + 8 * i;
+        xv[u][i] = ok && r < M ? __ldg(reinterpret_cast<const uint4 *>(&x[(size_t)r * K + 32 * kb + 8 * t]))
+                               : make_uint4(0, 0, 0, 0);
+      }
     }
   };
   fetch(kb_begin + wk, w, xg);
   for (int kb0 = kb_begin + wk; kb0 < kb_end; kb0 += STEP) {
 //$ if PIPE == 1 then
-    uint4 w_next[UNROLL], x_next[UNROLL];
+    uint4 w_next[UNROLL], x_next[UNROLL][XR];
     fetch(kb0 + STEP, w_next, x_next);
 //$ end
 #pragma unroll
@@ -179,10 +183,11 @@ __device__ __forceinline__ void load_group(const half *scales, const half *zeros
         // A fragments: rows g and g + 8 of this m tile, x[32kb + 8t .. +7]
         // permuted to match the codes' order (i, i + 4).
         const int r0 = m0 + mt * 16 + g, r1 = r0 + 8;
-        const uint4 xa = mt == 0 ? xg[u]
+        const uint4 xa = mt == 0 ? xg[u][0]
                        : r0 < M ? __ldg(reinterpret_cast<const uint4 *>(&x[(size_t)r0 * K + 32 * kb + 8 * t]))
                                 : make_uint4(0, 0, 0, 0);
-        const uint4 xb = r1 < M ? __ldg(reinterpret_cast<const uint4 *>(&x[(size_t)r1 * K + 32 * kb + 8 * t]))
+        const uint4 xb = XR == 2 ? xg[u][XR - 1]
+                       : r1 < M ? __ldg(reinterpret_cast<const uint4 *>(&x[(size_t)r1 * K + 32 * kb + 8 * t]))
                                 : make_uint4(0, 0, 0, 0);
         const u32 a0[4] = {__byte_perm(xa.x, xa.z, 0x5410), __byte_perm(xb.x, xb.z, 0x5410),
                            __byte_perm(xa.x, xa.z, 0x7632), __byte_perm(xb.x, xb.z, 0x7632)};
@@ -199,7 +204,8 @@ __device__ __forceinline__ void load_group(const half *scales, const half *zeros
 #pragma unroll
     for (int u = 0; u < UNROLL; ++u) {
       w[u] = w_next[u];
-      xg[u] = x_next[u];
+#pragma unroll
+      for (int i = 0; i < XR; ++i) xg[u][i] = x_next[u][i];
     }
 //$ else
     fetch(kb0 + STEP, w, xg);

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# GPU tests and benchmarks, run from the repository root on a machine with
+# an NVIDIA GPU, after building into build/ (cmake -B build && cmake --build build).
+#   scripts/gpu_tests.sh tune     fresh `tune --model llama-7b`, then the warm re-run, ctest
+#   scripts/gpu_tests.sh check    correctness of tuned winners and defaults (per-channel, g128)
+#   scripts/gpu_tests.sh bench    bench next to cuBLAS fp16, per-channel and g128
+#   scripts/gpu_tests.sh all      the three in turn
+# Logs go to $OUT (default /tmp/q4out); the database to $OUT/tuning.db unless
+# Q4TUNE_DB is set. Exits non-zero on the first failure. Without a GPU it
+# says so and exits 0 (skipped).
+set -uo pipefail
+OUT=${OUT:-/tmp/q4out}
+mkdir -p "$OUT"
+export Q4TUNE_DB=${Q4TUNE_DB:-$OUT/tuning.db}
+Q=./build/q4tune
+LLAMA_M=1,2,3,7,16,17,64,100,255,1024,2048
+
+if ! $Q devices >"$OUT/devices.txt" 2>&1; then
+  cat "$OUT/devices.txt"
+  echo "gpu_tests: skipped: no usable GPU"
+  exit 0
+fi
+cat "$OUT/devices.txt"
+
+run() {  # run NAME CMD...: tee the output to $OUT/NAME.txt, stop on failure
+  local name=$1
+  shift
+  echo "== $name: $*"
+  "$@" 2>&1 | tee "$OUT/$name.txt"
+  local rc=${PIPESTATUS[0]}
+  if [ "$rc" -ne 0 ]; then
+    echo "gpu_tests: $name failed (exit $rc)"
+    exit "$rc"
+  fi
+}
+
+phase_tune() {
+  rm -f "$Q4TUNE_DB" "$Q4TUNE_DB-wal" "$Q4TUNE_DB-shm"
+  local t0=$SECONDS
+  run tune_fresh $Q tune --model llama-7b
+  echo "fresh tune: $((SECONDS - t0)) s" | tee -a "$OUT/tune_fresh.txt"
+  t0=$SECONDS
+  run tune_warm $Q tune --model llama-7b
+  echo "warm tune: $((SECONDS - t0)) s" | tee -a "$OUT/tune_warm.txt"
+  grep -q " 0 NVRTC runs" "$OUT/tune_warm.txt" || { echo "gpu_tests: the warm re-run compiled"; exit 1; }
+  run show $Q show
+  run ctest bash -c "cd build && ctest --output-on-failure -E test_kernels_compile"
+}
+
+phase_check() {
+  run check_llama $Q check --model llama-7b --m $LLAMA_M
+  run tune_g128 $Q tune --shape 22016,4096 --shape 4096,11008 --group 128 --m 1,16,100,2048
+  run check_g128 $Q check --model llama-7b --group 128 --m $LLAMA_M
+}
+
+phase_bench() {
+  run bench $Q bench --model llama-7b --m 1,16,64,256,1024,2048
+  run bench_g128 $Q bench --shape 22016,4096 --shape 4096,11008 --group 128 --m 1,16,2048
+}
+
+case "${1:-all}" in
+  tune) phase_tune ;;
+  check) phase_check ;;
+  bench) phase_bench ;;
+  all) phase_tune && phase_check && phase_bench ;;
+  *) echo "usage: $0 [tune|check|bench|all]"; exit 2 ;;
+esac
+echo "gpu_tests: ${1:-all} passed"
