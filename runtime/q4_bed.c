@@ -139,6 +139,8 @@ q4_status q4_bed_open(q4_bed *b, q4_handle *h, const q4_shape *s, uint64_t seed,
 void q4_bed_close(q4_bed *b) {
   if (!b->h) return;
   const q4_cuda_api *cu = b->h->cu;
+  /* the handle keeps scratch per stream: drop it before the stream goes */
+  if (b->stream) q4_forget_stream(b->h, b->stream);
   if (q4_ctx_push(b->h) == Q4_OK) {
     if (b->stream) cu->StreamSynchronize(b->stream);
     for (int i = 0; i < b->copies && b->wmem; i++)
@@ -172,6 +174,8 @@ static q4_status check_reference(q4_bed *b, uint64_t seed) {
     float got;
     CU(cu->MemcpyDtoH(&got, b->ref + ((size_t)m * n_all + n) * 4, 4), "reading the reference");
     const double want = q4_ref_dot(&b->host, b->x_host + (size_t)m * b->shape.k, n);
+    if (!isfinite(got) || !isfinite(want))
+      return q4_err(Q4_ERR_VERIFY, "the GPU reference y[%d][%d] = %g, the host's %g (M=%d)", m, n, got, want, b->m);
     num += (got - want) * (got - want);
     den += want * want;
   }
@@ -204,6 +208,8 @@ q4_status q4_bed_set_m(q4_bed *b, int m, uint64_t seed) {
   b->m = m;
   q4_ref_random_x(b->x_host, (size_t)m * s->k, seed);
   if ((st = q4_cuda_check(cu->MemcpyHtoD(b->x, b->x_host, (size_t)m * s->k * 2), "copying x"))) goto done;
+  if ((st = q4_cuda_check(cu->MemsetD8Async(b->ref, 0xff, (size_t)m * s->n * 4, b->stream), "poisoning the reference")))
+    goto done;
   {
     const q4_weights *w = &b->w[0];
     CUdeviceptr qw = (CUdeviceptr)w->qweight, sc = (CUdeviceptr)w->scales, ze = (CUdeviceptr)w->zeros;

@@ -109,6 +109,25 @@ static q4_status workspace_for(q4_handle *h, CUstream stream, size_t partials, s
   return Q4_OK;
 }
 
+void q4_forget_stream(q4_handle *h, CUstream stream) {
+  pthread_mutex_lock(&h->lock);
+  for (q4_workspace **pp = &h->workspaces; *pp; pp = &(*pp)->next) {
+    q4_workspace *w = *pp;
+    if (w->stream != stream) continue;
+    if (q4_ctx_push(h) == Q4_OK) {
+      h->cu->StreamSynchronize(stream);
+      if (w->partials) h->cu->MemFree(w->partials);
+      if (w->counters) h->cu->MemFree(w->counters);
+      if (w->chunk) h->cu->MemFree(w->chunk);
+      q4_ctx_pop(h);
+    }
+    *pp = w->next;
+    free(w);
+    break;
+  }
+  pthread_mutex_unlock(&h->lock);
+}
+
 /* Two-pass variants: expand chunk_n columns of W to fp16, multiply them
 ** with cuBLAS into the matching columns of y, next chunk. */
 static q4_status launch_two_pass(q4_handle *h, const q4_kernel *k, const q4_weights *w, const void *x, void *y,

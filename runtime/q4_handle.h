@@ -90,6 +90,10 @@ q4_status q4_plan_get(q4_handle *h, const q4_shape *s, int m, q4_plan **out);
 q4_status q4_launch(q4_handle *h, const q4_kernel *k, const q4_weights *w,
                     const void *x, void *y, int m, CUstream stream);
 
+/* Free the scratch the handle keeps for `stream` (call before destroying
+** a stream the handle has launched on). Takes the lock. */
+void q4_forget_stream(q4_handle *h, CUstream stream);
+
 /* The shape record of a weight descriptor (group size normalized). */
 q4_shape q4_shape_of(const q4_weights *w);
 

@@ -1,0 +1,196 @@
+/*
+** test_kernels_compile.c -- every variant of the default parameter space of
+** every embedded template compiles with NVRTC, for sm_80 and sm_90, on two
+** real shapes: q4 N=4096 K=4096 per-channel and q4 N=22016 K=4096 group 128.
+** No GPU needed. Rendering is serial (a q4gen is not thread-safe); the
+** compiles run on a pool of threads (one per CPU, at least 2).
+**
+** Spills are not failures: the count of variants that spill is printed.
+** Set Q4TUNE_COMPILE_QUICK to compile only every 10th variant.
+*/
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "q4_nvrtc.h"
+#include "q4gen.h"
+#include "q4test.h"
+
+static const int ARCHS[] = {80, 90};
+#define NARCHS 2
+static const q4_shape SHAPES[] = {
+    {Q4_FORMAT_Q4, 4096, 4096, 4096},  /* per-channel */
+    {Q4_FORMAT_Q4, 22016, 4096, 128},
+};
+#define NSHAPES 2
+
+typedef struct job {
+  q4_variant v;      /* rendered */
+  int tmpl, shape, arch_i;
+  /* results */
+  q4_status st;
+  char msg[512];
+  size_t cubin_size;
+  int regs, spill;
+  double ms;
+} job;
+
+static job *jobs;
+static int njobs;
+static atomic_int next_job;
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void *worker(void *arg) {
+  (void)arg;
+  for (;;) {
+    int i = atomic_fetch_add(&next_job, 1);
+    if (i >= njobs) break;
+    job *j = &jobs[i];
+    char name[Q4_NAME_MAX + 8];
+    snprintf(name, sizeof name, "%s.cu", j->v.tmpl);
+    q4_compiled c;
+    j->st = q4_nvrtc_compile(j->v.source, name, ARCHS[j->arch_i], &c);
+    if (j->st == Q4_OK) {
+      j->cubin_size = c.cubin ? c.size : 0;
+      j->regs = c.regs;
+      j->spill = c.spill_bytes;
+      j->ms = c.compile_ms;
+      q4_compiled_free(&c);
+    } else {
+      snprintf(j->msg, sizeof j->msg, "%s", q4_last_error());
+    }
+    /* the source is no longer needed */
+    q4_variant_free(&j->v);
+  }
+  return NULL;
+}
+
+int main(void) {
+  const int quick = getenv("Q4TUNE_COMPILE_QUICK") && *getenv("Q4TUNE_COMPILE_QUICK");
+  int major = 0, minor = 0;
+  q4_status st = q4_nvrtc_version(&major, &minor);
+  CHECK_OK(st);
+  if (st) return q4test_done("test_kernels_compile");
+  printf("NVRTC %d.%d%s\n", major, minor, quick ? " (Q4TUNE_COMPILE_QUICK: every 10th variant)" : "");
+
+  q4gen *g = NULL;
+  CHECK_OK(q4gen_open(&g));
+  if (!g) return q4test_done("test_kernels_compile");
+  const int ntmpl = q4gen_count(g);
+  CHECK_MSG(ntmpl > 0, "no embedded templates");
+
+  /* enumerate and render everything first */
+  int cap = 1024;
+  jobs = calloc((size_t)cap, sizeof *jobs);
+  int enumerated[64][NSHAPES][NARCHS] = {{{0}}};
+  const double t_render = now_s();
+  for (int t = 0; t < ntmpl && t < 64; t++) {
+    const char *tn = q4gen_name(g, t);
+    if (!q4gen_supports(g, t, Q4_FORMAT_Q4)) {
+      printf("%s: does not take q4, skipped\n", tn);
+      continue;
+    }
+    for (int s = 0; s < NSHAPES; s++)
+      for (int a = 0; a < NARCHS; a++) {
+        q4_variant *list = NULL;
+        int count = 0;
+        st = q4gen_enumerate(g, tn, &SHAPES[s], ARCHS[a], &list, &count);
+        CHECK_MSG(st == Q4_OK, "enumerate %s N=%d g=%d sm_%d: %s: %s", tn, SHAPES[s].n, SHAPES[s].group_size,
+                  ARCHS[a], q4_status_name(st), q4_last_error());
+        if (st) continue;
+        CHECK_MSG(count > 0, "%s N=%d g=%d sm_%d: no variants", tn, SHAPES[s].n, SHAPES[s].group_size, ARCHS[a]);
+        enumerated[t][s][a] = count;
+        for (int i = 0; i < count; i++) {
+          if (quick && i % 10) continue;
+          q4_variant v = list[i];
+          v.source = NULL;
+          v.hash[0] = '\0';
+          st = q4gen_render(g, &SHAPES[s], ARCHS[a], &v);
+          CHECK_MSG(st == Q4_OK && v.source && v.source[0], "render %s[%s] N=%d sm_%d: %s: %s", tn, v.params,
+                    SHAPES[s].n, ARCHS[a], q4_status_name(st), q4_last_error());
+          if (st) continue;
+          if (njobs == cap) {
+            cap *= 2;
+            jobs = realloc(jobs, (size_t)cap * sizeof *jobs);
+            memset(jobs + njobs, 0, (size_t)(cap - njobs) * sizeof *jobs);
+          }
+          job *j = &jobs[njobs++];
+          j->v = v;
+          j->tmpl = t;
+          j->shape = s;
+          j->arch_i = a;
+        }
+        q4gen_free_list(list, count);
+      }
+  }
+  printf("rendered %d variant sources in %.1f s\n", njobs, now_s() - t_render);
+
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  int nthreads = ncpu < 2 ? 2 : (int)ncpu;
+  if (nthreads > 64) nthreads = 64;
+  pthread_t th[64];
+  const double t0 = now_s();
+  for (int i = 0; i < nthreads; i++) pthread_create(&th[i], NULL, worker, NULL);
+  for (int i = 0; i < nthreads; i++) pthread_join(th[i], NULL);
+  const double wall = now_s() - t0;
+
+  /* per template and arch */
+  int total_fail = 0, total_spill = 0;
+  double total_cpu = 0;
+  printf("\n%-12s %-6s %9s %8s %8s %9s %9s %8s\n", "template", "arch", "variants", "failed", "spilling",
+         "max_regs", "compile_s", "avg_ms");
+  for (int t = 0; t < ntmpl && t < 64; t++)
+    for (int a = 0; a < NARCHS; a++) {
+      int n = 0, fail = 0, spill = 0, maxregs = 0, enumd = 0;
+      double secs = 0;
+      for (int s = 0; s < NSHAPES; s++) enumd += enumerated[t][s][a];
+      for (int i = 0; i < njobs; i++) {
+        job *j = &jobs[i];
+        if (j->tmpl != t || j->arch_i != a) continue;
+        n++;
+        if (j->st != Q4_OK) {
+          fail++;
+          if (fail <= 3)
+            fprintf(stderr, "FAILED %s[%s] N=%d g=%d sm_%d: %s: %.400s\n", j->v.tmpl, j->v.params,
+                    SHAPES[j->shape].n, SHAPES[j->shape].group_size, ARCHS[a], q4_status_name(j->st), j->msg);
+          CHECK_MSG(0, "%s[%s] failed to compile for sm_%d", j->v.tmpl, j->v.params, ARCHS[a]);
+          continue;
+        }
+        CHECK_MSG(j->cubin_size > 0, "%s[%s] sm_%d: empty cubin", j->v.tmpl, j->v.params, ARCHS[a]);
+        if (j->spill > 0) spill++;
+        if (j->regs > maxregs) maxregs = j->regs;
+        secs += j->ms / 1e3;
+      }
+      if (!enumd) continue;
+      printf("%-12s sm_%-3d %9d %8d %8d %9d %9.1f %8.0f\n", q4gen_name(g, t), ARCHS[a], n, fail, spill, maxregs,
+             secs, n - fail > 0 ? secs * 1e3 / (n - fail) : 0);
+      total_fail += fail;
+      total_spill += spill;
+      total_cpu += secs;
+    }
+  printf("\ntotal: %d compiles, %d failed, %d spilling, %.1f s of compile time, %.1f s wall on %d threads\n",
+         njobs, total_fail, total_spill, total_cpu, wall, nthreads);
+
+  /* spills, listed for whoever tunes the templates */
+  int shown = 0;
+  for (int i = 0; i < njobs && shown < 20; i++)
+    if (jobs[i].st == Q4_OK && jobs[i].spill > 0) {
+      if (!shown++) printf("variants with spills (first 20):\n");
+      printf("  %s[%s] N=%d g=%d sm_%d: %d bytes, %d regs\n", jobs[i].v.tmpl, jobs[i].v.params,
+             SHAPES[jobs[i].shape].n, SHAPES[jobs[i].shape].group_size, ARCHS[jobs[i].arch_i], jobs[i].spill,
+             jobs[i].regs);
+    }
+
+  free(jobs);
+  q4gen_close(g);
+  return q4test_done("test_kernels_compile");
+}
