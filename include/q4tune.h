@@ -29,7 +29,7 @@ typedef enum q4_status {
   Q4_ERR_UNSUPPORTED,     /* a valid request the kernels can't take (shape, format) */
   Q4_ERR_NO_DRIVER,       /* libcuda.so.1 could not be loaded */
   Q4_ERR_NO_DEVICE,       /* no CUDA device, or no device of that ordinal */
-  Q4_ERR_DEVICE_TOO_OLD,  /* compute capability below 7.0 */
+  Q4_ERR_DEVICE_TOO_OLD,  /* compute capability below 7.5 */
   Q4_ERR_NO_HEADERS,      /* the CUDA headers NVRTC needs were not found */
   Q4_ERR_NVRTC,           /* NVRTC missing, or a kernel failed to compile */
   Q4_ERR_CUDA,            /* a CUDA driver call failed */

@@ -16,9 +16,9 @@ int q4_m_bucket(int m) {
   return b;
 }
 
+/* CUDA 13's NVRTC targets sm_75 and newer. */
 int q4_arch_supported(int cc_major, int cc_minor) {
-  (void)cc_minor;
-  return cc_major >= 7;
+  return cc_major * 10 + cc_minor >= 75;
 }
 
 q4_status q4_ctx_push(q4_handle *h) {
@@ -55,7 +55,7 @@ static q4_status query_device(q4_handle *h) {
   h->sms = d->sms;
   h->arch = d->cc_major * 10 + d->cc_minor;
   if (!q4_arch_supported(d->cc_major, d->cc_minor))
-    return q4_err(Q4_ERR_DEVICE_TOO_OLD, "%s is sm_%d%d: q4tune needs compute capability 7.0 or newer",
+    return q4_err(Q4_ERR_DEVICE_TOO_OLD, "%s is sm_%d%d: q4tune needs compute capability 7.5 or newer",
                   d->name, d->cc_major, d->cc_minor);
   if ((st = q4_cuda_check(cu->DriverGetVersion(&d->driver_version), "cuDriverGetVersion"))) return st;
   int major = 0, minor = 0;

@@ -65,7 +65,7 @@ struct q4_handle {
 ** at most 4096. */
 int q4_m_bucket(int m);
 
-/* 1 if compute capability major.minor can run q4tune's kernels (>= 7.0). */
+/* 1 if compute capability major.minor can run q4tune's kernels (>= 7.5). */
 int q4_arch_supported(int cc_major, int cc_minor);
 
 /* Push/pop the handle's context around driver calls. */

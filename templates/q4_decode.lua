@@ -20,7 +20,7 @@ local T = {
     { "WARPS_K", { 2, 4, 8 } },    -- warps splitting the block's K range
     { "SPLIT_K", { 1, 2, 4, 8 } }, -- blocks splitting K, reduced in the epilogue
     { "M_TILES", { 1, 2, 4 } },    -- 16-row tiles of x per block
-    { "UNROLL",  { 2, 4 } },       -- 16-byte weight loads per thread per round
+    { "UNROLL",  { 2, 4, 8 } },    -- 16-byte weight loads per thread per round
     { "PIPE",    { 0, 1 } },       -- 1: load round r + 1 while computing round r
   },
 }
@@ -42,6 +42,9 @@ function T.check(p, s)
   if s.n % 4 ~= 0 or s.k % 32 ~= 0 then return false, "needs N % 4 == 0 and K % 32 == 0" end
   local m = T.meta(p, s)
   if m.smem > 64 * 1024 then return false, "reduction buffer over 64 KB" end
+  -- registers for loads in flight: weights plus x rows, twice with PIPE
+  local xr = p.M_TILES == 1 and 2 or 1
+  if p.UNROLL * (1 + xr) * (1 + p.PIPE) > 24 then return false, "too many loads in flight for the registers" end
   local kb = s.k // 32
   if kb < p.SPLIT_K * p.WARPS_K then return false, "fewer 32-row blocks than warps along K" end
   -- Split-K exists to fill the GPU: skip it where column tiles alone give
@@ -97,16 +100,29 @@ __device__ __forceinline__ uint4 load_stream(const u32 *p) {
 
 __device__ __forceinline__ u32 h2_bits(half2 h) { return *reinterpret_cast<u32 *>(&h); }
 
-// Scale and -zero*scale of this thread's four columns in group `grp`.
-__device__ __forceinline__ void load_group(const half *scales, const half *zeros, int grp,
-                                           int col, half2 (&s)[4], half2 (&nzs)[4]) {
-  const uint2 sv = __ldg(reinterpret_cast<const uint2 *>(&scales[(size_t)grp * N + col]));
-  const uint2 zv = __ldg(reinterpret_cast<const uint2 *>(&zeros[(size_t)grp * N + col]));
-  const half *sh = reinterpret_cast<const half *>(&sv), *zh = reinterpret_cast<const half *>(&zv);
+// Scales and zeros of this thread's four columns in one group, as loaded.
+struct group_raw {
+  uint2 s, z;
+};
+
+__device__ __forceinline__ group_raw load_group(const half *scales, const half *zeros, int grp, int col) {
+  group_raw g;
+  g.s = __ldg(reinterpret_cast<const uint2 *>(&scales[(size_t)grp * N + col]));
+  g.z = __ldg(reinterpret_cast<const uint2 *>(&zeros[(size_t)grp * N + col]));
+  return g;
+}
+
+// Scale and -zero*scale of each column, broadcast to both halves. fp16
+// multiplication rounds once, like the fp32 product rounded to fp16.
+__device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], half2 (&nzs)[4]) {
+  const half2 *s2 = reinterpret_cast<const half2 *>(&g.s), *z2 = reinterpret_cast<const half2 *>(&g.z);
 #pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    s[j] = __half2half2(sh[j]);
-    nzs[j] = __half2half2(q4_neg_zs(zh[j], sh[j]));
+  for (int i = 0; i < 2; ++i) {
+    const half2 nz = __hmul2(__hneg2(z2[i]), s2[i]);
+    s[2 * i] = __low2half2(s2[i]);
+    s[2 * i + 1] = __high2half2(s2[i]);
+    nzs[2 * i] = __low2half2(nz);
+    nzs[2 * i + 1] = __high2half2(nz);
   }
 }
 
@@ -132,7 +148,7 @@ __device__ __forceinline__ void load_group(const half *scales, const half *zeros
 
   half2 s[4], nzs[4];
 //$ if GROUP_SIZE == K then
-  if (col_ok) load_group(scales, zeros, 0, col, s, nzs);
+  if (col_ok) expand_group(load_group(scales, zeros, 0, col), s, nzs);
 //$ end
 
   // One round: UNROLL blocks of 32 rows, WARPS_K apart. Weights and the
@@ -140,13 +156,16 @@ __device__ __forceinline__ void load_group(const half *scales, const half *zeros
   // any use (with PIPE, a round ahead), so their latencies overlap.
   constexpr int STEP = WARPS_K * UNROLL;
   constexpr int XR = M_TILES == 1 ? 2 : 1;  // x rows fetched ahead: g (and g + 8 with one m tile)
+  constexpr int GR = GROUP < K ? UNROLL : 1;  // group scales fetched ahead (grouped weights)
   uint4 w[UNROLL], xg[UNROLL][XR];
-  auto fetch = [&](int kb0, uint4 (&wv)[UNROLL], uint4 (&xv)[UNROLL][XR]) {
+  group_raw gr[GR];
+  auto fetch = [&](int kb0, uint4 (&wv)[UNROLL], uint4 (&xv)[UNROLL][XR], group_raw (&gv)[GR]) {
 #pragma unroll
     for (int u = 0; u < UNROLL; ++u) {
       const int kb = kb0 + u * WARPS_K;
       const bool ok = kb < kb_end;
       wv[u] = ok && col_ok ? load_stream(&qweight[(size_t)(4 * kb + t) * N + col]) : make_uint4(0, 0, 0, 0);
+      if (GR > 1 && ok && col_ok) gv[u % GR] = load_group(scales, zeros, kb * 32 / GROUP, col);
 #pragma unroll
       for (int i = 0; i < XR; ++i) {
         const int r = m0 + g + 8 * i;
@@ -155,18 +174,19 @@ __device__ __forceinline__ void load_group(const half *scales, const half *zeros
       }
     }
   };
-  fetch(kb_begin + wk, w, xg);
+  fetch(kb_begin + wk, w, xg, gr);
   for (int kb0 = kb_begin + wk; kb0 < kb_end; kb0 += STEP) {
 //$ if PIPE == 1 then
     uint4 w_next[UNROLL], x_next[UNROLL][XR];
-    fetch(kb0 + STEP, w_next, x_next);
+    group_raw g_next[GR];
+    fetch(kb0 + STEP, w_next, x_next, g_next);
 //$ end
 #pragma unroll
     for (int u = 0; u < UNROLL; ++u) {
       const int kb = kb0 + u * WARPS_K;
       if (kb >= kb_end) break;
 //$ if GROUP_SIZE < K then
-      if (col_ok) load_group(scales, zeros, kb * 32 / GROUP, col, s, nzs);
+      expand_group(gr[u], s, nzs);
 //$ end
       // B fragments: column j, half h (codes 2h, 2h+4 | 2h+1, 2h+5).
       u32 b[4][4];
@@ -206,9 +226,10 @@ __device__ __forceinline__ void load_group(const half *scales, const half *zeros
       w[u] = w_next[u];
 #pragma unroll
       for (int i = 0; i < XR; ++i) xg[u][i] = x_next[u][i];
+      if (GR > 1) gr[u % GR] = g_next[u % GR];
     }
 //$ else
-    fetch(kb0 + STEP, w, xg);
+    fetch(kb0 + STEP, w, xg, gr);
 //$ end
   }
 

@@ -44,7 +44,7 @@ int cmd_devices(int argc, char **argv) {
     cu->DeviceGetAttribute(&sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, d);
     cu->DeviceTotalMem(&mem, d);
     printf("  %d: %s, sm_%d%d, %d SMs, %.1f GiB%s\n", i, name, ccmaj, ccmin, sms, mem / 1073741824.0,
-           q4_arch_supported(ccmaj, ccmin) ? "" : " (unsupported: q4tune needs sm_70 or newer)");
+           q4_arch_supported(ccmaj, ccmin) ? "" : " (unsupported: q4tune needs sm_75 or newer)");
   }
   return 0;
 }

@@ -23,6 +23,16 @@ typedef struct show_ctx {
   int rows;
 } show_ctx;
 
+/* A CSV field in double quotes, inner quotes doubled. */
+static void csv_string(const char *s) {
+  putchar('"');
+  for (; *s; s++) {
+    if (*s == '"') putchar('"');
+    putchar(*s);
+  }
+  putchar('"');
+}
+
 static void json_string(const char *s) {
   putchar('"');
   for (; *s; s++) {
@@ -54,9 +64,11 @@ static int print_row(void *ctx, const q4db_winner_row *r) {
     printf(", \"median_us\": %.3f, \"gbs\": %.1f, \"regs\": %d}", r->median_us, gbs(r), r->regs);
   } else if (c->o->csv) {
     if (!c->rows) puts("device,cc,format,n,k,group_size,m,template,params,median_us,gbs,regs");
-    printf("\"%s\",%d.%d,%s,%d,%d,%d,%d,%s,\"%s\",%.3f,%.1f,%d\n", r->device, r->cc_major, r->cc_minor,
-           q4_format_name(r->shape.format), r->shape.n, r->shape.k, group, r->m, r->tmpl, r->params,
-           r->median_us, gbs(r), r->regs);
+    csv_string(r->device);
+    printf(",%d.%d,%s,%d,%d,%d,%d,%s,", r->cc_major, r->cc_minor, q4_format_name(r->shape.format), r->shape.n,
+           r->shape.k, group, r->m, r->tmpl);
+    csv_string(r->params);
+    printf(",%.3f,%.1f,%d\n", r->median_us, gbs(r), r->regs);
   } else {
     if (!c->rows)
       printf("%-24s %-4s %6s %6s %5s %5s %10s %8s  %s\n", "device", "fmt", "N", "K", "group", "M", "us", "GB/s",
