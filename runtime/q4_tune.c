@@ -148,6 +148,10 @@ static q4_status measure(tune_run *r, q4_bed *bed, candidate *c, int samples, q4
   }
   if (st) {
     snprintf(out->note, sizeof out->note, "%s", c->compile_st ? c->compile_msg : q4_last_error());
+  } else if (k->spill_bytes > 0) {
+    /* registers spilled to local memory: never the fastest, not worth timing */
+    snprintf(out->note, sizeof out->note, "uses %d bytes of local memory per thread (register spills)",
+             k->spill_bytes);
   } else if ((st = q4_bed_verify(bed, q4_bed_run_kernel, k, &out->rel_error))) {
     snprintf(out->note, sizeof out->note, "launch failed: %s", q4_last_error());
   } else if (!(out->rel_error <= Q4_REL_ERROR_MAX)) {

@@ -16,7 +16,8 @@ local T = {
   formats = { "q4" },
   priority = 10,
   params = {
-    { "WARPS_N", { 1, 2, 4 } },    -- warps side by side along N (32 columns each)
+    { "WARPS_N", { 1, 2, 4 } },    -- warps side by side along N
+    { "CW",      { 1, 2 } },       -- 32-column strips per warp (x fragments shared by all)
     { "WARPS_K", { 2, 4, 8 } },    -- warps splitting the block's K range
     { "SPLIT_K", { 1, 2, 4, 8 } }, -- blocks splitting K, reduced in the epilogue
     { "M_TILES", { 1, 2, 4 } },    -- 16-row tiles of x per block
@@ -26,7 +27,7 @@ local T = {
 }
 
 function T.meta(p, s)
-  local tile_m, tile_n = 16 * p.M_TILES, 32 * p.WARPS_N
+  local tile_m, tile_n = 16 * p.M_TILES, 32 * p.CW * p.WARPS_N
   return {
     threads = 32 * p.WARPS_N * p.WARPS_K,
     smem = p.WARPS_K * tile_m * tile_n * 4,
@@ -44,7 +45,8 @@ function T.check(p, s)
   if m.smem > 64 * 1024 then return false, "reduction buffer over 64 KB" end
   -- registers for loads in flight: weights plus x rows, twice with PIPE
   local xr = p.M_TILES == 1 and 2 or 1
-  if p.UNROLL * (1 + xr) * (1 + p.PIPE) > 24 then return false, "too many loads in flight for the registers" end
+  if p.UNROLL * (p.CW + xr) * (1 + p.PIPE) > 24 then return false, "too many loads in flight for the registers" end
+  if p.M_TILES * p.CW > 4 then return false, "over 64 accumulators per thread" end
   local kb = s.k // 32
   if kb < p.SPLIT_K * p.WARPS_K then return false, "fewer 32-row blocks than warps along K" end
   -- Split-K exists to fill the GPU: skip it where column tiles alone give
@@ -61,7 +63,7 @@ end
 
 function T.default(s, m)
   if m > 64 and s.n % 64 == 0 then return nil end  -- q4_wmma takes it
-  local p = { WARPS_N = 1, WARPS_K = 8, M_TILES = m <= 16 and 1 or m <= 32 and 2 or 4, UNROLL = 4, PIPE = 0 }
+  local p = { WARPS_N = 1, CW = 1, WARPS_K = 8, M_TILES = m <= 16 and 1 or m <= 32 and 2 or 4, UNROLL = 4, PIPE = 0 }
   local col_tiles = ceil_div(s.n, 32)
   for _, split in ipairs({ 1, 2, 4, 8 }) do
     p.SPLIT_K = split
@@ -77,7 +79,7 @@ end
 
 T.source = [==[
 {{ render(C.prelude) }}
-constexpr int WARPS_N = {{WARPS_N}}, WARPS_K = {{WARPS_K}};
+constexpr int WARPS_N = {{WARPS_N}}, WARPS_K = {{WARPS_K}}, CW = {{CW}};
 constexpr int M_TILES = {{M_TILES}}, UNROLL = {{UNROLL}}, PIPE = {{PIPE}};
 constexpr int KB = K / 32;                              // 32-row blocks of K
 constexpr int KB_SPLIT = (KB + SPLIT_K - 1) / SPLIT_K;  // blocks per split
@@ -132,23 +134,32 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int wn = warp % WARPS_N, wk = warp / WARPS_N;
   const int g = lane >> 2, t = lane & 3;
-  const int col = blockIdx.x * TILE_N + wn * 32 + 4 * g;  // first of 4 columns
-  const bool col_ok = col < N;  // N % 4 == 0: four columns are in or out together
+  // First of this thread's 4 columns in each of the warp's CW 32-column
+  // strips; N % 4 == 0, so four columns are in or out together.
+  int col[CW];
+  bool col_ok[CW];
+#pragma unroll
+  for (int c = 0; c < CW; ++c) {
+    col[c] = blockIdx.x * TILE_N + wn * 32 * CW + 32 * c + 4 * g;
+    col_ok[c] = col[c] < N;
+  }
   const int m0 = blockIdx.y * TILE_M;
   const int kb_begin = blockIdx.z * KB_SPLIT;
   const int kb_end = min(KB, kb_begin + KB_SPLIT);
 
-  float acc[M_TILES][4][4];  // [m tile][column j][mma fragment]
+  float acc[M_TILES][4 * CW][4];  // [m tile][column j of strip j / 4][mma fragment]
 #pragma unroll
   for (int i = 0; i < M_TILES; ++i)
 #pragma unroll
-    for (int j = 0; j < 4; ++j)
+    for (int j = 0; j < 4 * CW; ++j)
 #pragma unroll
       for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
 
-  half2 s[4], nzs[4];
+  half2 s[CW][4], nzs[CW][4];
 //$ if GROUP_SIZE == K then
-  if (col_ok) expand_group(load_group(scales, zeros, 0, col), s, nzs);
+#pragma unroll
+  for (int c = 0; c < CW; ++c)
+    if (col_ok[c]) expand_group(load_group(scales, zeros, 0, col[c]), s[c], nzs[c]);
 //$ end
 
   // One round: UNROLL blocks of 32 rows, WARPS_K apart. Weights and the
@@ -157,15 +168,18 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
   constexpr int STEP = WARPS_K * UNROLL;
   constexpr int XR = M_TILES == 1 ? 2 : 1;  // x rows fetched ahead: g (and g + 8 with one m tile)
   constexpr int GR = GROUP < K ? UNROLL : 1;  // group scales fetched ahead (grouped weights)
-  uint4 w[UNROLL], xg[UNROLL][XR];
-  group_raw gr[GR];
-  auto fetch = [&](int kb0, uint4 (&wv)[UNROLL], uint4 (&xv)[UNROLL][XR], group_raw (&gv)[GR]) {
+  uint4 w[UNROLL][CW], xg[UNROLL][XR];
+  group_raw gr[GR][CW];
+  auto fetch = [&](int kb0, uint4 (&wv)[UNROLL][CW], uint4 (&xv)[UNROLL][XR], group_raw (&gv)[GR][CW]) {
 #pragma unroll
     for (int u = 0; u < UNROLL; ++u) {
       const int kb = kb0 + u * WARPS_K;
       const bool ok = kb < kb_end;
-      wv[u] = ok && col_ok ? load_stream(&qweight[(size_t)(4 * kb + t) * N + col]) : make_uint4(0, 0, 0, 0);
-      if (GR > 1 && ok && col_ok) gv[u % GR] = load_group(scales, zeros, kb * 32 / GROUP, col);
+#pragma unroll
+      for (int c = 0; c < CW; ++c) {
+        wv[u][c] = ok && col_ok[c] ? load_stream(&qweight[(size_t)(4 * kb + t) * N + col[c]]) : make_uint4(0, 0, 0, 0);
+        if (GR > 1 && ok && col_ok[c]) gv[u % GR][c] = load_group(scales, zeros, kb * 32 / GROUP, col[c]);
+      }
 #pragma unroll
       for (int i = 0; i < XR; ++i) {
         const int r = m0 + g + 8 * i;
@@ -177,31 +191,35 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
   fetch(kb_begin + wk, w, xg, gr);
   for (int kb0 = kb_begin + wk; kb0 < kb_end; kb0 += STEP) {
 //$ if PIPE == 1 then
-    uint4 w_next[UNROLL], x_next[UNROLL][XR];
-    group_raw g_next[GR];
+    uint4 w_next[UNROLL][CW], x_next[UNROLL][XR];
+    group_raw g_next[GR][CW];
     fetch(kb0 + STEP, w_next, x_next, g_next);
 //$ end
 #pragma unroll
     for (int u = 0; u < UNROLL; ++u) {
       const int kb = kb0 + u * WARPS_K;
       if (kb >= kb_end) break;
-//$ if GROUP_SIZE < K then
-      expand_group(gr[u], s, nzs);
-//$ end
       // B fragments: column j, half h (codes 2h, 2h+4 | 2h+1, 2h+5).
-      u32 b[4][4];
-      const u32 words[4] = {w[u].x, w[u].y, w[u].z, w[u].w};
+      u32 b[4 * CW][4];
 #pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        half2 v[4];
-        q4_unpack(words[j], v);
+      for (int c = 0; c < CW; ++c) {
+//$ if GROUP_SIZE < K then
+        expand_group(gr[u][c], s[c], nzs[c]);
+//$ end
+        const u32 words[4] = {w[u][c].x, w[u][c].y, w[u][c].z, w[u][c].w};
 #pragma unroll
-        for (int i = 0; i < 4; ++i) b[j][i] = h2_bits(q4_scale(v[i], s[j], nzs[j]));
+        for (int j = 0; j < 4; ++j) {
+          half2 v[4];
+          q4_unpack(words[j], v);
+#pragma unroll
+          for (int i = 0; i < 4; ++i) b[4 * c + j][i] = h2_bits(q4_scale(v[i], s[c][j], nzs[c][j]));
+        }
       }
 #pragma unroll
       for (int mt = 0; mt < M_TILES; ++mt) {
         // A fragments: rows g and g + 8 of this m tile, x[32kb + 8t .. +7]
-        // permuted to match the codes' order (i, i + 4).
+        // permuted to match the codes' order (i, i + 4); shared by all
+        // 4 * CW column tiles.
         const int r0 = m0 + mt * 16 + g, r1 = r0 + 8;
         const uint4 xa = mt == 0 ? xg[u][0]
                        : r0 < M ? __ldg(reinterpret_cast<const uint4 *>(&x[(size_t)r0 * K + 32 * kb + 8 * t]))
@@ -214,7 +232,7 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
         const u32 a1[4] = {__byte_perm(xa.y, xa.w, 0x5410), __byte_perm(xb.y, xb.w, 0x5410),
                            __byte_perm(xa.y, xa.w, 0x7632), __byte_perm(xb.y, xb.w, 0x7632)};
 #pragma unroll
-        for (int j = 0; j < 4; ++j) {
+        for (int j = 0; j < 4 * CW; ++j) {
           mma16816(acc[mt][j], a0, b[j][0], b[j][1]);
           mma16816(acc[mt][j], a1, b[j][2], b[j][3]);
         }
@@ -223,10 +241,13 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
 //$ if PIPE == 1 then
 #pragma unroll
     for (int u = 0; u < UNROLL; ++u) {
-      w[u] = w_next[u];
+#pragma unroll
+      for (int c = 0; c < CW; ++c) {
+        w[u][c] = w_next[u][c];
+        if (GR > 1) gr[u % GR][c] = g_next[u % GR][c];
+      }
 #pragma unroll
       for (int i = 0; i < XR; ++i) xg[u][i] = x_next[u][i];
-      if (GR > 1) gr[u % GR] = g_next[u % GR];
     }
 //$ else
     fetch(kb0 + STEP, w, xg, gr);
@@ -234,15 +255,15 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
   }
 
   // Accumulator element e of column tile j is row g + 8(e / 2), column
-  // 4(2t + e % 2) + j of the warp's 32: undo the column interleave here.
+  // 4(2t + e % 2) + j % 4 of strip j / 4: undo the column interleave here.
 #pragma unroll
   for (int mt = 0; mt < M_TILES; ++mt)
 #pragma unroll
-    for (int j = 0; j < 4; ++j)
+    for (int j = 0; j < 4 * CW; ++j)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int r = mt * 16 + g + 8 * (e >> 1);
-        const int c = wn * 32 + 4 * (2 * t + (e & 1)) + j;
+        const int c = wn * 32 * CW + 32 * (j / 4) + 4 * (2 * t + (e & 1)) + j % 4;
         red[(wk * TILE_M + r) * TILE_N + c] = acc[mt][j][e];
       }
   __syncthreads();
