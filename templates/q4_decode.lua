@@ -17,7 +17,7 @@ local T = {
   priority = 10,
   params = {
     { "WARPS_N", { 1, 2, 4 } },    -- warps side by side along N
-    { "CW",      { 1, 2 } },       -- 32-column strips per warp (x fragments shared by all)
+    { "CW",      { 1, 2, 4 } },    -- 32-column strips per warp (x fragments shared by all)
     { "WARPS_K", { 2, 4, 8 } },    -- warps splitting the block's K range
     { "SPLIT_K", { 1, 2, 4, 8 } }, -- blocks splitting K, reduced in the epilogue
     { "M_TILES", { 1, 2, 4 } },    -- 16-row tiles of x per block
@@ -47,6 +47,7 @@ function T.check(p, s)
   local xr = p.M_TILES == 1 and 2 or 1
   if p.UNROLL * (p.CW + xr) * (1 + p.PIPE) > 24 then return false, "too many loads in flight for the registers" end
   if p.M_TILES * p.CW > 4 then return false, "over 64 accumulators per thread" end
+  if p.WARPS_N * p.WARPS_K > 16 then return false, "over 512 threads: too few registers per thread" end
   local kb = s.k // 32
   if kb < p.SPLIT_K * p.WARPS_K then return false, "fewer 32-row blocks than warps along K" end
   -- Split-K exists to fill the GPU: skip it where column tiles alone give
@@ -199,8 +200,30 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
     for (int u = 0; u < UNROLL; ++u) {
       const int kb = kb0 + u * WARPS_K;
       if (kb >= kb_end) break;
-      // B fragments: column j, half h (codes 2h, 2h+4 | 2h+1, 2h+5).
-      u32 b[4 * CW][4];
+      // A fragments of every m tile: rows g and g + 8, x[32kb + 8t .. +7]
+      // permuted to match the codes' order (i, i + 4); a[mt][h] feeds the
+      // mma of half h (codes 2h, 2h+4 | 2h+1, 2h+5) of every column.
+      u32 a[M_TILES][2][4];
+#pragma unroll
+      for (int mt = 0; mt < M_TILES; ++mt) {
+        const int r0 = m0 + mt * 16 + g, r1 = r0 + 8;
+        const uint4 xa = mt == 0 ? xg[u][0]
+                       : r0 < M ? __ldg(reinterpret_cast<const uint4 *>(&x[(size_t)r0 * K + 32 * kb + 8 * t]))
+                                : make_uint4(0, 0, 0, 0);
+        const uint4 xb = XR == 2 ? xg[u][XR - 1]
+                       : r1 < M ? __ldg(reinterpret_cast<const uint4 *>(&x[(size_t)r1 * K + 32 * kb + 8 * t]))
+                                : make_uint4(0, 0, 0, 0);
+        const u32 lo[4] = {xa.x, xb.x, xa.y, xb.y}, hi[4] = {xa.z, xb.z, xa.w, xb.w};
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          a[mt][h][0] = __byte_perm(lo[2 * h], hi[2 * h], 0x5410);
+          a[mt][h][1] = __byte_perm(lo[2 * h + 1], hi[2 * h + 1], 0x5410);
+          a[mt][h][2] = __byte_perm(lo[2 * h], hi[2 * h], 0x7632);
+          a[mt][h][3] = __byte_perm(lo[2 * h + 1], hi[2 * h + 1], 0x7632);
+        }
+      }
+      // B fragments one column at a time, straight into the mma: only four
+      // registers of dequantized weights are live at once.
 #pragma unroll
       for (int c = 0; c < CW; ++c) {
 //$ if GROUP_SIZE < K then
@@ -211,30 +234,14 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
         for (int j = 0; j < 4; ++j) {
           half2 v[4];
           q4_unpack(words[j], v);
+          u32 b[4];
 #pragma unroll
-          for (int i = 0; i < 4; ++i) b[4 * c + j][i] = h2_bits(q4_scale(v[i], s[c][j], nzs[c][j]));
-        }
-      }
+          for (int i = 0; i < 4; ++i) b[i] = h2_bits(q4_scale(v[i], s[c][j], nzs[c][j]));
 #pragma unroll
-      for (int mt = 0; mt < M_TILES; ++mt) {
-        // A fragments: rows g and g + 8 of this m tile, x[32kb + 8t .. +7]
-        // permuted to match the codes' order (i, i + 4); shared by all
-        // 4 * CW column tiles.
-        const int r0 = m0 + mt * 16 + g, r1 = r0 + 8;
-        const uint4 xa = mt == 0 ? xg[u][0]
-                       : r0 < M ? __ldg(reinterpret_cast<const uint4 *>(&x[(size_t)r0 * K + 32 * kb + 8 * t]))
-                                : make_uint4(0, 0, 0, 0);
-        const uint4 xb = XR == 2 ? xg[u][XR - 1]
-                       : r1 < M ? __ldg(reinterpret_cast<const uint4 *>(&x[(size_t)r1 * K + 32 * kb + 8 * t]))
-                                : make_uint4(0, 0, 0, 0);
-        const u32 a0[4] = {__byte_perm(xa.x, xa.z, 0x5410), __byte_perm(xb.x, xb.z, 0x5410),
-                           __byte_perm(xa.x, xa.z, 0x7632), __byte_perm(xb.x, xb.z, 0x7632)};
-        const u32 a1[4] = {__byte_perm(xa.y, xa.w, 0x5410), __byte_perm(xb.y, xb.w, 0x5410),
-                           __byte_perm(xa.y, xa.w, 0x7632), __byte_perm(xb.y, xb.w, 0x7632)};
-#pragma unroll
-        for (int j = 0; j < 4 * CW; ++j) {
-          mma16816(acc[mt][j], a0, b[j][0], b[j][1]);
-          mma16816(acc[mt][j], a1, b[j][2], b[j][3]);
+          for (int mt = 0; mt < M_TILES; ++mt) {
+            mma16816(acc[mt][4 * c + j], a[mt][0], b[0], b[1]);
+            mma16816(acc[mt][4 * c + j], a[mt][1], b[2], b[3]);
+          }
         }
       }
     }
