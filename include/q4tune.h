@@ -89,6 +89,49 @@ q4_status q4_matmul(q4_handle *h, const q4_weights *w, const void *x, void *y,
 q4_status q4_kernel_name(q4_handle *h, const q4_weights *w, int m, char *buf,
                          size_t bufsize, int *tuned);
 
+/* ---- GPTQ checkpoint import (runtime/q4_gptq.c, docs/IMPORT.md) ---------- */
+
+/* A weight matrix in host memory in q4tune's layout (docs/FORMATS.md).
+** group_size is K / G (K for per-channel). Arrays are malloc'd; free with
+** q4_host_matrix_free. */
+typedef struct q4_host_matrix {
+  int n, k, group_size;
+  unsigned *qweight;        /* [K/8][N] */
+  unsigned short *scales;   /* fp16 bits [K/group_size][N] */
+  unsigned short *zeros;    /* fp16 bits [K/group_size][N] */
+  int *perm;                /* NULL, or [K] for act-order: row i of this matrix is
+                               row perm[i] of the checkpoint; multiply x[:, perm] by it */
+  int symmetric;            /* 1 if every zero is 8 */
+} q4_host_matrix;
+
+typedef enum q4_gptq_version { Q4_GPTQ_AUTO = 0, Q4_GPTQ_V1 = 1, Q4_GPTQ_V2 = 2 } q4_gptq_version;
+
+/* Import layer `prefix` (e.g. "model.layers.0.mlp.down_proj") from a GPTQ
+** safetensors file: reads prefix.qweight, .qzeros, .scales and the optional
+** .g_idx. Only 4-bit weights are taken (other widths: Q4_ERR_UNSUPPORTED
+** naming the width). V1 is the classic format (qzeros hold zero - 1), V2
+** gptq_v2; AUTO reads "checkpoint_format" from quantize_config.json next to
+** the file (or config.json's "quantization_config"), else V1. An act-order
+** g_idx is resolved by reordering rows so groups are contiguous (perm).
+** Errors: Q4_ERR_IO (unreadable or corrupt file), Q4_ERR_INVALID_ARG
+** (missing tensor, inconsistent shapes or dtypes), Q4_ERR_UNSUPPORTED. */
+q4_status q4_gptq_import(const char *safetensors_path, const char *prefix, q4_gptq_version version,
+                         q4_host_matrix *out);
+
+/* Free the arrays of m and zero it. NULL is a no-op. */
+void q4_host_matrix_free(q4_host_matrix *m);
+
+/* (q - z) * s of row k (in this matrix's, i.e. permuted, order), column n. */
+double q4_host_matrix_dequant(const q4_host_matrix *m, int k, int n);
+
+/* Round-to-nearest quantization of w[K][N] (row-major floats), per group of
+** group_size rows (0 or k: per-channel) and column. Asymmetric: the range
+** [min(w, 0), max(w, 0)] in 15 steps with an integer zero 0..15; symmetric:
+** zero 8, scale 2 * max|w| / 15. N and K must be multiples of 8. */
+q4_status q4_quantize_rtn(const float *w, int k, int n, int group_size, int symmetric, q4_host_matrix *out);
+
+/* ---- end of GPTQ checkpoint import ---------------------------------------- */
+
 #ifdef __cplusplus
 }
 #endif

@@ -53,6 +53,13 @@ phase_check() {
   run check_llama $Q check --model llama-7b --m $LLAMA_M
   run tune_g128 $Q tune --shape 22016,4096 --shape 4096,11008 --group 128 --m 1,16,100,2048
   run check_g128 $Q check --model llama-7b --group 128 --m $LLAMA_M
+  run check_g32_g64 bash -c "$Q check --shape 11008,4096 --group 32 --m 1,16,100,2048 &&
+                             $Q check --shape 11008,4096 --group 64 --m 1,16,100,2048"
+  # every kernel family under the memory checker, tuned winners included
+  if command -v compute-sanitizer >/dev/null; then
+    run memcheck compute-sanitizer --tool memcheck --error-exitcode 3 \
+      $Q check --shape 4096,4096 --shape 4096,11008 --m 1,17,100,300
+  fi
 }
 
 phase_bench() {
