@@ -16,7 +16,11 @@
 typedef struct q4_shape {
   q4_format format;
   int n, k, group_size;
+  int flags;  /* Q4_SHAPE_SYMMETRIC | Q4_SHAPE_ACT_ORDER */
 } q4_shape;
+
+#define Q4_SHAPE_SYMMETRIC 1  /* every zero is 8: no zeros array is read */
+#define Q4_SHAPE_ACT_ORDER 2  /* x's columns are gathered through a permutation */
 
 /* One kernel variant of one template for one shape and architecture.
 ** Launch geometry is the same for every template family:

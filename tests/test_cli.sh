@@ -258,7 +258,7 @@ EOF
 run best sqlite3 "$DB" 'select * from best'
 expect_rc best 0
 [ "$(wc -l <"$T/best.out")" -eq 4 ] && ok || bad "best: want 4 rows, got $(wc -l <"$T/best.out")"
-expect_in best out "^NVIDIA H100 80GB HBM3\|9\.0\|q4\|4096\|4096\|4096\|1\|q4_decode\|$P_DEC\|12\.5\|64\|672\.4$"
+expect_in best out "^NVIDIA H100 80GB HBM3\|9\.0\|q4\|4096\|4096\|4096\|\|1\|q4_decode\|$P_DEC\|12\.5\|64\|672\.4$"
 expect_in best out "\|q4_wmma\|"
 run runs sqlite3 "$DB" 'select count(*) from runs where ok = 0'
 [ "$(cat "$T/runs.out")" = 1 ] && ok || bad "runs view: want 1 rejected run"

@@ -114,7 +114,7 @@ static void test_schema(void) {
   if (!db) return;
   CHECK(strcmp(q4db_path(db), path) == 0);
   char mode[32];
-  CHECK(sql_int(path, "PRAGMA user_version") == 1);
+  CHECK(sql_int(path, "PRAGMA user_version") == 2);
   CHECK(sql_text(path, "PRAGMA journal_mode", mode, sizeof mode) && !strcmp(mode, "wal"));
   CHECK(sql_int(path, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN"
                       " ('devices', 'variants', 'cubins', 'measurements', 'winners')") == 5);
@@ -124,7 +124,7 @@ static void test_schema(void) {
   /* Reopening an existing database leaves it as it was. */
   CHECK_OK(q4db_open(path, &db));
   q4db_close(db);
-  CHECK(sql_int(path, "PRAGMA user_version") == 1);
+  CHECK(sql_int(path, "PRAGMA user_version") == 2);
 }
 
 /* ---- round trips ----------------------------------------------------------- */
@@ -635,6 +635,70 @@ static void test_default_path(void) {
   }
 }
 
+/* Runs a whole SQL script through sqlite3 itself. */
+static int sql_script(const char *path, const char *sql) {
+  sqlite3 *h;
+  int ok = sqlite3_open(path, &h) == SQLITE_OK && sqlite3_exec(h, sql, NULL, NULL, NULL) == SQLITE_OK;
+  sqlite3_close(h);
+  return ok;
+}
+
+static char *slurp_file(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *buf = malloc((size_t)n + 1);
+  if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) n = 0;
+  if (buf) buf[n] = '\0';
+  fclose(f);
+  return buf;
+}
+
+/* A database made by schema version 1 opens as version 2 with every row
+** kept (flags 0), and then takes rows that differ only in flags. */
+static void test_migration(void) {
+  char *v1 = slurp_file(Q4TUNE_TEST_DATA "/schema_v1.sql");
+  CHECK_MSG(v1 != NULL, "tests/data/schema_v1.sql missing");
+  if (!v1) return;
+  const char *path = tmp_path("v1.db");
+  CHECK(sql_script(path, v1));
+  free(v1);
+  CHECK(sql_script(path,
+      "INSERT INTO devices(name, cc_major, cc_minor, sms, driver_version, nvrtc_version)"
+      "  VALUES('NVIDIA H100 80GB HBM3', 9, 0, 132, 13000, '13.0');"
+      "INSERT INTO variants(template, params, source_hash) VALUES('q4_decode', 'A=1', 'h1');"
+      "INSERT INTO measurements(device_id, variant_id, format, n, k, group_size, m, median_us, ok)"
+      "  VALUES(1, 1, 'q4', 4096, 4096, 4096, 1, 7.5, 1);"
+      "INSERT INTO winners(device_id, format, n, k, group_size, m_bucket, variant_id, median_us)"
+      "  VALUES(1, 'q4', 4096, 4096, 4096, 1, 1, 7.5);"));
+  CHECK(sql_int(path, "PRAGMA user_version") == 1);
+  q4db *db = NULL;
+  CHECK_OK(q4db_open(path, &db));
+  if (!db) return;
+  CHECK(sql_int(path, "PRAGMA user_version") == 2);
+  CHECK(sql_int(path, "SELECT count(*) FROM measurements WHERE flags = 0 AND median_us = 7.5") == 1);
+  CHECK(sql_int(path, "SELECT count(*) FROM best WHERE weights = '' AND m = 1") == 1);
+  q4_shape s = shape(Q4_FORMAT_Q4, 4096, 4096, 0);
+  q4_variant v;
+  double us = 0;
+  int found = 0;
+  CHECK_OK(q4db_winner_get(db, 1, &s, 1, &v, &us, &found));
+  CHECK(found == 1 && us == 7.5 && !strcmp(v.tmpl, "q4_decode"));
+  s.flags = Q4_SHAPE_SYMMETRIC;  /* a different problem: no winner yet */
+  CHECK_OK(q4db_winner_get(db, 1, &s, 1, &v, &us, &found));
+  CHECK(found == 0);
+  CHECK_OK(q4db_winner_set(db, 1, &s, 1, 1, 6.5));
+  CHECK_OK(q4db_winner_get(db, 1, &s, 1, &v, &us, &found));
+  CHECK(found == 1 && us == 6.5);
+  CHECK(sql_int(path, "SELECT count(*) FROM winners") == 2);
+  CHECK(sql_int(path, "SELECT count(*) FROM best WHERE weights = 'sym'") == 1);
+  s.flags = 7;
+  CHECK(q4db_winner_set(db, 1, &s, 1, 1, 6.5) == Q4_ERR_INVALID_ARG);
+  q4db_close(db);
+}
+
 int main(void) {
   const char *base = getenv("Q4TUNE_TEST_TMP");
   snprintf(dir, sizeof dir, "%s/test_db.%ld", base && *base ? base : "/tmp", (long)getpid());
@@ -648,6 +712,7 @@ int main(void) {
   test_null_args();
   test_bad_files();
   test_default_path();
+  test_migration();
 
   if (!q4test_fail) nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
   return q4test_done("test_db");

@@ -26,7 +26,7 @@
 #include "q4_embed.h"
 #include "q4_error.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 #define BUSY_TIMEOUT_MS 10000
 
 /* The cached statements. */
@@ -67,9 +67,9 @@ static const char *const sql_text[Q_COUNT] = {
   /* An upsert rather than INSERT OR REPLACE keeps the row's id stable. */
   [Q_MEAS_ADD] =
     "INSERT INTO measurements(device_id, variant_id, format, n, k, group_size,"
-    " m, median_us, min_us, max_us, rel_error, ok, note)"
-    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
-    " ON CONFLICT(device_id, variant_id, format, n, k, group_size, m)"
+    " m, median_us, min_us, max_us, rel_error, ok, note, flags)"
+    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+    " ON CONFLICT(device_id, variant_id, format, n, k, group_size, flags, m)"
     " DO UPDATE SET median_us = excluded.median_us,"
     " min_us = excluded.min_us, max_us = excluded.max_us,"
     " rel_error = excluded.rel_error, ok = excluded.ok, note = excluded.note,"
@@ -77,18 +77,18 @@ static const char *const sql_text[Q_COUNT] = {
   [Q_MEAS_FIND] =
     "SELECT median_us, min_us, max_us, rel_error, ok, note FROM measurements"
     " WHERE device_id = ?1 AND variant_id = ?2 AND format = ?3 AND n = ?4"
-    " AND k = ?5 AND group_size = ?6 AND m = ?7",
+    " AND k = ?5 AND group_size = ?6 AND m = ?7 AND flags = ?8",
   [Q_WINNER_SET] =
     "INSERT INTO winners(device_id, format, n, k, group_size, m_bucket,"
-    " variant_id, median_us) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-    " ON CONFLICT(device_id, format, n, k, group_size, m_bucket)"
+    " variant_id, median_us, flags) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+    " ON CONFLICT(device_id, format, n, k, group_size, flags, m_bucket)"
     " DO UPDATE SET variant_id = excluded.variant_id,"
     " median_us = excluded.median_us, chosen_at = datetime('now')",
   [Q_WINNER_GET] =
     "SELECT v.template, v.params, v.source_hash, w.median_us"
     " FROM winners w JOIN variants v ON v.id = w.variant_id"
     " WHERE w.device_id = ?1 AND w.format = ?2 AND w.n = ?3 AND w.k = ?4"
-    " AND w.group_size = ?5 AND w.m_bucket = ?6",
+    " AND w.group_size = ?5 AND w.m_bucket = ?6 AND w.flags = ?7",
 };
 
 struct q4db {
@@ -124,6 +124,8 @@ static q4_status shape_key(const char *fn, const q4_shape *s, q4_shape *key) {
   if (s->n <= 0 || s->k <= 0 || s->group_size < 0)
     return q4_err(Q4_ERR_INVALID_ARG, "%s: bad shape n=%d k=%d group_size=%d",
                   fn, s->n, s->k, s->group_size);
+  if (s->flags < 0 || s->flags > (Q4_SHAPE_SYMMETRIC | Q4_SHAPE_ACT_ORDER))
+    return q4_err(Q4_ERR_INVALID_ARG, "%s: bad shape flags %d", fn, s->flags);
   *key = *s;
   if (key->group_size == 0) key->group_size = key->k;
   return Q4_OK;
@@ -297,6 +299,24 @@ static q4_status create_schema(q4db *db) {
   return finish(db, s);
 }
 
+/* Brings a schema-`from` file to the current version in one transaction
+** (tuning_db/migrate_1_2.sql, embedded): an interrupted migration leaves
+** the file as it was. Under the write lock the version is read again, in
+** case another process migrated it meanwhile. */
+static q4_status migrate(q4db *db, int from) {
+  if (from != 1 || q4_schema_count < 2 || !q4_schema[1].data)
+    return q4_err(Q4_ERR_DB, "tuning database %s: no migration from schema %d", db->path, from);
+  q4_status s = begin(db);
+  if (s != Q4_OK) return s;
+  int version;
+  s = query_int(db, "PRAGMA user_version", &version);
+  if (s == Q4_OK && version == from &&
+      sqlite3_exec(db->h, q4_schema[1].data, NULL, NULL, NULL) != SQLITE_OK)
+    s = db_fail(db, "cannot migrate the schema from version 1 to 2");
+  if (s == Q4_OK) q4_log(Q4_LOG_INFO, "tuning database %s: migrated schema 1 -> 2", db->path);
+  return finish(db, s);
+}
+
 /* Sets connection options and checks the file is a usable database. */
 static q4_status setup(q4db *db) {
   sqlite3_extended_result_codes(db->h, 1);
@@ -335,7 +355,7 @@ static q4_status setup(q4db *db) {
                   "version %d, this build knows %d)", db->path, version,
                   SCHEMA_VERSION);
   if (version == 0) return create_schema(db);
-  /* Migrations from older versions go here, each in its own transaction. */
+  if (version == 1) return migrate(db, 1);
   return Q4_OK;
 }
 
@@ -500,10 +520,10 @@ q4_status q4db_measurement_add(q4db *db, const q4db_measurement *m) {
                   m->m);
   s = begin(db);
   if (s != Q4_OK) return s;
-  s = query(db, Q_MEAS_ADD, NULL, "IItiiiiDDDDit", m->device_id, m->variant_id,
+  s = query(db, Q_MEAS_ADD, NULL, "IItiiiiDDDDiti", m->device_id, m->variant_id,
             q4_format_name(key.format), key.n, key.k, key.group_size, m->m,
             m->median_us, m->min_us, m->max_us, m->rel_error, m->ok ? 1 : 0,
-            m->note);
+            m->note, key.flags);
   return finish(db, s);
 }
 
@@ -516,8 +536,8 @@ q4_status q4db_measurement_find(q4db *db, int64_t device_id, int64_t variant_id,
   q4_status st = shape_key("q4db_measurement_find", s, &key);
   if (st != Q4_OK) return st;
   int row;
-  st = query(db, Q_MEAS_FIND, &row, "IItiiii", device_id, variant_id,
-             q4_format_name(key.format), key.n, key.k, key.group_size, m);
+  st = query(db, Q_MEAS_FIND, &row, "IItiiiii", device_id, variant_id,
+             q4_format_name(key.format), key.n, key.k, key.group_size, m, key.flags);
   if (st != Q4_OK || !row) return st;
   sqlite3_stmt *q = db->stmt[Q_MEAS_FIND];
   memset(out, 0, sizeof *out);
@@ -549,9 +569,9 @@ q4_status q4db_winner_set(q4db *db, int64_t device_id, const q4_shape *s,
                   "q4db_winner_set: bad device id, variant id or m_bucket=%d", m_bucket);
   st = begin(db);
   if (st != Q4_OK) return st;
-  st = query(db, Q_WINNER_SET, NULL, "ItiiiiID", device_id,
+  st = query(db, Q_WINNER_SET, NULL, "ItiiiiIDi", device_id,
              q4_format_name(key.format), key.n, key.k, key.group_size, m_bucket,
-             variant_id, median_us);
+             variant_id, median_us, key.flags);
   return finish(db, st);
 }
 
@@ -565,8 +585,8 @@ q4_status q4db_winner_get(q4db *db, int64_t device_id, const q4_shape *s,
   q4_status st = shape_key("q4db_winner_get", s, &key);
   if (st != Q4_OK) return st;
   int row;
-  st = query(db, Q_WINNER_GET, &row, "Itiiii", device_id,
-             q4_format_name(key.format), key.n, key.k, key.group_size, m_bucket);
+  st = query(db, Q_WINNER_GET, &row, "Itiiiii", device_id,
+             q4_format_name(key.format), key.n, key.k, key.group_size, m_bucket, key.flags);
   if (st != Q4_OK || !row) return st;
   sqlite3_stmt *q = db->stmt[Q_WINNER_GET];
   column_text(q, 0, v->tmpl, sizeof v->tmpl);
@@ -585,8 +605,8 @@ q4_status q4db_winners(q4db *db, const char *device,
   /* Prepared per call, not cached: cb may call back into db. */
   static const char sql[] =
     "SELECT device, cc, format, n, k, group_size, m, template, params,"
-    " median_us, regs FROM best WHERE ?1 IS NULL OR device = ?1"
-    " ORDER BY device, CAST(cc AS REAL), format, n, k, group_size, m";
+    " median_us, regs, weights FROM best WHERE ?1 IS NULL OR device = ?1"
+    " ORDER BY device, CAST(cc AS REAL), format, n, k, group_size, weights, m";
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK)
     return db_fail(db, "cannot list winners");
@@ -612,6 +632,9 @@ q4_status q4db_winners(q4db *db, const char *device,
     column_text(st, 8, r.params, sizeof r.params);
     r.median_us = column_time(st, 9);
     r.regs = sqlite3_column_type(st, 10) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 10);
+    const char *kind = (const char *)sqlite3_column_text(st, 11);
+    r.shape.flags = !kind ? 0 : (strstr(kind, "sym") ? Q4_SHAPE_SYMMETRIC : 0) |
+                                (strstr(kind, "act") ? Q4_SHAPE_ACT_ORDER : 0);
     if (cb(ctx, &r)) break;
   }
   if (s == Q4_OK && rc != SQLITE_ROW && rc != SQLITE_DONE)

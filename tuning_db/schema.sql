@@ -64,6 +64,8 @@ CREATE TABLE measurements (
   k           INTEGER NOT NULL CHECK (k > 0),
   group_size  INTEGER NOT NULL CHECK (group_size > 0),
   m           INTEGER NOT NULL CHECK (m > 0),
+  flags       INTEGER NOT NULL DEFAULT 0      -- 1: symmetric, 2: act-order
+              CHECK (flags BETWEEN 0 AND 3),
   median_us   REAL,                           -- NULL: not timed
   min_us      REAL,
   max_us      REAL,
@@ -71,7 +73,7 @@ CREATE TABLE measurements (
   ok          INTEGER NOT NULL CHECK (ok IN (0, 1)),
   note        TEXT    NOT NULL DEFAULT '',    -- why it was rejected
   measured_at TEXT    NOT NULL DEFAULT (datetime('now')),
-  UNIQUE (device_id, variant_id, format, n, k, group_size, m)
+  UNIQUE (device_id, variant_id, format, n, k, group_size, flags, m)
 );
 -- Foreign keys are checked on delete through the child's column: index it.
 CREATE INDEX measurements_variant ON measurements(variant_id);
@@ -84,10 +86,11 @@ CREATE TABLE winners (
   k          INTEGER NOT NULL CHECK (k > 0),
   group_size INTEGER NOT NULL CHECK (group_size > 0),
   m_bucket   INTEGER NOT NULL CHECK (m_bucket > 0),
+  flags      INTEGER NOT NULL DEFAULT 0 CHECK (flags BETWEEN 0 AND 3),
   variant_id INTEGER NOT NULL REFERENCES variants(id) ON DELETE CASCADE,
   median_us  REAL,
   chosen_at  TEXT    NOT NULL DEFAULT (datetime('now')),
-  PRIMARY KEY (device_id, format, n, k, group_size, m_bucket)
+  PRIMARY KEY (device_id, format, n, k, group_size, flags, m_bucket)
 );
 CREATE INDEX winners_variant ON winners(variant_id);
 
@@ -102,6 +105,8 @@ SELECT d.name                               AS device,
        w.n                                  AS n,
        w.k                                  AS k,
        w.group_size                         AS group_size,
+       CASE w.flags WHEN 0 THEN '' WHEN 1 THEN 'sym' WHEN 2 THEN 'act'
+                    ELSE 'sym+act' END      AS weights,
        w.m_bucket                           AS m,
        v.template                           AS template,
        v.params                             AS params,
@@ -118,7 +123,7 @@ SELECT d.name                               AS device,
   FROM winners w
   JOIN devices d  ON d.id = w.device_id
   JOIN variants v ON v.id = w.variant_id
- ORDER BY d.name, d.cc_major, d.cc_minor, w.format, w.n, w.k, w.group_size, w.m_bucket;
+ ORDER BY d.name, d.cc_major, d.cc_minor, w.format, w.n, w.k, w.group_size, w.flags, w.m_bucket;
 
 -- Every measurement, readable: sqlite3 tuning.db 'select * from runs'.
 CREATE VIEW runs AS
@@ -129,6 +134,8 @@ SELECT m.id                                 AS id,
        m.n                                  AS n,
        m.k                                  AS k,
        m.group_size                         AS group_size,
+       CASE m.flags WHEN 0 THEN '' WHEN 1 THEN 'sym' WHEN 2 THEN 'act'
+                    ELSE 'sym+act' END      AS weights,
        m.m                                  AS m,
        v.template                           AS template,
        v.params                             AS params,
@@ -142,7 +149,7 @@ SELECT m.id                                 AS id,
   FROM measurements m
   JOIN devices d  ON d.id = m.device_id
   JOIN variants v ON v.id = m.variant_id
- ORDER BY d.name, d.cc_major, d.cc_minor, m.format, m.n, m.k, m.group_size, m.m, m.median_us;
+ ORDER BY d.name, d.cc_major, d.cc_minor, m.format, m.n, m.k, m.group_size, m.flags, m.m, m.median_us;
 
 -- Last, so that a partly applied schema is never mistaken for a complete one.
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;
