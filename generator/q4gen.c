@@ -58,7 +58,11 @@ static int host_trampoline(lua_State *L) {
   lua_pushstring(L, c->name);
   if (c->str) lua_pushlstring(L, c->str, c->len ? c->len : strlen(c->str));
   if (c->s) {
-    lua_createtable(L, 0, 5);
+    lua_createtable(L, 0, 7);
+    lua_pushboolean(L, (c->s->flags & Q4_SHAPE_SYMMETRIC) != 0);
+    lua_setfield(L, -2, "symmetric");
+    lua_pushboolean(L, (c->s->flags & Q4_SHAPE_ACT_ORDER) != 0);
+    lua_setfield(L, -2, "act_order");
     lua_pushstring(L, q4_format_name(c->s->format));
     lua_setfield(L, -2, "format");
     lua_pushinteger(L, c->s->n);

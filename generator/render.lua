@@ -336,7 +336,8 @@ local function parse(info, str)
 end
 
 local function shape_copy(s)
-  return { format = s.format, n = s.n, k = s.k, group_size = s.group_size, arch = s.arch }
+  return { format = s.format, n = s.n, k = s.k, group_size = s.group_size, arch = s.arch,
+           symmetric = s.symmetric, act_order = s.act_order }
 end
 
 -- ok, reason from check(p, s)
@@ -441,6 +442,7 @@ local function render_env(info, vals, s, m)
   put(env, 'N', s.n, what); put(env, 'K', s.k, what)
   put(env, 'GROUP_SIZE', s.group_size, what); put(env, 'FORMAT', s.format, what)
   put(env, 'ARCH', s.arch, what); put(env, 'TEMPLATE', info.name, what)
+  put(env, 'SYMMETRIC', s.symmetric and 1 or 0, what); put(env, 'ACT_ORDER', s.act_order and 1 or 0, what)
   for _, k in ipairs({ 'threads', 'smem', 'tile_m', 'tile_n', 'split_k', 'm_min', 'm_max', 'chunk_n' }) do
     put(env, string.upper(k), m[k], what .. ': meta')
   end

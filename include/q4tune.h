@@ -59,6 +59,9 @@ typedef struct q4_weights {
   const void *scales;   /* fp16 [K/group_size][N] */
   const void *zeros;    /* fp16 [K/group_size][N] */
   const void *mask;     /* uint32 [K/32][N] (q4s) */
+  const void *perm;     /* NULL, or int32 [K] for act-order weights: y = x[:, perm] * W
+                           (rows sorted by group, as q4_gptq_import gives them) */
+  int symmetric;        /* 1: every zero is 8; zeros is not read and may be NULL */
 } q4_weights;
 
 typedef struct q4_handle q4_handle;

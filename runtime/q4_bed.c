@@ -20,16 +20,18 @@
 ** double-precision product on sampled elements. */
 static const char ref_source[] =
     "#include <cuda_fp16.h>\n"
+    "// zeros NULL: symmetric weights (zero 8); perm non-NULL: x[m][perm[k]]\n"
     "extern \"C\" __global__ void q4_reference(const unsigned *qweight, const half *scales,\n"
-    "    const half *zeros, const half *x, float *ref, int M, int N, int K, int group) {\n"
+    "    const half *zeros, const int *perm, const half *x, float *ref, int M, int N, int K, int group) {\n"
     "  const int n = blockIdx.x * blockDim.x + threadIdx.x, m = blockIdx.y;\n"
     "  if (n >= N || m >= M) return;\n"
     "  float sum = 0.f;\n"
     "  for (int k = 0; k < K; ++k) {\n"
     "    const int q = (qweight[(size_t)(k / 8) * N + n] >> (4 * (k % 8))) & 15;\n"
     "    const size_t g = (size_t)(k / group) * N + n;\n"
-    "    const float w = ((float)q - __half2float(zeros[g])) * __half2float(scales[g]);\n"
-    "    sum += __half2float(x[(size_t)m * K + k]) * w;\n"
+    "    const float z = zeros ? __half2float(zeros[g]) : 8.f;\n"
+    "    const float w = ((float)q - z) * __half2float(scales[g]);\n"
+    "    sum += __half2float(x[(size_t)m * K + (perm ? perm[k] : k)]) * w;\n"
     "  }\n"
     "  ref[(size_t)m * N + n] = sum;\n"
     "}\n"
@@ -97,10 +99,12 @@ static q4_status upload_weights(q4_bed *b, int i) {
   const q4_cuda_api *cu = b->h->cu;
   const q4_shape *s = &b->shape;
   const size_t qw = (size_t)s->k / 8 * s->n * 4, sz = (size_t)(s->k / s->group_size) * s->n * 2;
-  CU(cu->MemAlloc(&b->wmem[i], qw + 2 * sz), "allocating weights");
+  const size_t pb = b->host.perm ? (size_t)s->k * 4 : 0;
+  CU(cu->MemAlloc(&b->wmem[i], qw + 2 * sz + pb), "allocating weights");
   CU(cu->MemcpyHtoD(b->wmem[i], b->host.qweight, qw), "copying weights");
   CU(cu->MemcpyHtoD(b->wmem[i] + qw, b->host.scales, sz), "copying scales");
   CU(cu->MemcpyHtoD(b->wmem[i] + qw + sz, b->host.zeros, sz), "copying zeros");
+  if (pb) CU(cu->MemcpyHtoD(b->wmem[i] + qw + 2 * sz, b->host.perm, pb), "copying perm");
   q4_weights *w = &b->w[i];
   w->format = s->format;
   w->n = s->n;
@@ -108,7 +112,10 @@ static q4_status upload_weights(q4_bed *b, int i) {
   w->group_size = s->group_size;
   w->qweight = (const void *)b->wmem[i];
   w->scales = (const void *)(b->wmem[i] + qw);
-  w->zeros = (const void *)(b->wmem[i] + qw + sz);
+  /* symmetric weights go without zeros, so a kernel that read them would fault */
+  w->symmetric = (s->flags & Q4_SHAPE_SYMMETRIC) != 0;
+  w->zeros = w->symmetric ? NULL : (const void *)(b->wmem[i] + qw + sz);
+  w->perm = pb ? (const void *)(b->wmem[i] + qw + 2 * sz) : NULL;
   return Q4_OK;
 }
 
@@ -213,8 +220,9 @@ q4_status q4_bed_set_m(q4_bed *b, int m, uint64_t seed) {
   {
     const q4_weights *w = &b->w[0];
     CUdeviceptr qw = (CUdeviceptr)w->qweight, sc = (CUdeviceptr)w->scales, ze = (CUdeviceptr)w->zeros;
+    CUdeviceptr pe = (CUdeviceptr)w->perm;
     int mm = m, n = s->n, k = s->k, g = s->group_size;
-    void *args[] = {&qw, &sc, &ze, &b->x, &b->ref, &mm, &n, &k, &g};
+    void *args[] = {&qw, &sc, &ze, &pe, &b->x, &b->ref, &mm, &n, &k, &g};
     st = q4_cuda_check(cu->LaunchKernel(b->ref_fn, (unsigned)(n + 255) / 256, (unsigned)m, 1, 256, 1, 1, 0,
                                         b->stream, args, NULL), "launching the reference");
   }

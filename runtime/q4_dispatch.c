@@ -85,7 +85,7 @@ static q4_status grow(const q4_cuda_api *cu, CUdeviceptr *p, size_t *have, size_
 /* Scratch for `stream`, grown on demand. Split-K counters start at zero
 ** and every kernel leaves them at zero. */
 static q4_status workspace_for(q4_handle *h, CUstream stream, size_t partials, size_t counters, size_t chunk,
-                               q4_workspace **out) {
+                               size_t xperm, q4_workspace **out) {
   q4_workspace *w = h->workspaces;
   while (w && w->stream != stream) w = w->next;
   if (!w) {
@@ -95,13 +95,15 @@ static q4_status workspace_for(q4_handle *h, CUstream stream, size_t partials, s
     h->workspaces = w;
   }
   q4_status st = Q4_OK;
-  if (w->partial_bytes < partials || w->counter_count * 4 < counters * 4 || w->chunk_bytes < chunk) {
+  if (w->partial_bytes < partials || w->counter_count * 4 < counters * 4 || w->chunk_bytes < chunk ||
+      w->xperm_bytes < xperm) {
     /* kernels queued on this stream may still use the old buffers */
     if ((st = q4_cuda_check(h->cu->StreamSynchronize(stream), "cuStreamSynchronize"))) return st;
     size_t counter_bytes = w->counter_count * 4;
     if ((st = grow(h->cu, &w->partials, &w->partial_bytes, partials, 0, "split-K workspace")) ||
         (st = grow(h->cu, &w->counters, &counter_bytes, counters * 4, 1, "split-K counters")) ||
-        (st = grow(h->cu, &w->chunk, &w->chunk_bytes, chunk, 0, "fp16 weight chunk")))
+        (st = grow(h->cu, &w->chunk, &w->chunk_bytes, chunk, 0, "fp16 weight chunk")) ||
+        (st = grow(h->cu, &w->xperm, &w->xperm_bytes, xperm, 0, "gathered activations")))
       return st;
     w->counter_count = counter_bytes / 4;
   }
@@ -119,6 +121,7 @@ void q4_forget_stream(q4_handle *h, CUstream stream) {
       if (w->partials) h->cu->MemFree(w->partials);
       if (w->counters) h->cu->MemFree(w->counters);
       if (w->chunk) h->cu->MemFree(w->chunk);
+      if (w->xperm) h->cu->MemFree(w->xperm);
       q4_ctx_pop(h);
     }
     *pp = w->next;
@@ -136,7 +139,19 @@ static q4_status launch_two_pass(q4_handle *h, const q4_kernel *k, const q4_weig
   q4_status st;
   if (!h->blas && (st = q4_cublas_open(&h->blas))) return st;
   q4_workspace *ws;
-  if ((st = workspace_for(h, stream, 0, 0, (size_t)w->k * v->chunk_n * 2, &ws))) return st;
+  const size_t xperm = w->perm ? (size_t)m * w->k * 2 : 0;
+  if ((st = workspace_for(h, stream, 0, 0, (size_t)w->k * v->chunk_n * 2, xperm, &ws))) return st;
+  if (w->perm && m > 65535) return q4_err(Q4_ERR_UNSUPPORTED, "M=%d: act-order products take at most 65535 rows", m);
+  if (w->perm) {  /* act-order: x's columns in the weights' row order, once */
+    if (!k->gather) return q4_err(Q4_ERR_TEMPLATE, "%s[%s] has no gather kernel for act-order weights", v->tmpl, v->params);
+    CUdeviceptr xs = (CUdeviceptr)x, pe = (CUdeviceptr)w->perm, xp = ws->xperm;
+    int mm = m;
+    void *gargs[] = {&xs, &pe, &xp, &mm};
+    st = q4_cuda_check(h->cu->LaunchKernel(k->gather, (unsigned)((w->k + v->threads - 1) / v->threads), (unsigned)m, 1,
+                                           (unsigned)v->threads, 1, 1, 0, stream, gargs, NULL), "cuLaunchKernel");
+    if (st) return st;
+    x = (const void *)ws->xperm;
+  }
   for (int n0 = 0; n0 < w->n; n0 += v->chunk_n) {
     int cols = w->n - n0 < v->chunk_n ? w->n - n0 : v->chunk_n;
     CUdeviceptr qw = (CUdeviceptr)w->qweight, sc = (CUdeviceptr)w->scales, ze = (CUdeviceptr)w->zeros;
@@ -163,15 +178,15 @@ q4_status q4_launch(q4_handle *h, const q4_kernel *k, const q4_weights *w, const
   CUdeviceptr partials = 0, counters = 0;
   if (v->split_k > 1) {
     q4_workspace *ws = NULL;
-    q4_status st = workspace_for(h, stream, (size_t)v->split_k * m * w->n * 4, (size_t)gx * gy, 0, &ws);
+    q4_status st = workspace_for(h, stream, (size_t)v->split_k * m * w->n * 4, (size_t)gx * gy, 0, 0, &ws);
     if (st) return st;
     partials = ws->partials;
     counters = ws->counters;
   }
   CUdeviceptr qw = (CUdeviceptr)w->qweight, sc = (CUdeviceptr)w->scales, ze = (CUdeviceptr)w->zeros;
-  CUdeviceptr ma = (CUdeviceptr)w->mask, xp = (CUdeviceptr)x, yp = (CUdeviceptr)y;
+  CUdeviceptr ma = (CUdeviceptr)w->mask, pe = (CUdeviceptr)w->perm, xp = (CUdeviceptr)x, yp = (CUdeviceptr)y;
   int mm = m;
-  void *args[] = {&qw, &sc, &ze, &ma, &xp, &yp, &mm, &partials, &counters};
+  void *args[] = {&qw, &sc, &ze, &ma, &pe, &xp, &yp, &mm, &partials, &counters};
   return q4_cuda_check(h->cu->LaunchKernel(k->fn, gx, gy, (unsigned)v->split_k, (unsigned)v->threads, 1, 1,
                                            (unsigned)v->smem, stream, args, NULL),
                        "cuLaunchKernel");

@@ -122,7 +122,8 @@ void q4_destroy(q4_handle *h) {
 }
 
 q4_shape q4_shape_of(const q4_weights *w) {
-  q4_shape s = {w->format, w->n, w->k, w->group_size > 0 ? w->group_size : w->k};
+  q4_shape s = {w->format, w->n, w->k, w->group_size > 0 ? w->group_size : w->k,
+               (w->symmetric ? Q4_SHAPE_SYMMETRIC : 0) | (w->perm ? Q4_SHAPE_ACT_ORDER : 0)};
   return s;
 }
 
@@ -140,10 +141,14 @@ q4_status q4_weights_check(const q4_weights *w) {
   const int g = w->group_size ? w->group_size : w->k;
   if (g % 32) return q4_err(Q4_ERR_INVALID_ARG, "group size %d is not a multiple of 32", g);
   if (w->k % g) return q4_err(Q4_ERR_INVALID_ARG, "K=%d is not a multiple of the group size %d", w->k, g);
-  if (!w->qweight || !w->scales || !w->zeros)
-    return q4_err(Q4_ERR_INVALID_ARG, "weights: qweight, scales and zeros must all be set");
+  if (w->symmetric != 0 && w->symmetric != 1)
+    return q4_err(Q4_ERR_INVALID_ARG, "weights: symmetric must be 0 or 1, not %d", w->symmetric);
+  if (!w->qweight || !w->scales || (!w->zeros && !w->symmetric))
+    return q4_err(Q4_ERR_INVALID_ARG, "weights: qweight, scales and zeros must all be set (zeros may be NULL only for symmetric weights)");
   if ((uintptr_t)w->qweight % 16 || (uintptr_t)w->scales % 8 || (uintptr_t)w->zeros % 8)
     return q4_err(Q4_ERR_INVALID_ARG, "weights: qweight must be 16-byte aligned, scales and zeros 8-byte aligned");
+  if ((uintptr_t)w->perm % 16)
+    return q4_err(Q4_ERR_INVALID_ARG, "weights: perm must be 16-byte aligned");
   return Q4_OK;
 }
 

@@ -20,6 +20,7 @@ typedef struct q4_kernel {
   q4_variant v;       /* launch fields; source freed once compiled */
   CUmodule module;
   CUfunction fn;
+  CUfunction gather;  /* two-pass variants of act-order weights: q4tune_gather_x */
   int regs, spill_bytes;
   int from_cache;     /* 1 if the cubin came from the database */
   struct q4_kernel *next;
@@ -38,8 +39,8 @@ typedef struct q4_plan {
 ** and the fp16 chunk of the two-pass variants. */
 typedef struct q4_workspace {
   CUstream stream;
-  CUdeviceptr partials, counters, chunk;
-  size_t partial_bytes, counter_count, chunk_bytes;
+  CUdeviceptr partials, counters, chunk, xperm;
+  size_t partial_bytes, counter_count, chunk_bytes, xperm_bytes;
   struct q4_workspace *next;
 } q4_workspace;
 

@@ -69,6 +69,9 @@ q4_status q4_kernel_get(q4_handle *h, q4_variant *v, q4_kernel **out) {
   if (!st) st = q4_cuda_check(h->cu->ModuleLoadData(&k->module, cubin), "cuModuleLoadData");
   free(cubin);
   if (!st) st = q4_cuda_check(h->cu->ModuleGetFunction(&k->fn, k->module, v->chunk_n ? "q4tune_dequant" : "q4tune_kernel"), "cuModuleGetFunction");
+  /* present only in two-pass sources for act-order weights */
+  if (!st && v->chunk_n && h->cu->ModuleGetFunction(&k->gather, k->module, "q4tune_gather_x") != CUDA_SUCCESS)
+    k->gather = NULL;
   if (!st && v->smem > 48 * 1024)
     st = q4_cuda_check(h->cu->FuncSetAttribute(k->fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, v->smem),
                        "raising the shared memory limit");

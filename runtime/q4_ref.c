@@ -77,7 +77,20 @@ q4_status q4_ref_random(q4_host_weights *w, const q4_shape *s, uint64_t seed) {
     w->scales[i] = q4_f2h(q4_rand_uniform(&st, 0.002f, 0.02f));
     /* three zeros in four are integers (GPTQ, AWQ), the rest fractional */
     const float z = q4_rand_uniform(&st, 4.0f, 11.0f);
-    w->zeros[i] = q4_f2h((q4_rand_next(&st) & 3) ? floorf(z) : z);
+    w->zeros[i] = (s->flags & Q4_SHAPE_SYMMETRIC) ? q4_f2h(8.0f) : q4_f2h((q4_rand_next(&st) & 3) ? floorf(z) : z);
+  }
+  if (s->flags & Q4_SHAPE_ACT_ORDER) {
+    if (!(w->perm = malloc((size_t)s->k * sizeof *w->perm))) {
+      q4_ref_free(w);
+      return q4_err(Q4_ERR_NO_MEMORY, "q4_ref_random: out of host memory");
+    }
+    for (int k = 0; k < s->k; k++) w->perm[k] = k;
+    for (int k = s->k - 1; k > 0; k--) {  /* Fisher-Yates */
+      const int j = (int)(q4_rand_next(&st) % (uint64_t)(k + 1));
+      const int32_t t = w->perm[k];
+      w->perm[k] = w->perm[j];
+      w->perm[j] = t;
+    }
   }
   return Q4_OK;
 }
@@ -87,6 +100,8 @@ void q4_ref_free(q4_host_weights *w) {
   free(w->qweight);
   free(w->scales);
   free(w->zeros);
+  free(w->perm);
+  w->perm = NULL;
   w->qweight = NULL;
   w->scales = w->zeros = NULL;
 }
@@ -107,7 +122,8 @@ double q4_ref_weight(const q4_host_weights *w, int k, int n) {
 
 double q4_ref_dot(const q4_host_weights *w, const uint16_t *x_row, int n) {
   double sum = 0;
-  for (int k = 0; k < w->shape.k; k++) sum += (double)q4_h2f(x_row[k]) * q4_ref_weight(w, k, n);
+  for (int k = 0; k < w->shape.k; k++)
+    sum += (double)q4_h2f(x_row[w->perm ? w->perm[k] : k]) * q4_ref_weight(w, k, n);
   return sum;
 }
 

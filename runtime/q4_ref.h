@@ -20,6 +20,7 @@ typedef struct q4_host_weights {
   uint32_t *qweight;  /* [K/8][N] */
   uint16_t *scales;   /* [G][N] fp16 */
   uint16_t *zeros;    /* [G][N] fp16 */
+  int32_t *perm;      /* [K] for act-order (shape.flags), else NULL */
 } q4_host_weights;
 
 /* A deterministic generator (splitmix64) for test data. */
@@ -27,7 +28,8 @@ uint64_t q4_rand_next(uint64_t *state);
 float q4_rand_uniform(uint64_t *state, float lo, float hi);
 
 /* Random codes 0..15, scales in [0.002, 0.02], zeros in [4, 11] (not all
-** integers), all from `seed`. */
+** integers; all 8 for symmetric shapes), and for act-order shapes a random
+** permutation of K, all from `seed`. */
 q4_status q4_ref_random(q4_host_weights *w, const q4_shape *s, uint64_t seed);
 void q4_ref_free(q4_host_weights *w);
 
@@ -38,7 +40,8 @@ void q4_ref_random_x(uint16_t *x, size_t count, uint64_t seed);
 int q4_ref_code(const q4_host_weights *w, int k, int n);
 /* (q - z) * s of row k, column n, in double. */
 double q4_ref_weight(const q4_host_weights *w, int k, int n);
-/* sum_k x[k] * W[k][n] in double, for one row x of length K. */
+/* sum_k x[perm[k]] * W[k][n] (x[k] without perm) in double, for one row x
+** of length K. */
 double q4_ref_dot(const q4_host_weights *w, const uint16_t *x_row, int n);
 
 /* ||y - ref|| / ||ref|| over count values; y fp16; NaN or Inf in y gives

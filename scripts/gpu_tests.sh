@@ -4,7 +4,8 @@
 #   scripts/gpu_tests.sh tune     fresh `tune --model llama-7b`, then the warm re-run, ctest
 #   scripts/gpu_tests.sh check    correctness of tuned winners and defaults (per-channel, g128)
 #   scripts/gpu_tests.sh bench    bench next to cuBLAS fp16, per-channel and g128
-#   scripts/gpu_tests.sh all      the three in turn
+#   scripts/gpu_tests.sh weights  grouped, symmetric and act-order weights: tune, check, bench
+#   scripts/gpu_tests.sh all      tune, check and bench in turn
 # Logs go to $OUT (default /tmp/q4out); the database to $OUT/tuning.db unless
 # Q4TUNE_DB is set. Exits non-zero on the first failure. Without a GPU it
 # says so and exits 0 (skipped).
@@ -67,10 +68,28 @@ phase_bench() {
   run bench_g128 $Q bench --shape 22016,4096 --shape 4096,11008 --group 128 --m 1,16,2048
 }
 
+phase_weights() {
+  local shapes="--shape 11008,4096 --shape 4096,11008" m=1,16,100,2048
+  run w_tune_sym $Q tune $shapes --group 128 --symmetric --m $m
+  run w_check_sym $Q check $shapes --group 128 --symmetric --m $m
+  run w_tune_act $Q tune $shapes --group 128 --act-order --m $m
+  run w_check_act $Q check $shapes --group 128 --act-order --m $m
+  run w_check_g32 $Q check $shapes --group 32 --symmetric --act-order --m $m
+  # the costs of groups and of act-order, same run
+  run w_tune_22016 $Q tune --shape 22016,4096 --m 1,2048
+  run w_tune_22016_g128 $Q tune --shape 22016,4096 --group 128 --m 1,2048
+  run w_tune_22016_act $Q tune --shape 22016,4096 --group 128 --act-order --m 1
+  run w_bench bash -c "$Q bench --shape 22016,4096 --m 1,2048 &&
+                       $Q bench --shape 22016,4096 --group 128 --m 1,2048 &&
+                       $Q bench --shape 22016,4096 --group 128 --act-order --m 1 &&
+                       $Q bench $shapes --group 128 --symmetric --m 1,16,2048"
+}
+
 case "${1:-all}" in
   tune) phase_tune ;;
   check) phase_check ;;
   bench) phase_bench ;;
+  weights) phase_weights ;;
   all) phase_tune && phase_check && phase_bench ;;
   *) echo "usage: $0 [tune|check|bench|all]"; exit 2 ;;
 esac

@@ -60,6 +60,34 @@ __device__ __forceinline__ half2 q4_scale(half2 v, half2 s, half2 neg_zs) {
 __device__ __forceinline__ half q4_neg_zs(half z, half s) {
   return __float2half_rn(-__half2float(z) * __half2float(s));
 }
+
+// The zero of column n in group grp.
+__device__ __forceinline__ half q4_zero(const half *zeros, int grp, int n) {
+//$ if SYMMETRIC == 1 then
+  return __ushort_as_half(0x4800);  // symmetric weights: always 8, no zeros array
+//$ else
+  return zeros[(size_t)grp * N + n];
+//$ end
+}
+
+// x[row][k0 .. k0 + 7] in the weights' row order (k0 a multiple of 8).
+// Act-order weights had their rows sorted by group at import: their x
+// columns are gathered through perm here, inside the kernel's own load.
+__device__ __forceinline__ uint4 q4_load_x8(const half *x, const int *perm, int row, int k0) {
+//$ if ACT_ORDER == 1 then
+  const int4 p0 = __ldg(reinterpret_cast<const int4 *>(&perm[k0]));
+  const int4 p1 = __ldg(reinterpret_cast<const int4 *>(&perm[k0 + 4]));
+  const half *xr = x + (size_t)row * K;
+  const int idx[8] = {p0.x, p0.y, p0.z, p0.w, p1.x, p1.y, p1.z, p1.w};
+  uint4 v;
+  unsigned short *h = reinterpret_cast<unsigned short *>(&v);
+#pragma unroll
+  for (int i = 0; i < 8; ++i) h[i] = __ldg(reinterpret_cast<const unsigned short *>(xr + idx[i]));
+  return v;
+//$ else
+  return __ldg(reinterpret_cast<const uint4 *>(&x[(size_t)row * K + k0]));
+//$ end
+}
 ]==]
 
 -- 16-byte global -> shared copies. On sm_80+ they are cp.async (the copy
@@ -147,7 +175,7 @@ C.signature = [==[
 extern "C" __global__ void __launch_bounds__({{THREADS}})
 q4tune_kernel(const u32 *__restrict__ qweight, const half *__restrict__ scales,
               const half *__restrict__ zeros, const u32 *__restrict__ mask,
-              const half *__restrict__ x, half *__restrict__ y, int M,
+              const int *__restrict__ perm, const half *__restrict__ x, half *__restrict__ y, int M,
               float *__restrict__ workspace, u32 *__restrict__ counters)
 ]==]
 

@@ -111,7 +111,11 @@ struct group_raw {
 __device__ __forceinline__ group_raw load_group(const half *scales, const half *zeros, int grp, int col) {
   group_raw g;
   g.s = __ldg(reinterpret_cast<const uint2 *>(&scales[(size_t)grp * N + col]));
+//$ if SYMMETRIC == 1 then
+  g.z = make_uint2(0x48004800u, 0x48004800u);  // every zero is 8.0
+//$ else
   g.z = __ldg(reinterpret_cast<const uint2 *>(&zeros[(size_t)grp * N + col]));
+//$ end
   return g;
 }
 
@@ -184,8 +188,7 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
 #pragma unroll
       for (int i = 0; i < XR; ++i) {
         const int r = m0 + g + 8 * i;
-        xv[u][i] = ok && r < M ? __ldg(reinterpret_cast<const uint4 *>(&x[(size_t)r * K + 32 * kb + 8 * t]))
-                               : make_uint4(0, 0, 0, 0);
+        xv[u][i] = ok && r < M ? q4_load_x8(x, perm, r, 32 * kb + 8 * t) : make_uint4(0, 0, 0, 0);
       }
     }
   };
@@ -208,11 +211,9 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
       for (int mt = 0; mt < M_TILES; ++mt) {
         const int r0 = m0 + mt * 16 + g, r1 = r0 + 8;
         const uint4 xa = mt == 0 ? xg[u][0]
-                       : r0 < M ? __ldg(reinterpret_cast<const uint4 *>(&x[(size_t)r0 * K + 32 * kb + 8 * t]))
-                                : make_uint4(0, 0, 0, 0);
+                       : r0 < M ? q4_load_x8(x, perm, r0, 32 * kb + 8 * t) : make_uint4(0, 0, 0, 0);
         const uint4 xb = XR == 2 ? xg[u][XR - 1]
-                       : r1 < M ? __ldg(reinterpret_cast<const uint4 *>(&x[(size_t)r1 * K + 32 * kb + 8 * t]))
-                                : make_uint4(0, 0, 0, 0);
+                       : r1 < M ? q4_load_x8(x, perm, r1, 32 * kb + 8 * t) : make_uint4(0, 0, 0, 0);
         const u32 lo[4] = {xa.x, xb.x, xa.y, xb.y}, hi[4] = {xa.z, xb.z, xa.w, xb.w};
 #pragma unroll
         for (int h = 0; h < 2; ++h) {

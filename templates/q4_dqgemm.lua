@@ -61,7 +61,11 @@ q4tune_dequant(const u32 *__restrict__ qweight, const half *__restrict__ scales,
   const uint4 q = __ldg(reinterpret_cast<const uint4 *>(&qweight[(size_t)r * N + n0 + c]));
   const int grp = 8 * r / GROUP;
   const uint2 sv = __ldg(reinterpret_cast<const uint2 *>(&scales[(size_t)grp * N + n0 + c]));
+//$ if SYMMETRIC == 1 then
+  const uint2 zv = make_uint2(0x48004800u, 0x48004800u);  // every zero is 8.0
+//$ else
   const uint2 zv = __ldg(reinterpret_cast<const uint2 *>(&zeros[(size_t)grp * N + n0 + c]));
+//$ end
   const half *sh = reinterpret_cast<const half *>(&sv), *zh = reinterpret_cast<const half *>(&zv);
   const u32 words[4] = {q.x, q.y, q.z, q.w};
   half out[8][4];  // [row][column]
@@ -81,6 +85,17 @@ q4tune_dequant(const u32 *__restrict__ qweight, const half *__restrict__ scales,
   for (int i = 0; i < 8; ++i)
     *reinterpret_cast<uint2 *>(&w[(size_t)(8 * r + i) * cols + c]) = *reinterpret_cast<const uint2 *>(out[i]);
 }
+//$ if ACT_ORDER == 1 then
+
+// xp[m][k] = x[m][perm[k]]: the activations of act-order weights in the
+// weights' row order, gathered once per product for the GEMM.
+extern "C" __global__ void __launch_bounds__(THREADS)
+q4tune_gather_x(const half *__restrict__ x, const int *__restrict__ perm, half *__restrict__ xp, int M)
+{
+  const int k = blockIdx.x * THREADS + threadIdx.x, m = blockIdx.y;
+  if (k < K && m < M) xp[(size_t)m * K + k] = x[(size_t)m * K + __ldg(&perm[k])];
+}
+//$ end
 ]==]
 
 return T

@@ -95,13 +95,19 @@ constexpr int W_STAGE = BLOCK_K / 8 * BLOCK_N;                 // words
 {{ render(C.async_copy) }}
 
 // Queue the copies of k-step `kt` (x tile and packed codes) into stage `st`.
-__device__ __forceinline__ void load_stage(half *a_s, u32 *w_s, const half *x, const u32 *qweight,
-                                           int M, int m0, int n0, int kt) {
+__device__ __forceinline__ void load_stage(half *a_s, u32 *w_s, const half *x, const int *perm,
+                                           const u32 *qweight, int M, int m0, int n0, int kt) {
   constexpr int A_CHUNKS = BLOCK_M * BLOCK_K / 8;  // 16-byte pieces
   for (int i = threadIdx.x; i < A_CHUNKS; i += THREADS) {
     const int r = i / (BLOCK_K / 8), c = 8 * (i % (BLOCK_K / 8));
     const bool ok = m0 + r < M;
+//$ if ACT_ORDER == 1 then
+    // gathered through perm: a plain load and store, not an async copy
+    *reinterpret_cast<uint4 *>(&a_s[r * LDA + c]) =
+        ok ? q4_load_x8(x, perm, m0 + r, kt * BLOCK_K + c) : make_uint4(0, 0, 0, 0);
+//$ else
     copy16(&a_s[r * LDA + c], ok ? &x[(size_t)(m0 + r) * K + kt * BLOCK_K + c] : x, ok);
+//$ end
   }
   constexpr int W_CHUNKS = W_STAGE / 4;
   for (int i = threadIdx.x; i < W_CHUNKS; i += THREADS) {
@@ -118,7 +124,7 @@ __device__ __forceinline__ void dequant_stage(half *b_s, const u32 *w_s, const h
   const int grp = kt * BLOCK_K / GROUP;
   for (int i = threadIdx.x; i < W_STAGE; i += THREADS) {
     const int r = i / BLOCK_N, n = i % BLOCK_N;
-    const half s = scales[(size_t)grp * N + n0 + n], z = zeros[(size_t)grp * N + n0 + n];
+    const half s = scales[(size_t)grp * N + n0 + n], z = q4_zero(zeros, grp, n0 + n);
     const half2 s2 = __half2half2(s), nzs2 = __half2half2(q4_neg_zs(z, s));
     half2 v[4];
     q4_unpack(w_s[r * BLOCK_N + n], v);
@@ -155,7 +161,7 @@ __device__ __forceinline__ void dequant_stage(half *b_s, const u32 *w_s, const h
   // group (possibly empty) so that wait_group counts stay uniform.
 #pragma unroll
   for (int st = 0; st < STAGES - 1; ++st) {
-    if (st < KT) load_stage(a_s + st * A_STAGE, w_s + st * W_STAGE, x, qweight, M, m0, n0, kt0 + st);
+    if (st < KT) load_stage(a_s + st * A_STAGE, w_s + st * W_STAGE, x, perm, qweight, M, m0, n0, kt0 + st);
     copy_commit();
   }
 
@@ -166,7 +172,8 @@ __device__ __forceinline__ void dequant_stage(half *b_s, const u32 *w_s, const h
     dequant_stage(b_s, w_s + st * W_STAGE, scales, zeros, n0, kt0 + i);
     const int next = i + STAGES - 1;
     if (next < KT)
-      load_stage(a_s + (next % STAGES) * A_STAGE, w_s + (next % STAGES) * W_STAGE, x, qweight, M, m0, n0, kt0 + next);
+      load_stage(a_s + (next % STAGES) * A_STAGE, w_s + (next % STAGES) * W_STAGE, x, perm, qweight, M, m0,
+                 n0, kt0 + next);
     copy_commit();
     __syncthreads();          // b_s complete
     const half *a_st = a_s + st * A_STAGE;

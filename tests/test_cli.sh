@@ -197,14 +197,14 @@ EOF
 
 run show "$Q4" show --db "$DB"
 expect_rc show 0
-expect_in show out "^device +fmt +N +K +group +M"
+expect_in show out "^device +fmt +N +K +group +weights +M"
 [ "$(grep -c 'q4_decode\[' "$T/show.out")" -eq 2 ] && ok || bad "show: want 2 q4_decode rows"
 [ "$(grep -c 'q4_wmma\[' "$T/show.out")" -eq 2 ] && ok || bad "show: want 2 q4_wmma rows"
 [ "$(wc -l <"$T/show.out")" -eq 5 ] && ok || bad "show: want a header and 4 rows, got $(wc -l <"$T/show.out") lines"
-expect_in show out "NVIDIA H100 80GB HBM3 +q4 +4096 +4096 +chan +1 +12\.50 .*q4_decode\[$P_DEC\]"
-expect_in show out "NVIDIA H100 80GB HBM3 +q4 +4096 +4096 +chan +16 +15\.25 .*q4_decode\[$P_DEC16\]"
-expect_in show out "NVIDIA H100 80GB HBM3 +q4 +22016 +4096 +128 +256 +80\.00 .*q4_wmma\["
-expect_in show out "NVIDIA A100-SXM4-80GB +q4 +22016 +4096 +128 +256 +140\.00 .*q4_wmma\["
+expect_in show out "NVIDIA H100 80GB HBM3 +q4 +4096 +4096 +chan +- +1 +12\.50 .*q4_decode\[$P_DEC\]"
+expect_in show out "NVIDIA H100 80GB HBM3 +q4 +4096 +4096 +chan +- +16 +15\.25 .*q4_decode\[$P_DEC16\]"
+expect_in show out "NVIDIA H100 80GB HBM3 +q4 +22016 +4096 +128 +- +256 +80\.00 .*q4_wmma\["
+expect_in show out "NVIDIA A100-SXM4-80GB +q4 +22016 +4096 +128 +- +256 +140\.00 .*q4_wmma\["
 if grep -q "no tuned kernels" "$T/show.out"; then bad "show still says no tuned kernels"; else ok; fi
 
 run show_json "$Q4" show --db "$DB" --json
@@ -214,7 +214,7 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 assert isinstance(d, list) and len(d) == 4, d
 fields = {"device", "cc", "format", "n", "k", "group_size", "m", "template", "params",
-          "median_us", "gbs", "regs"}
+          "median_us", "gbs", "regs", "weights"}
 for r in d:
     assert set(r) == fields, sorted(r)
 # ordered by device name, then format, n, k, group size, m
@@ -241,7 +241,7 @@ EOF
 run show_csv "$Q4" show --db "$DB" --csv
 expect_rc show_csv 0
 [ "$(wc -l <"$T/show_csv.out")" -eq 5 ] && ok || bad "show --csv: want header + 4 lines"
-[ "$(head -1 "$T/show_csv.out")" = "device,cc,format,n,k,group_size,m,template,params,median_us,gbs,regs" ] && ok ||
+[ "$(head -1 "$T/show_csv.out")" = "device,cc,format,n,k,group_size,m,template,params,median_us,gbs,regs,weights" ] && ok ||
   bad "show --csv header: $(head -1 "$T/show_csv.out")"
 python3 - "$T/show_csv.out" <<'EOF' && ok || bad "show --csv does not parse as CSV"
 import csv, sys

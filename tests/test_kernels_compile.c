@@ -25,8 +25,10 @@ static const int ARCHS[] = {80, 90};
 static const q4_shape SHAPES[] = {
     {Q4_FORMAT_Q4, 4096, 4096, 4096},  /* per-channel */
     {Q4_FORMAT_Q4, 22016, 4096, 128},
+    /* symmetric act-order weights: the code paths without zeros, with perm */
+    {Q4_FORMAT_Q4, 11008, 4096, 64, Q4_SHAPE_SYMMETRIC | Q4_SHAPE_ACT_ORDER},
 };
-#define NSHAPES 2
+#define NSHAPES 3
 
 typedef struct job {
   q4_variant v;      /* rendered */

@@ -148,6 +148,10 @@ int cli_parse(int argc, char **argv, cli_opts *o, const char *usage, const char 
     } else if (!strcmp(a, "--seed")) {
       NEEDS_VALUE();
       o->seed = strtoull(v, NULL, 10);
+    } else if (!strcmp(a, "--symmetric")) {
+      o->flags |= Q4_SHAPE_SYMMETRIC;
+    } else if (!strcmp(a, "--act-order")) {
+      o->flags |= Q4_SHAPE_ACT_ORDER;
     } else if (!strcmp(a, "--force")) {
       o->force = 1;
     } else if (!strcmp(a, "--json")) {
@@ -175,6 +179,7 @@ int cli_parse(int argc, char **argv, cli_opts *o, const char *usage, const char 
       all[n] = o->shapes[i];
       all[n].format = o->formats[f];
       all[n].group_size = o->group_size ? o->group_size : all[n].k;
+      all[n].flags = o->flags;
       n++;
     }
   memcpy(o->shapes, all, sizeof(q4_shape) * (size_t)n);
@@ -188,10 +193,11 @@ int cli_fail(const char *what, int status) {
 }
 
 void cli_shape_name(const q4_shape *s, char *buf, size_t size) {
-  if (s->group_size == s->k)
-    snprintf(buf, size, "%s N=%d K=%d per-channel", q4_format_name(s->format), s->n, s->k);
-  else
-    snprintf(buf, size, "%s N=%d K=%d g%d", q4_format_name(s->format), s->n, s->k, s->group_size);
+  char group[24];
+  if (s->group_size == s->k) snprintf(group, sizeof group, "per-channel");
+  else snprintf(group, sizeof group, "g%d", s->group_size);
+  snprintf(buf, size, "%s N=%d K=%d %s%s%s", q4_format_name(s->format), s->n, s->k, group,
+           s->flags & Q4_SHAPE_SYMMETRIC ? " sym" : "", s->flags & Q4_SHAPE_ACT_ORDER ? " act-order" : "");
 }
 
 double cli_now(void) {

@@ -20,6 +20,7 @@ typedef struct cli_opts {
   const char *db;       /* NULL: default path */
   int device;
   int group_size;       /* 0: per-channel */
+  int flags;            /* Q4_SHAPE_SYMMETRIC | Q4_SHAPE_ACT_ORDER for every shape */
   q4_format formats[2];
   int nformats;
   const char *model;    /* preset name, for messages */

@@ -26,6 +26,8 @@ static const char usage[] =
     "  --shape N,K    a weight shape; repeatable\n"
     "  --m LIST       default 1,16,64,256,1024,2048\n"
     "  --group G      group size (default 0: per-channel)\n"
+    "  --symmetric    weights whose zeros are all 8 (no zeros array is read)\n"
+    "  --act-order    act-order weights: x gathered through a random permutation\n"
     "  --samples S    timed samples (default 25)\n"
     "  --db PATH, --device D, --seed S\n";
 
@@ -59,7 +61,9 @@ static q4_status fp16_open(fp16_weights *f, q4_bed *b, q4_cublas *blas) {
   }
   for (int k = 0; k < b->shape.k; k++)
     for (int n = 0; n < b->shape.n; n++)
-      host[(size_t)k * b->shape.n + n] = q4_f2h((float)q4_ref_weight(&b->host, k, n));
+      /* act-order: row k of W is row perm[k] of the matrix x multiplies */
+      host[(size_t)(b->host.perm ? b->host.perm[k] : k) * b->shape.n + n] =
+          q4_f2h((float)q4_ref_weight(&b->host, k, n));
   q4_status st = q4_ctx_push(h);
   for (int i = 0; !st && i < f->copies; i++) {
     st = q4_cuda_check(h->cu->MemAlloc(&f->w[i], bytes), "allocating fp16 weights");

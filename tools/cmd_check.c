@@ -25,6 +25,8 @@ static const char usage[] =
     "  --shape N,K    a weight shape; repeatable\n"
     "  --m LIST       default 1,2,3,7,16,17,64,100,255,1024,2048\n"
     "  --group G      group size (default 0: per-channel)\n"
+    "  --symmetric    weights whose zeros are all 8 (no zeros array is read)\n"
+    "  --act-order    act-order weights: x gathered through a random permutation\n"
     "  --db PATH, --device D, --seed S\n";
 
 static q4_status run_matmul(void *ctx, q4_bed *b, const q4_weights *w, CUstream s) {

@@ -49,6 +49,12 @@ static double gbs(const q4db_winner_row *r) {
   return r->median_us > 0 ? bytes / r->median_us / 1e3 : 0;
 }
 
+/* "", "sym", "act" or "sym+act", as the best view writes them. */
+static const char *weights(const q4db_winner_row *r) {
+  static const char *names[] = {"", "sym", "act", "sym+act"};
+  return names[r->shape.flags & 3];
+}
+
 static int print_row(void *ctx, const q4db_winner_row *r) {
   show_ctx *c = ctx;
   const int group = r->shape.group_size == r->shape.k ? 0 : r->shape.group_size;
@@ -61,22 +67,24 @@ static int print_row(void *ctx, const q4db_winner_row *r) {
     json_string(r->tmpl);
     printf(", \"params\": ");
     json_string(r->params);
-    printf(", \"median_us\": %.3f, \"gbs\": %.1f, \"regs\": %d}", r->median_us, gbs(r), r->regs);
+    printf(", \"median_us\": %.3f, \"gbs\": %.1f, \"regs\": %d, \"weights\": \"%s\"}", r->median_us, gbs(r),
+           r->regs, weights(r));
   } else if (c->o->csv) {
-    if (!c->rows) puts("device,cc,format,n,k,group_size,m,template,params,median_us,gbs,regs");
+    if (!c->rows) puts("device,cc,format,n,k,group_size,m,template,params,median_us,gbs,regs,weights");
     csv_string(r->device);
     printf(",%d.%d,%s,%d,%d,%d,%d,%s,", r->cc_major, r->cc_minor, q4_format_name(r->shape.format), r->shape.n,
            r->shape.k, group, r->m, r->tmpl);
     csv_string(r->params);
-    printf(",%.3f,%.1f,%d\n", r->median_us, gbs(r), r->regs);
+    printf(",%.3f,%.1f,%d,%s\n", r->median_us, gbs(r), r->regs, weights(r));
   } else {
     if (!c->rows)
-      printf("%-24s %-4s %6s %6s %5s %5s %10s %8s  %s\n", "device", "fmt", "N", "K", "group", "M", "us", "GB/s",
-             "kernel");
+      printf("%-24s %-4s %6s %6s %5s %-7s %5s %10s %8s  %s\n", "device", "fmt", "N", "K", "group", "weights", "M",
+             "us", "GB/s", "kernel");
     char g[16];
     snprintf(g, sizeof g, group ? "%d" : "chan", group);
-    printf("%-24.24s %-4s %6d %6d %5s %5d %10.2f %8.1f  %s[%s]\n", r->device, q4_format_name(r->shape.format),
-           r->shape.n, r->shape.k, g, r->m, r->median_us, gbs(r), r->tmpl, r->params);
+    printf("%-24.24s %-4s %6d %6d %5s %-7s %5d %10.2f %8.1f  %s[%s]\n", r->device, q4_format_name(r->shape.format),
+           r->shape.n, r->shape.k, g, *weights(r) ? weights(r) : "-", r->m, r->median_us, gbs(r), r->tmpl,
+           r->params);
   }
   c->rows++;
   return 0;

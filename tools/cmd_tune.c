@@ -20,6 +20,8 @@ static const char usage[] =
     "  --m LIST         M values, each tuned as its bucket (the next power of two)\n"
     "                   default 1,2,4,8,16,32,64,128,256,512,1024,2048,4096\n"
     "  --group G        quantization group size (default 0: per-channel)\n"
+    "  --symmetric    weights whose zeros are all 8 (no zeros array is read)\n"
+    "  --act-order    act-order weights: x gathered through a random permutation\n"
     "  --format F       q4 (default)\n"
     "  --db PATH        tuning database (default: $Q4TUNE_DB, else the cache path)\n"
     "  --device D       CUDA device number (default 0)\n"
