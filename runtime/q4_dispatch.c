@@ -141,14 +141,18 @@ static q4_status launch_two_pass(q4_handle *h, const q4_kernel *k, const q4_weig
   q4_workspace *ws;
   const size_t xperm = w->perm ? (size_t)m * w->k * 2 : 0;
   if ((st = workspace_for(h, stream, 0, 0, (size_t)w->k * v->chunk_n * 2, xperm, &ws))) return st;
-  if (w->perm && m > 65535) return q4_err(Q4_ERR_UNSUPPORTED, "M=%d: act-order products take at most 65535 rows", m);
   if (w->perm) {  /* act-order: x's columns in the weights' row order, once */
     if (!k->gather) return q4_err(Q4_ERR_TEMPLATE, "%s[%s] has no gather kernel for act-order weights", v->tmpl, v->params);
     CUdeviceptr xs = (CUdeviceptr)x, pe = (CUdeviceptr)w->perm, xp = ws->xperm;
     int mm = m;
     void *gargs[] = {&xs, &pe, &xp, &mm};
-    st = q4_cuda_check(h->cu->LaunchKernel(k->gather, (unsigned)((w->k + v->threads - 1) / v->threads), (unsigned)m, 1,
-                                           (unsigned)v->threads, 1, 1, 0, stream, gargs, NULL), "cuLaunchKernel");
+    const int row_bytes = w->k * 2;  /* one row of x in shared memory */
+    if (row_bytes > 48 * 1024)
+      st = q4_cuda_check(h->cu->FuncSetAttribute(k->gather, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, row_bytes),
+                         "raising the shared memory limit");
+    if (!st)
+      st = q4_cuda_check(h->cu->LaunchKernel(k->gather, (unsigned)m, 1, 1, (unsigned)v->threads, 1, 1,
+                                             (unsigned)row_bytes, stream, gargs, NULL), "cuLaunchKernel");
     if (st) return st;
     x = (const void *)ws->xperm;
   }

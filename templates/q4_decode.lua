@@ -26,11 +26,19 @@ local T = {
   },
 }
 
+-- Act-order weights: the block's rows of x, gathered once through perm into
+-- shared memory ([TILE_M][K / SPLIT_K] fp16), so the loop reads them as
+-- plain 16-byte vectors.
+local function x_smem(p, s)
+  if not s.act_order then return 0 end
+  return 16 * p.M_TILES * (ceil_div(s.k // 32, p.SPLIT_K) * 32) * 2
+end
+
 function T.meta(p, s)
   local tile_m, tile_n = 16 * p.M_TILES, 32 * p.CW * p.WARPS_N
   return {
     threads = 32 * p.WARPS_N * p.WARPS_K,
-    smem = p.WARPS_K * tile_m * tile_n * 4,
+    smem = p.WARPS_K * tile_m * tile_n * 4 + x_smem(p, s),
     tile_m = tile_m, tile_n = tile_n, split_k = p.SPLIT_K,
     -- more m tiles only pay off once M fills them
     m_min = p.M_TILES == 1 and 1 or 8 * p.M_TILES + 1,
@@ -42,7 +50,8 @@ function T.check(p, s)
   if s.arch < 80 then return false, "mma.sync.m16n8k16 needs sm_80" end
   if s.n % 4 ~= 0 or s.k % 32 ~= 0 then return false, "needs N % 4 == 0 and K % 32 == 0" end
   local m = T.meta(p, s)
-  if m.smem > 64 * 1024 then return false, "reduction buffer over 64 KB" end
+  if m.smem - x_smem(p, s) > 64 * 1024 then return false, "reduction buffer over 64 KB" end
+  if m.smem > C.smem_max(s.arch) then return false, "shared memory over the limit" end
   -- registers for loads in flight: weights plus x rows, twice with PIPE
   local xr = p.M_TILES == 1 and 2 or 1
   if p.UNROLL * (p.CW + xr) * (1 + p.PIPE) > 24 then return false, "too many loads in flight for the registers" end
@@ -135,7 +144,7 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
 
 {{ render(C.signature) }}
 {
-  extern __shared__ float red[];  // [WARPS_K][TILE_M][TILE_N] partial sums
+  extern __shared__ float red[];  // [WARPS_K][TILE_M][TILE_N] partial sums, then gathered x
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int wn = warp % WARPS_N, wk = warp / WARPS_N;
   const int g = lane >> 2, t = lane & 3;
@@ -151,6 +160,26 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
   const int m0 = blockIdx.y * TILE_M;
   const int kb_begin = blockIdx.z * KB_SPLIT;
   const int kb_end = min(KB, kb_begin + KB_SPLIT);
+//$ if ACT_ORDER == 1 then
+  // x[m0 + r][perm[k]] for this block's K range, in the weights' row order:
+  // perm is read coalesced, x rows are small and stay in L1/L2.
+  constexpr int XK = KB_SPLIT * 32;
+  half *xs = reinterpret_cast<half *>(red + WARPS_K * TILE_M * TILE_N);  // [TILE_M][XK]
+  {
+    const int k0 = kb_begin * 32, rows = min(TILE_M, M - m0), kn = (kb_end - kb_begin) * 32;
+    for (int i = threadIdx.x; i < rows * XK; i += THREADS) {
+      const int r = i / XK, k = i % XK;
+      xs[i] = k < kn ? x[(size_t)(m0 + r) * K + __ldg(&perm[k0 + k])] : __ushort_as_half(0);
+    }
+    __syncthreads();
+  }
+  // x[row][k .. k + 7] (k a multiple of 8) from the gathered rows
+  auto x8 = [&](int row, int k) {
+    return *reinterpret_cast<const uint4 *>(&xs[(row - m0) * XK + k - kb_begin * 32]);
+  };
+//$ else
+  auto x8 = [&](int row, int k) { return q4_load_x8(x, perm, row, k); };
+//$ end
 
   float acc[M_TILES][4 * CW][4];  // [m tile][column j of strip j / 4][mma fragment]
 #pragma unroll
@@ -188,7 +217,7 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
 #pragma unroll
       for (int i = 0; i < XR; ++i) {
         const int r = m0 + g + 8 * i;
-        xv[u][i] = ok && r < M ? q4_load_x8(x, perm, r, 32 * kb + 8 * t) : make_uint4(0, 0, 0, 0);
+        xv[u][i] = ok && r < M ? x8(r, 32 * kb + 8 * t) : make_uint4(0, 0, 0, 0);
       }
     }
   };
@@ -211,9 +240,9 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
       for (int mt = 0; mt < M_TILES; ++mt) {
         const int r0 = m0 + mt * 16 + g, r1 = r0 + 8;
         const uint4 xa = mt == 0 ? xg[u][0]
-                       : r0 < M ? q4_load_x8(x, perm, r0, 32 * kb + 8 * t) : make_uint4(0, 0, 0, 0);
+                       : r0 < M ? x8(r0, 32 * kb + 8 * t) : make_uint4(0, 0, 0, 0);
         const uint4 xb = XR == 2 ? xg[u][XR - 1]
-                       : r1 < M ? q4_load_x8(x, perm, r1, 32 * kb + 8 * t) : make_uint4(0, 0, 0, 0);
+                       : r1 < M ? x8(r1, 32 * kb + 8 * t) : make_uint4(0, 0, 0, 0);
         const u32 lo[4] = {xa.x, xb.x, xa.y, xb.y}, hi[4] = {xa.z, xb.z, xa.w, xb.w};
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
