@@ -72,7 +72,9 @@ q4_status q4_kernel_get(q4_handle *h, q4_variant *v, q4_kernel **out) {
   /* present only in two-pass sources for act-order weights */
   if (!st && v->chunk_n && h->cu->ModuleGetFunction(&k->gather, k->module, "q4tune_gather_x") != CUDA_SUCCESS)
     k->gather = NULL;
-  if (!st && v->smem > 48 * 1024)
+  /* opt in to all of it: static shared memory (a split-K ticket) comes on
+  ** top, so exactly 48 KB of dynamic memory already needs the attribute */
+  if (!st && v->smem > 0)
     st = q4_cuda_check(h->cu->FuncSetAttribute(k->fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, v->smem),
                        "raising the shared memory limit");
   if (!st) st = q4_cuda_check(h->cu->FuncGetAttribute(&k->regs, CU_FUNC_ATTRIBUTE_NUM_REGS, k->fn), "registers");

@@ -72,7 +72,8 @@ function T.check(p, s)
 end
 
 function T.default(s, m)
-  if m > 64 and s.n % 64 == 0 then return nil end  -- q4_wmma takes it
+  -- q4_wmma takes larger M, except for act-order weights (see its check)
+  if m > 64 and s.n % 64 == 0 and not s.act_order then return nil end
   local p = { WARPS_N = 1, CW = 1, WARPS_K = 8, M_TILES = m <= 16 and 1 or m <= 32 and 2 or 4, UNROLL = 4, PIPE = 0 }
   local col_tiles = ceil_div(s.n, 32)
   for _, split in ipairs({ 1, 2, 4, 8 }) do
@@ -167,9 +168,20 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
   half *xs = reinterpret_cast<half *>(red + WARPS_K * TILE_M * TILE_N);  // [TILE_M][XK]
   {
     const int k0 = kb_begin * 32, rows = min(TILE_M, M - m0), kn = (kb_end - kb_begin) * 32;
-    for (int i = threadIdx.x; i < rows * XK; i += THREADS) {
-      const int r = i / XK, k = i % XK;
-      xs[i] = k < kn ? x[(size_t)(m0 + r) * K + __ldg(&perm[k0 + k])] : __ushort_as_half(0);
+    constexpr int B = 8;  // independent loads in flight per thread
+    for (int i0 = threadIdx.x; i0 < rows * XK; i0 += B * THREADS) {
+      long long src[B];
+#pragma unroll
+      for (int b = 0; b < B; ++b) {
+        const int i = i0 + b * THREADS, r = i / XK, k = i % XK;
+        src[b] = i < rows * XK && k < kn ? (long long)(m0 + r) * K + __ldg(&perm[k0 + k]) : -1;
+      }
+      half v[B];
+#pragma unroll
+      for (int b = 0; b < B; ++b) v[b] = src[b] >= 0 ? x[src[b]] : __ushort_as_half(0);
+#pragma unroll
+      for (int b = 0; b < B; ++b)
+        if (i0 + b * THREADS < rows * XK) xs[i0 + b * THREADS] = v[b];
     }
     __syncthreads();
   }

@@ -47,6 +47,9 @@ end
 
 function T.check(p, s)
   if s.arch < 70 then return false, "wmma needs sm_70" end
+  -- Act-order weights would gather x through perm once per column block,
+  -- element by element: far slower than q4_dqgemm, which gathers once.
+  if s.act_order then return false, "act-order weights: q4_decode or q4_dqgemm" end
   local wm, wn = p.BLOCK_M // p.WARPS_M, p.BLOCK_N // p.WARPS_N
   if wm < 16 or wn < 16 or wm % 16 ~= 0 or wn % 16 ~= 0 then return false, "warp tile not made of 16x16" end
   local frags = (wm // 16) * (wn // 16)

@@ -25,10 +25,12 @@ static const int ARCHS[] = {80, 90};
 static const q4_shape SHAPES[] = {
     {Q4_FORMAT_Q4, 4096, 4096, 4096},  /* per-channel */
     {Q4_FORMAT_Q4, 22016, 4096, 128},
-    /* symmetric act-order weights: the code paths without zeros, with perm */
-    {Q4_FORMAT_Q4, 11008, 4096, 64, Q4_SHAPE_SYMMETRIC | Q4_SHAPE_ACT_ORDER},
+    /* symmetric weights: the code paths that read no zeros */
+    {Q4_FORMAT_Q4, 11008, 4096, 64, Q4_SHAPE_SYMMETRIC},
+    /* symmetric act-order weights: x gathered through perm as well */
+    {Q4_FORMAT_Q4, 4096, 4096, 128, Q4_SHAPE_SYMMETRIC | Q4_SHAPE_ACT_ORDER},
 };
-#define NSHAPES 3
+#define NSHAPES 4
 
 typedef struct job {
   q4_variant v;      /* rendered */
@@ -109,7 +111,11 @@ int main(void) {
         CHECK_MSG(st == Q4_OK, "enumerate %s N=%d g=%d sm_%d: %s: %s", tn, SHAPES[s].n, SHAPES[s].group_size,
                   ARCHS[a], q4_status_name(st), q4_last_error());
         if (st) continue;
-        CHECK_MSG(count > 0, "%s N=%d g=%d sm_%d: no variants", tn, SHAPES[s].n, SHAPES[s].group_size, ARCHS[a]);
+        /* q4_wmma declines act-order weights on purpose; any other empty
+        ** space means a template's check rejects a shape it should take */
+        const int may_decline = (SHAPES[s].flags & Q4_SHAPE_ACT_ORDER) && !strcmp(tn, "q4_wmma");
+        CHECK_MSG(count > 0 || may_decline, "%s N=%d g=%d sm_%d: no variants", tn, SHAPES[s].n,
+                  SHAPES[s].group_size, ARCHS[a]);
         enumerated[t][s][a] = count;
         for (int i = 0; i < count; i++) {
           if (quick && i % 10) continue;
