@@ -202,6 +202,27 @@ static void test_weights_check(void) {
   w.zeros = (const void *)(uintptr_t)0x3018;
   CHECK_OK(q4_weights_check(&w));
 
+  /* symmetric weights need no zeros; anything but 0 or 1 is refused */
+  w = valid();
+  w.symmetric = 1;
+  w.zeros = NULL;
+  CHECK_OK(q4_weights_check(&w));
+  w.symmetric = 2;
+  CHECK_ERR(q4_weights_check(&w), Q4_ERR_INVALID_ARG, "symmetric");
+  /* act-order: perm is read in 16-byte vectors */
+  w = valid();
+  w.perm = (const void *)(uintptr_t)0x4000;
+  CHECK_OK(q4_weights_check(&w));
+  w.perm = (const void *)(uintptr_t)0x4004;
+  CHECK_ERR(q4_weights_check(&w), Q4_ERR_INVALID_ARG, "perm");
+  /* both show in the shape record, which keys kernels and tuning results */
+  w = valid();
+  w.symmetric = 1;
+  w.perm = (const void *)(uintptr_t)0x4000;
+  CHECK(q4_shape_of(&w).flags == (Q4_SHAPE_SYMMETRIC | Q4_SHAPE_ACT_ORDER));
+  w.perm = NULL;
+  CHECK(q4_shape_of(&w).flags == Q4_SHAPE_SYMMETRIC);
+
   /* the shape record: group size normalized */
   w = valid();
   q4_shape s = q4_shape_of(&w);

@@ -367,11 +367,47 @@ static void test_rel_error(void) {
   CHECK_D(q4_rel_error(y, ref, 0), 0.0);  /* nothing to compare */
 }
 
+/* Act-order: row k of W multiplies x[perm[k]]; symmetric: every zero 8. */
+static void test_weight_kinds(void) {
+  uint16_t scales[2][TN], zeros[2][TN];
+  fill_g8(scales, zeros);
+  int32_t perm[TK];
+  for (int k = 0; k < TK; k++) perm[k] = TK - 1 - k;  /* reversed */
+  q4_host_weights w = {{Q4_FORMAT_Q4, TN, TK, 8, Q4_SHAPE_ACT_ORDER}, &tq[0][0], &scales[0][0], &zeros[0][0], perm};
+  uint16_t x[TK];
+  for (int k = 0; k < TK; k++) x[k] = q4_f2h(0.0f);
+  x[0] = q4_f2h(1.0f);  /* picks row k with perm[k] == 0: k = 15, (15 - 7.5) * 0.25 */
+  CHECK_D(q4_ref_dot(&w, x, 0), 1.875);
+  x[0] = q4_f2h(0.0f);
+  x[15] = q4_f2h(1.0f);  /* k = 0: (0 - 8) * 0.5 */
+  CHECK_D(q4_ref_dot(&w, x, 0), -4.0);
+  x[15] = q4_f2h(2.0f);
+  x[14] = q4_f2h(-1.0f);  /* 2 * W[0][0] - W[1][0] = -8 - (1 - 8) * 0.5 */
+  CHECK_D(q4_ref_dot(&w, x, 0), -4.5);
+
+  const q4_shape s = {Q4_FORMAT_Q4, 16, 64, 32, Q4_SHAPE_SYMMETRIC | Q4_SHAPE_ACT_ORDER};
+  q4_host_weights r;
+  CHECK_OK(q4_ref_random(&r, &s, 99));
+  int all8 = 1, seen[64] = {0}, is_perm = r.perm != NULL;
+  for (int i = 0; i < 2 * 16; i++) all8 &= r.zeros[i] == q4_f2h(8.0f);
+  for (int k = 0; is_perm && k < 64; k++) {
+    if (r.perm[k] < 0 || r.perm[k] >= 64 || seen[r.perm[k]]++) is_perm = 0;
+  }
+  CHECK_MSG(all8, "symmetric random weights must have every zero 8");
+  CHECK_MSG(is_perm, "act-order random weights must carry a permutation of K");
+  q4_ref_free(&r);
+  const q4_shape plain = {Q4_FORMAT_Q4, 16, 64, 32, 0};
+  CHECK_OK(q4_ref_random(&r, &plain, 99));
+  CHECK(r.perm == NULL);
+  q4_ref_free(&r);
+}
+
 int main(void) {
   test_f2h();
   test_h2f();
   test_hand_weights();
   test_random();
   test_rel_error();
+  test_weight_kinds();
   return q4test_done("test_reference");
 }
