@@ -62,7 +62,8 @@ function T.check(p, s)
   -- Split-K exists to fill the GPU: skip it where column tiles alone give
   -- every SM of a large GPU several blocks.
   local col_tiles = ceil_div(s.n, m.tile_n)
-  if p.SPLIT_K > 1 and col_tiles * p.SPLIT_K > 8 * 132 then
+  -- (act-order weights split K also to fit their gathered x in shared memory)
+  if p.SPLIT_K > 1 and col_tiles * p.SPLIT_K > 8 * 132 and not s.act_order then
     return false, "split-K not needed: enough column tiles"
   end
   if col_tiles * p.SPLIT_K * p.WARPS_K * p.WARPS_N < 132 * 4 then
@@ -81,7 +82,19 @@ function T.default(s, m)
     if col_tiles * split >= 2 * 132 or s.k // 32 < 2 * split * p.WARPS_K then break end
   end
   while s.k // 32 < p.SPLIT_K * p.WARPS_K and p.WARPS_K > 2 do p.WARPS_K = p.WARPS_K // 2 end
-  return p
+  if T.check(p, s) then return p end
+  -- Not valid as it stands (act-order x too large for shared memory, or a
+  -- small shape): the first valid choice with fewer m tiles, then more
+  -- split-K, then fewer warps along K.
+  for _, m_tiles in ipairs({ 4, 2, 1 }) do
+    for _, split in ipairs(m_tiles <= p.M_TILES and { 1, 2, 4, 8 } or {}) do
+      for _, warps_k in ipairs({ 8, 4, 2 }) do
+        local q = { WARPS_N = 1, CW = 1, WARPS_K = warps_k, M_TILES = m_tiles, UNROLL = 4, PIPE = 0, SPLIT_K = split }
+        if T.check(q, s) then return q end
+      end
+    end
+  end
+  return nil
 end
 
 function T.constants(p, s)
