@@ -46,7 +46,9 @@ function T.meta(p, s)
   }
 end
 
-function T.check(p, s)
+-- What any launch needs: the instructions, the shapes' divisibility, shared
+-- memory and registers.
+local function valid(p, s)
   if s.arch < 80 then return false, "mma.sync.m16n8k16 needs sm_80" end
   if s.n % 4 ~= 0 or s.k % 32 ~= 0 then return false, "needs N % 4 == 0 and K % 32 == 0" end
   local m = T.meta(p, s)
@@ -57,8 +59,19 @@ function T.check(p, s)
   if p.UNROLL * (p.CW + xr) * (1 + p.PIPE) > 24 then return false, "too many loads in flight for the registers" end
   if p.M_TILES * p.CW > 4 then return false, "over 64 accumulators per thread" end
   if p.WARPS_N * p.WARPS_K > 16 then return false, "over 512 threads: too few registers per thread" end
+  return true
+end
+
+-- Valid, and worth timing: the rest prunes the tuner's space (defaults
+-- must pass it too, so it never rejects every variant of a valid shape).
+function T.check(p, s)
+  local ok, why = valid(p, s)
+  if not ok then return false, why end
+  local m = T.meta(p, s)
   local kb = s.k // 32
-  if kb < p.SPLIT_K * p.WARPS_K then return false, "fewer 32-row blocks than warps along K" end
+  if kb < p.SPLIT_K * p.WARPS_K and (p.SPLIT_K > 1 or p.WARPS_K > 2) then
+    return false, "fewer 32-row blocks than warps along K"
+  end
   -- Split-K exists to fill the GPU: skip it where column tiles alone give
   -- every SM of a large GPU several blocks.
   local col_tiles = ceil_div(s.n, m.tile_n)
@@ -66,7 +79,9 @@ function T.check(p, s)
   if p.SPLIT_K > 1 and col_tiles * p.SPLIT_K > 8 * 132 and not s.act_order then
     return false, "split-K not needed: enough column tiles"
   end
-  if col_tiles * p.SPLIT_K * p.WARPS_K * p.WARPS_N < 132 * 4 then
+  -- (a shape with too little work to fill a GPU at all keeps every variant)
+  local fillable = ceil_div(s.n, 32) * kb >= 132 * 4
+  if fillable and col_tiles * p.SPLIT_K * p.WARPS_K * p.WARPS_N < 132 * 4 then
     return false, "too few warps to fill a GPU"
   end
   return true
@@ -84,8 +99,8 @@ function T.default(s, m)
   while s.k // 32 < p.SPLIT_K * p.WARPS_K and p.WARPS_K > 2 do p.WARPS_K = p.WARPS_K // 2 end
   if T.check(p, s) then return p end
   -- Not valid as it stands (act-order x too large for shared memory, or a
-  -- small shape): the first valid choice with fewer m tiles, then more
-  -- split-K, then fewer warps along K.
+  -- small shape): the first choice that passes check with fewer m tiles,
+  -- more split-K or fewer warps along K.
   for _, m_tiles in ipairs({ 4, 2, 1 }) do
     for _, split in ipairs(m_tiles <= p.M_TILES and { 1, 2, 4, 8 } or {}) do
       for _, warps_k in ipairs({ 8, 4, 2 }) do

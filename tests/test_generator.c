@@ -413,6 +413,36 @@ static void test_real_templates(void) {
   q4gen_close(g);
 }
 
+/* q4_matmul never fails for lack of tuning: every valid shape, with every
+** weight kind, gets a default kernel for every M, on sm_80 and sm_90. */
+static void test_real_defaults(void) {
+  if (q4_templates_count == 0) return;
+  unsetenv("Q4TUNE_TEMPLATE_DIR");
+  q4gen *g = NULL;
+  CHECK_OK(q4gen_open(&g));
+  if (!g) return;
+  static const int shapes[][3] = {{4096, 4096, 128}, {22016, 4096, 4096}, {4096, 11008, 128},
+                                  {12288, 4096, 64},  {4104, 4096, 32},    {8, 32, 32},
+                                  {28672, 8192, 128}, {8192, 28672, 4096}};
+  static const int ms[] = {1, 2, 16, 17, 64, 100, 255, 1024, 2048, 4096, 5000};
+  int failures = 0;
+  for (int a = 80; a <= 90; a += 10)
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+      for (int flags = 0; flags < 4; flags++)
+        for (size_t j = 0; j < sizeof ms / sizeof ms[0]; j++) {
+          q4_shape s = {Q4_FORMAT_Q4, shapes[i][0], shapes[i][1], shapes[i][2], flags};
+          q4_variant v;
+          memset(&v, 0, sizeof v);
+          q4_status st = q4gen_default(g, &s, a, ms[j], &v);
+          if ((st || !v.source) && failures++ < 5)
+            fprintf(stderr, "no default for N=%d K=%d g=%d flags=%d sm_%d M=%d: %s\n", s.n, s.k, s.group_size,
+                    flags, a, ms[j], q4_last_error());
+          q4_variant_free(&v);
+        }
+  CHECK_MSG(failures == 0, "%d (shape, M) pairs without a default kernel", failures);
+  q4gen_close(g);
+}
+
 int main(void) {
   snprintf(src_dir, sizeof src_dir, "%s", __FILE__);
   char *slash = strrchr(src_dir, '/');
@@ -438,5 +468,6 @@ int main(void) {
   test_hash_source_change();
   test_load_errors();
   test_real_templates();
+  test_real_defaults();
   return q4test_done("test_generator");
 }
