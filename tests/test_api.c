@@ -20,8 +20,6 @@
 #include "q4test.h"
 #include "q4tune.h"
 
-static char tmpdir[PATH_MAX];
-
 /* Case-insensitive substring test. */
 static int has_ci(const char *hay, const char *needle) {
   size_t n = strlen(needle);
@@ -33,27 +31,6 @@ static int has_ci(const char *hay, const char *needle) {
 static int has(const char *hay, const char *needle) { return strstr(hay, needle) != NULL; }
 
 /* status s and a message containing `part` */
-#define CHECK_ERR(expr, want, part) do { \
-    q4_status got_ = (expr); \
-    const char *msg_ = q4_last_error(); \
-    CHECK_MSG(got_ == (want) && has(msg_, part), "%s -> %s \"%s\"; want %s with \"%s\"", #expr, \
-              q4_status_name(got_), msg_, q4_status_name(want), part); \
-  } while (0)
-
-static void make_tmpdir(void) {
-  const char *t = getenv("Q4TUNE_TEST_TMP");
-  if (t && *t) {
-    snprintf(tmpdir, sizeof tmpdir, "%s/test_api.%d", t, (int)getpid());
-    mkdir(t, 0755);
-    if (mkdir(tmpdir, 0755) == 0 || errno == EEXIST) return;
-  }
-  snprintf(tmpdir, sizeof tmpdir, "/tmp/q4test_api.XXXXXX");
-  if (!mkdtemp(tmpdir)) {
-    perror("mkdtemp");
-    exit(1);
-  }
-}
-
 /* ---- q4_create / q4_destroy --------------------------------------------- */
 
 static void test_create(void) {
@@ -455,7 +432,7 @@ static void test_no_headers(void) {
 }
 
 int main(void) {
-  make_tmpdir();
+  make_tmpdir("test_api");
   test_create();
   test_weights_check();
   test_check_args();

@@ -25,39 +25,6 @@
 #include "q4test.h"
 #include "q4tune.h"
 
-static char tmpdir[PATH_MAX];
-
-#define CHECK_ERR(expr, want, part) do { \
-    q4_status got_ = (expr); \
-    const char *msg_ = q4_last_error(); \
-    CHECK_MSG(got_ == (want) && strstr(msg_, part), "%s -> %s \"%s\"; want %s with \"%s\"", #expr, \
-              q4_status_name(got_), msg_, q4_status_name(want), part); \
-  } while (0)
-
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-  (void)sb, (void)flag, (void)ftw;
-  return remove(path);
-}
-
-/* Leave the files behind only when something failed. */
-static void remove_tmpdir(void) {
-  if (!q4test_fail) nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void make_tmpdir(void) {
-  const char *t = getenv("Q4TUNE_TEST_TMP");
-  if (t && *t) {
-    snprintf(tmpdir, sizeof tmpdir, "%s/test_gptq.%d", t, (int)getpid());
-    mkdir(t, 0755);
-    if (mkdir(tmpdir, 0755) == 0 || errno == EEXIST) return;
-  }
-  snprintf(tmpdir, sizeof tmpdir, "/tmp/q4test_gptq.XXXXXX");
-  if (!mkdtemp(tmpdir)) {
-    perror("mkdtemp");
-    exit(1);
-  }
-}
-
 /* tmpdir/sub (created), for a checkpoint folder of its own. */
 static void subdir(char *buf, size_t size, const char *sub) {
   if ((size_t)snprintf(buf, size, "%s/%s", tmpdir, sub) >= size) {
@@ -511,7 +478,7 @@ static void test_cli(void) {
 }
 
 int main(void) {
-  make_tmpdir();
+  make_tmpdir("test_gptq");
   test_roundtrips();
   test_versions();
   test_symmetric();
