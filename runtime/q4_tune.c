@@ -28,6 +28,7 @@ typedef struct tune_run {
   int buckets[32], nb;
   candidate *c;
   int nc;
+  int todo;               /* candidates to compile and measure */
   atomic_int next_compile, compiled;
 } tune_run;
 
@@ -106,24 +107,24 @@ static void *compile_worker(void *arg) {
     c->compile_st = q4_kernel_precompile(r->h, &c->v);
     if (c->compile_st) snprintf(c->compile_msg, sizeof c->compile_msg, "%s", q4_last_error());
     q4_tune_event ev = {.phase = Q4_TUNE_COMPILE, .done = atomic_fetch_add(&r->compiled, 1) + 1,
-                        .variant = &c->v, .ok = c->compile_st == Q4_OK, .note = c->compile_msg};
+                        .total = r->todo, .variant = &c->v, .ok = c->compile_st == Q4_OK,
+                        .note = c->compile_msg};
     emit(r, &ev);
   }
   return NULL;
 }
 
-static q4_status compile_all(tune_run *r, int todo) {
+/* Compile errors stay with their candidate (measured as rejected). */
+static void compile_all(tune_run *r) {
   int threads = r->o->threads > 0 ? r->o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
   if (threads < 1) threads = 1;
   if (threads > 64) threads = 64;
   pthread_t tid[64];
-  (void)todo;
   int started = 0;
   for (; started < threads; started++)
     if (pthread_create(&tid[started], NULL, compile_worker, r)) break;
   if (!started) compile_worker(r);
   for (int i = 0; i < started; i++) pthread_join(tid[i], NULL);
-  return Q4_OK;
 }
 
 /* Verify candidate c at the bed's M and time it with `samples` samples.
@@ -288,12 +289,11 @@ q4_status q4_tune_shape(q4_handle *h, const q4_shape *s, const q4_tune_options *
     if (!dup && r.nb < 32) r.buckets[r.nb++] = b;
   }
   st = collect(&r);
-  int todo = 0;
-  if (!st) st = find_todo(&r, &todo);
-  if (!st && todo) st = compile_all(&r, todo);
+  if (!st) st = find_todo(&r, &r.todo);
+  if (!st && r.todo) compile_all(&r);
   q4_bed bed;
   memset(&bed, 0, sizeof bed);
-  if (!st && todo) st = q4_bed_open(&bed, h, s, o->seed, 1);
+  if (!st && r.todo) st = q4_bed_open(&bed, h, s, o->seed, 1);
   for (int b = 0; !st && b < r.nb; b++) st = tune_bucket(&r, &bed, b);
   q4_bed_close(&bed);
   forget_plans(h, s);

@@ -44,7 +44,7 @@ static void on_event(void *ctx, const q4_tune_event *ev) {
     t->failed += !ev->ok;
     snprintf(detail, sizeof detail, "%s[%s]", ev->variant->tmpl, ev->variant->params);
     if (t->phase != Q4_TUNE_COMPILE) cli_progress_start(&t->bar, "  compiling");
-    cli_progress_update(&t->bar, ev->done, ev->total ? ev->total : ev->done, detail);
+    cli_progress_update(&t->bar, ev->done, ev->total, detail);
     if (!ev->ok && !t->bar.tty) printf("  compile failed: %s: %s\n", detail, ev->note);
   } else if (ev->phase == Q4_TUNE_MEASURE) {
     if (t->phase != Q4_TUNE_MEASURE || t->m != ev->m) {
