@@ -58,6 +58,15 @@ float q4_rand_uniform(uint64_t *state, float lo, float hi) {
   return lo + (hi - lo) * (float)((q4_rand_next(state) >> 40) * (1.0 / 16777216.0));
 }
 
+void q4_ref_random_groups(uint64_t *state, const q4_shape *s, uint16_t *scales, uint16_t *zeros, size_t count) {
+  for (size_t i = 0; i < count; i++) {
+    scales[i] = q4_f2h(q4_rand_uniform(state, 0.002f, 0.02f));
+    /* three zeros in four are integers (GPTQ, AWQ), the rest fractional */
+    const float z = q4_rand_uniform(state, 4.0f, 11.0f);
+    zeros[i] = (s->flags & Q4_SHAPE_SYMMETRIC) ? q4_f2h(8.0f) : q4_f2h((q4_rand_next(state) & 3) ? floorf(z) : z);
+  }
+}
+
 q4_status q4_ref_random(q4_host_weights *w, const q4_shape *s, uint64_t seed) {
   if (!w || !s || s->n <= 0 || s->k <= 0 || s->k % 8 || s->group_size <= 0 || s->k % s->group_size)
     return q4_err(Q4_ERR_INVALID_ARG, "q4_ref_random: bad shape");
@@ -73,12 +82,7 @@ q4_status q4_ref_random(q4_host_weights *w, const q4_shape *s, uint64_t seed) {
   }
   uint64_t st = seed;
   for (size_t i = 0; i < words; i++) w->qweight[i] = (uint32_t)q4_rand_next(&st);
-  for (size_t i = 0; i < groups; i++) {
-    w->scales[i] = q4_f2h(q4_rand_uniform(&st, 0.002f, 0.02f));
-    /* three zeros in four are integers (GPTQ, AWQ), the rest fractional */
-    const float z = q4_rand_uniform(&st, 4.0f, 11.0f);
-    w->zeros[i] = (s->flags & Q4_SHAPE_SYMMETRIC) ? q4_f2h(8.0f) : q4_f2h((q4_rand_next(&st) & 3) ? floorf(z) : z);
-  }
+  q4_ref_random_groups(&st, s, w->scales, w->zeros, groups);
   if (s->flags & Q4_SHAPE_ACT_ORDER) {
     if (!(w->perm = malloc((size_t)s->k * sizeof *w->perm))) {
       q4_ref_free(w);

@@ -33,6 +33,11 @@ float q4_rand_uniform(uint64_t *state, float lo, float hi);
 q4_status q4_ref_random(q4_host_weights *w, const q4_shape *s, uint64_t seed);
 void q4_ref_free(q4_host_weights *w);
 
+/* Random scales in [0.002, 0.02] and zeros in [4, 11] (three in four
+** integers; all 8 for symmetric shapes) for `count` (group, column) pairs,
+** drawn from *state: the one recipe of every format's random weights. */
+void q4_ref_random_groups(uint64_t *state, const q4_shape *s, uint16_t *scales, uint16_t *zeros, size_t count);
+
 /* Random fp16 activations in [-1, 1]. */
 void q4_ref_random_x(uint16_t *x, size_t count, uint64_t seed);
 

@@ -5,7 +5,6 @@
 */
 #include "q4_sparse.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -154,12 +153,8 @@ q4_status q4s_ref_random(q4s_host_weights *w, const q4_shape *s, uint64_t seed) 
     w->mask[i] = m;
   }
   for (size_t i = 0; i < nblk * 2; i++) w->qweight[i] = (uint32_t)q4_rand_next(&rs);
-  /* The same draws as q4_ref_random, so both formats see alike values. */
-  for (size_t i = 0; i < groups; i++) {
-    w->scales[i] = q4_f2h(q4_rand_uniform(&rs, 0.002f, 0.02f));
-    const float z = q4_rand_uniform(&rs, 4.0f, 11.0f);
-    w->zeros[i] = (s->flags & Q4_SHAPE_SYMMETRIC) ? q4_f2h(8.0f) : q4_f2h((q4_rand_next(&rs) & 3) ? floorf(z) : z);
-  }
+  /* the same recipe as q4_ref_random, so both formats see alike values */
+  q4_ref_random_groups(&rs, s, w->scales, w->zeros, groups);
   return Q4_OK;
 }
 
