@@ -1,7 +1,8 @@
 -- Schema 1 -> 2: measurements and winners gain `flags` (symmetric weights,
 -- act-order) in their keys. SQLite can't change a table's keys in place, so
 -- both are rebuilt; every existing row keeps its values with flags 0. Run
--- inside one transaction by tuning_db/q4db.c.
+-- inside one transaction by tuning_db/q4db.c, followed by views.sql, which
+-- puts back the views dropped here.
 DROP VIEW best;
 DROP VIEW runs;
 ALTER TABLE measurements RENAME TO measurements_1;
@@ -51,56 +52,4 @@ INSERT INTO winners(device_id, format, n, k, group_size, m_bucket, variant_id, m
   SELECT device_id, format, n, k, group_size, m_bucket, variant_id, median_us, chosen_at FROM winners_1;
 DROP TABLE measurements_1;
 DROP TABLE winners_1;
-CREATE VIEW best AS
-SELECT d.name                               AS device,
-       d.cc_major || '.' || d.cc_minor      AS cc,
-       w.format                             AS format,
-       w.n                                  AS n,
-       w.k                                  AS k,
-       w.group_size                         AS group_size,
-       CASE w.flags WHEN 0 THEN '' WHEN 1 THEN 'sym' WHEN 2 THEN 'act'
-                    ELSE 'sym+act' END      AS weights,
-       w.m_bucket                           AS m,
-       v.template                           AS template,
-       v.params                             AS params,
-       round(w.median_us, 3)                AS median_us,
-       coalesce((SELECT c.regs FROM cubins c
-                  WHERE c.source_hash = v.source_hash
-                    AND c.arch = d.cc_major * 10 + d.cc_minor
-                  ORDER BY c.created DESC LIMIT 1),
-                (SELECT c.regs FROM cubins c
-                  WHERE c.source_hash = v.source_hash
-                  ORDER BY c.created DESC LIMIT 1)) AS regs,
-       round((w.k * w.n / 2 + 2.0 * w.m_bucket * w.k + 2.0 * w.m_bucket * w.n)
-             / w.median_us / 1e3, 1)        AS int4_gbs
-  FROM winners w
-  JOIN devices d  ON d.id = w.device_id
-  JOIN variants v ON v.id = w.variant_id
- ORDER BY d.name, d.cc_major, d.cc_minor, w.format, w.n, w.k, w.group_size, w.flags, w.m_bucket;
-
-CREATE VIEW runs AS
-SELECT m.id                                 AS id,
-       d.name                               AS device,
-       d.cc_major || '.' || d.cc_minor      AS cc,
-       m.format                             AS format,
-       m.n                                  AS n,
-       m.k                                  AS k,
-       m.group_size                         AS group_size,
-       CASE m.flags WHEN 0 THEN '' WHEN 1 THEN 'sym' WHEN 2 THEN 'act'
-                    ELSE 'sym+act' END      AS weights,
-       m.m                                  AS m,
-       v.template                           AS template,
-       v.params                             AS params,
-       round(m.median_us, 3)                AS median_us,
-       round(m.min_us, 3)                   AS min_us,
-       round(m.max_us, 3)                   AS max_us,
-       m.rel_error                          AS rel_error,
-       m.ok                                 AS ok,
-       m.note                               AS note,
-       m.measured_at                        AS measured_at
-  FROM measurements m
-  JOIN devices d  ON d.id = m.device_id
-  JOIN variants v ON v.id = m.variant_id
- ORDER BY d.name, d.cc_major, d.cc_minor, m.format, m.n, m.k, m.group_size, m.flags, m.m, m.median_us;
-
 PRAGMA user_version = 2;

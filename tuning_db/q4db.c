@@ -284,37 +284,37 @@ static q4_status query_int(q4db *db, const char *sql, int *value) {
   return s;
 }
 
-/* Applies the schema to a fresh file. Under the write lock the version is
-** read again: another process may have created the schema meanwhile. */
-static q4_status create_schema(q4db *db) {
-  if (q4_schema_count < 1 || !q4_schema[0].data)
-    return q4_err(Q4_ERR_DB, "tuning database %s: no schema built in", db->path);
-  q4_status s = begin(db);
-  if (s != Q4_OK) return s;
-  int version;
-  s = query_int(db, "PRAGMA user_version", &version);
-  if (s == Q4_OK && version == 0 &&
-      sqlite3_exec(db->h, q4_schema[0].data, NULL, NULL, NULL) != SQLITE_OK)
-    s = db_fail(db, "cannot create the schema");
-  return finish(db, s);
-}
+/* The embedded scripts (CMakeLists.txt keeps this order). */
+enum { SQL_SCHEMA, SQL_MIGRATE_1_2, SQL_VIEWS, SQL_COUNT };
 
-/* Brings a schema-`from` file to the current version in one transaction
-** (tuning_db/migrate_1_2.sql, embedded): an interrupted migration leaves
-** the file as it was. Under the write lock the version is read again, in
-** case another process migrated it meanwhile. */
-static q4_status migrate(q4db *db, int from) {
-  if (from != 1 || q4_schema_count < 2 || !q4_schema[1].data)
-    return q4_err(Q4_ERR_DB, "tuning database %s: no migration from schema %d", db->path, from);
+/* Runs a script and then views.sql in one transaction, if the file is
+** still at version `from` once the write lock is held: another process may
+** have done the work meanwhile. An interrupted run leaves the file as it
+** was. */
+static q4_status apply(q4db *db, int from, int script, const char *what) {
+  if (q4_schema_count < SQL_COUNT)
+    return q4_err(Q4_ERR_DB, "tuning database %s: the schema scripts are not built in", db->path);
   q4_status s = begin(db);
   if (s != Q4_OK) return s;
   int version;
   s = query_int(db, "PRAGMA user_version", &version);
   if (s == Q4_OK && version == from &&
-      sqlite3_exec(db->h, q4_schema[1].data, NULL, NULL, NULL) != SQLITE_OK)
-    s = db_fail(db, "cannot migrate the schema from version 1 to 2");
-  if (s == Q4_OK) q4_log(Q4_LOG_INFO, "tuning database %s: migrated schema 1 -> 2", db->path);
+      (sqlite3_exec(db->h, q4_schema[script].data, NULL, NULL, NULL) != SQLITE_OK ||
+       sqlite3_exec(db->h, q4_schema[SQL_VIEWS].data, NULL, NULL, NULL) != SQLITE_OK))
+    s = db_fail(db, what);
   return finish(db, s);
+}
+
+static q4_status create_schema(q4db *db) {
+  return apply(db, 0, SQL_SCHEMA, "cannot create the schema");
+}
+
+/* tuning_db/migrate_1_2.sql: measurements and winners gain `flags`. */
+static q4_status migrate(q4db *db, int from) {
+  if (from != 1) return q4_err(Q4_ERR_DB, "tuning database %s: no migration from schema %d", db->path, from);
+  q4_status s = apply(db, 1, SQL_MIGRATE_1_2, "cannot migrate the schema from version 1 to 2");
+  if (s == Q4_OK) q4_log(Q4_LOG_INFO, "tuning database %s: migrated schema 1 -> 2", db->path);
+  return s;
 }
 
 /* Sets connection options and checks the file is a usable database. */
