@@ -99,7 +99,8 @@ static int parse_format(cli_opts *o, const char *arg) {
   return 0;
 }
 
-int cli_parse(int argc, char **argv, cli_opts *o, const char *usage, const char *default_model) {
+int cli_parse(int argc, char **argv, cli_opts *o, const char *usage, const char *default_model,
+              const int *default_m, int default_m_count) {
   memset(o, 0, sizeof *o);
   o->samples = 25;
   o->seed = 20261124;
@@ -167,8 +168,12 @@ int cli_parse(int argc, char **argv, cli_opts *o, const char *usage, const char 
   }
   if (!o->nshapes && default_model && add_preset(o, default_model)) return -1;
   if (!o->nm) {
-    memcpy(o->m, cli_default_m, sizeof(int) * (size_t)cli_default_m_count);
-    o->nm = cli_default_m_count;
+    if (!default_m || default_m_count <= 0 || default_m_count > CLI_MAX_M) {
+      default_m = cli_default_m;
+      default_m_count = cli_default_m_count;
+    }
+    memcpy(o->m, default_m, sizeof(int) * (size_t)default_m_count);
+    o->nm = default_m_count;
   }
   /* Each shape once per format, with the group size filled in. */
   const int base = o->nshapes;

@@ -36,8 +36,10 @@ extern const int cli_default_m_count;
 /* Parse the options common to subcommands; argv[0] is the subcommand.
 ** `usage` is printed for --help (returns 1, caller exits 0); errors print a
 ** message and return -1; 0 on success. Shapes default to the model preset
-** `default_model` if none is given (NULL: none). */
-int cli_parse(int argc, char **argv, cli_opts *o, const char *usage, const char *default_model);
+** `default_model` if none is given (NULL: none); M values to default_m
+** (NULL: the tuning buckets cli_default_m) if --m is not given. */
+int cli_parse(int argc, char **argv, cli_opts *o, const char *usage, const char *default_model,
+              const int *default_m, int default_m_count);
 
 /* Print a status and the library's message to stderr; returns 1. */
 int cli_fail(const char *what, int status);

@@ -144,13 +144,9 @@ static q4_status bench_one(q4_handle *h, q4_bed *bed, fp16_weights *f, int m, co
 
 int cmd_bench(int argc, char **argv) {
   cli_opts o;
-  int rc = cli_parse(argc, argv, &o, usage, "llama-7b");
+  static const int default_m[] = {1, 16, 64, 256, 1024, 2048};
+  int rc = cli_parse(argc, argv, &o, usage, "llama-7b", default_m, (int)(sizeof default_m / sizeof default_m[0]));
   if (rc) return rc > 0 ? 0 : 2;
-  if (o.nm == cli_default_m_count && !memcmp(o.m, cli_default_m, sizeof(int) * (size_t)o.nm)) {
-    static const int m[] = {1, 16, 64, 256, 1024, 2048};
-    o.nm = (int)(sizeof m / sizeof m[0]);
-    memcpy(o.m, m, sizeof m);
-  }
   q4_handle *h;
   q4_status st = q4_create(o.device, o.db, &h);
   if (st) return cli_fail("opening the GPU", st);

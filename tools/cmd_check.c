@@ -50,13 +50,9 @@ static q4_status default_kernel(q4_handle *h, const q4_shape *s, int m, q4_kerne
 
 int cmd_check(int argc, char **argv) {
   cli_opts o;
-  int rc = cli_parse(argc, argv, &o, usage, "llama-7b");
+  static const int default_m[] = {1, 2, 3, 7, 16, 17, 64, 100, 255, 1024, 2048};
+  int rc = cli_parse(argc, argv, &o, usage, "llama-7b", default_m, (int)(sizeof default_m / sizeof default_m[0]));
   if (rc) return rc > 0 ? 0 : 2;
-  if (o.nm == cli_default_m_count && !memcmp(o.m, cli_default_m, sizeof(int) * (size_t)o.nm)) {
-    static const int m[] = {1, 2, 3, 7, 16, 17, 64, 100, 255, 1024, 2048};
-    o.nm = (int)(sizeof m / sizeof m[0]);
-    memcpy(o.m, m, sizeof m);
-  }
   q4_handle *h;
   q4_status st = q4_create(o.device, o.db, &h);
   if (st) return cli_fail("opening the GPU", st);

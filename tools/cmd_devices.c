@@ -17,7 +17,7 @@ static const char usage[] =
 
 int cmd_devices(int argc, char **argv) {
   cli_opts o;
-  int rc = cli_parse(argc, argv, &o, usage, NULL);
+  int rc = cli_parse(argc, argv, &o, usage, NULL, NULL, 0);
   if (rc) return rc > 0 ? 0 : 2;
   int major = 0, minor = 0;
   char inc[1024];

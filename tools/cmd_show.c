@@ -92,7 +92,7 @@ static int print_row(void *ctx, const q4db_winner_row *r) {
 
 int cmd_show(int argc, char **argv) {
   cli_opts o;
-  int rc = cli_parse(argc, argv, &o, usage, NULL);
+  int rc = cli_parse(argc, argv, &o, usage, NULL, NULL, 0);
   if (rc) return rc > 0 ? 0 : 2;
   if (o.json && o.csv) {
     fprintf(stderr, "q4tune show: choose one of --json and --csv\n");

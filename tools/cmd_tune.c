@@ -72,7 +72,7 @@ static void on_event(void *ctx, const q4_tune_event *ev) {
 
 int cmd_tune(int argc, char **argv) {
   cli_opts o;
-  int rc = cli_parse(argc, argv, &o, usage, "llama-7b");
+  int rc = cli_parse(argc, argv, &o, usage, "llama-7b", NULL, 0);
   if (rc) return rc > 0 ? 0 : 2;
   q4_handle *h;
   q4_status st = q4_create(o.device, o.db, &h);
