@@ -443,6 +443,7 @@ local function render_env(info, vals, s, m)
   put(env, 'GROUP_SIZE', s.group_size, what); put(env, 'FORMAT', s.format, what)
   put(env, 'ARCH', s.arch, what); put(env, 'TEMPLATE', info.name, what)
   put(env, 'SYMMETRIC', s.symmetric and 1 or 0, what); put(env, 'ACT_ORDER', s.act_order and 1 or 0, what)
+  put(env, 'SPARSE', s.format == 'q4s' and 1 or 0, what)
   for _, k in ipairs({ 'threads', 'smem', 'tile_m', 'tile_n', 'split_k', 'm_min', 'm_max', 'chunk_n' }) do
     put(env, string.upper(k), m[k], what .. ': meta')
   end

@@ -92,6 +92,80 @@ q4_status q4_matmul(q4_handle *h, const q4_weights *w, const void *x, void *y,
 q4_status q4_kernel_name(q4_handle *h, const q4_weights *w, int m, char *buf,
                          size_t bufsize, int *tuned);
 
+/* ---- 16:32 structured-sparse weights on the GPU (runtime/q4_sparse_gpu.c) -- */
+
+/* Pack a dense code matrix and keep-mask into the q4s layout of
+** docs/FORMATS.md, on the GPU of handle h.
+**
+** codes and keep are device arrays of N x K bytes, element (n, k) at
+** n*K + k (each column's K rows contiguous): codes 0..15, keep 0 or 1 with
+** exactly 16 ones in every block of 32 rows (k = 32b .. 32b+31) of every
+** column; any alignment. Writes qweight, uint32 [K/16][N], and mask, uint32
+** [K/32][N], both device arrays 16-byte aligned. The result is bit for bit
+** that of packing on the host: kept code number i (0..15, increasing k) of
+** block b, column n goes in word (2b + i/8, n), bits 4*(i%8) .. 4*(i%8)+3;
+** bit j of mask word (b, n) is set when row 32b + j is kept. Pruned codes
+** are dropped, whatever their value (it must still be 0..15). The outputs
+** must not overlap the inputs.
+**
+** The input is checked on the GPU first and nothing is written to qweight
+** or mask unless all of it is valid. The work runs on `stream` (NULL: the
+** legacy default stream) after what is queued there, and the call
+** synchronizes `stream`: it returns once the packing is done.
+** The first call on a handle compiles the kernels (or loads them from the
+** database's cubin cache).
+**
+** Errors:
+**   Q4_ERR_INVALID_ARG  h, codes, keep, qweight or mask NULL; N not a
+**                       positive multiple of 8; K not a positive multiple of
+**                       32; qweight or mask not 16-byte aligned (all checked
+**                       before the GPU is touched); and for the input, the
+**                       first of: a code above 15 or a keep value other than
+**                       0 and 1 (the first in (n, k) order, named with its
+**                       position and value), or a block of 32 rows keeping
+**                       other than 16 (the first in (row block, column)
+**                       order, named with its rows, column and count).
+**   Q4_ERR_NVRTC, Q4_ERR_NO_HEADERS  the kernels failed to compile.
+**   Q4_ERR_DB           the cubin cache could not be read or written.
+**   Q4_ERR_NO_MEMORY    no device memory for the check's 16-byte scratch.
+**   Q4_ERR_CUDA         a driver call failed: a bad device pointer, say, or
+**                       an earlier asynchronous error on `stream`. */
+q4_status q4_sparse_pack(q4_handle *h, const void *codes, const void *keep, int n, int k, void *qweight,
+                         void *mask, void *stream);
+
+/* Check a q4s mask, uint32 [K/32][N] in device memory (16-byte aligned):
+** Q4_OK when every word has exactly 16 bits set. Runs on `stream` after what
+** is queued there and synchronizes it.
+**
+** Errors:
+**   Q4_ERR_INVALID_ARG  h or mask NULL; N not a positive multiple of 8; K
+**                       not a positive multiple of 32; mask not 16-byte
+**                       aligned; or a mask word with other than 16 bits set:
+**                       the first in (row block, column) order, named with
+**                       its row block, rows, column, value and bit count.
+**   Q4_ERR_NVRTC, Q4_ERR_NO_HEADERS, Q4_ERR_DB, Q4_ERR_NO_MEMORY,
+**   Q4_ERR_CUDA         as for q4_sparse_pack. */
+q4_status q4_sparse_validate(q4_handle *h, const void *mask, int n, int k, void *stream);
+
+/* The inverse of q4_sparse_pack: from qweight, uint32 [K/16][N], and mask,
+** uint32 [K/32][N] (device arrays, 16-byte aligned), write codes and keep,
+** N x K bytes each in device memory (element (n, k) at n*K + k, any
+** alignment): keep 1 and the code for a kept row, keep 0 and code 0 for a
+** pruned one. The mask is validated first as q4_sparse_validate does; if it
+** is invalid nothing is written. Runs on `stream` after what is queued there
+** and synchronizes it.
+**
+** Errors:
+**   Q4_ERR_INVALID_ARG  h, qweight, mask, codes or keep NULL; N not a
+**                       positive multiple of 8; K not a positive multiple of
+**                       32; qweight or mask not 16-byte aligned; or a mask
+**                       word with other than 16 bits set (named as by
+**                       q4_sparse_validate).
+**   Q4_ERR_NVRTC, Q4_ERR_NO_HEADERS, Q4_ERR_DB, Q4_ERR_NO_MEMORY,
+**   Q4_ERR_CUDA         as for q4_sparse_pack. */
+q4_status q4_sparse_unpack(q4_handle *h, const void *qweight, const void *mask, int n, int k, void *codes,
+                           void *keep, void *stream);
+
 /* ---- GPTQ checkpoint import (runtime/q4_gptq.c, docs/IMPORT.md) ---------- */
 
 /* A weight matrix in host memory in q4tune's layout (docs/FORMATS.md).

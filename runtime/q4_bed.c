@@ -8,11 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define XXH_INLINE_ALL
-#include <xxhash.h>
-
 #include "q4_error.h"
-#include "q4_nvrtc.h"
+#include "q4_module.h"
 
 /* The reference: one thread per output, fp32 dequantization and
 ** accumulation straight from the format's definition, no tiling. Slow and
@@ -20,14 +17,25 @@
 ** double-precision product on sampled elements. */
 static const char ref_source[] =
     "#include <cuda_fp16.h>\n"
-    "// zeros NULL: symmetric weights (zero 8); perm non-NULL: x[m][perm[k]]\n"
+    "// zeros NULL: symmetric weights (zero 8); perm non-NULL: x[m][perm[k]];\n"
+    "// mask non-NULL: sparse weights, code of kept row k is number popc(mask below k)\n"
+    "// of its 32-row block, pruned rows are 0\n"
     "extern \"C\" __global__ void q4_reference(const unsigned *qweight, const half *scales,\n"
-    "    const half *zeros, const int *perm, const half *x, float *ref, int M, int N, int K, int group) {\n"
+    "    const half *zeros, const unsigned *mask, const int *perm, const half *x, float *ref,\n"
+    "    int M, int N, int K, int group) {\n"
     "  const int n = blockIdx.x * blockDim.x + threadIdx.x, m = blockIdx.y;\n"
     "  if (n >= N || m >= M) return;\n"
     "  float sum = 0.f;\n"
     "  for (int k = 0; k < K; ++k) {\n"
-    "    const int q = (qweight[(size_t)(k / 8) * N + n] >> (4 * (k % 8))) & 15;\n"
+    "    int q;\n"
+    "    if (mask) {\n"
+    "      const unsigned bits = mask[(size_t)(k / 32) * N + n], j = k % 32;\n"
+    "      if (!(bits >> j & 1)) continue;\n"
+    "      const int i = __popc(bits & ((1u << j) - 1u));\n"
+    "      q = (qweight[(size_t)(2 * (k / 32) + i / 8) * N + n] >> (4 * (i % 8))) & 15;\n"
+    "    } else {\n"
+    "      q = (qweight[(size_t)(k / 8) * N + n] >> (4 * (k % 8))) & 15;\n"
+    "    }\n"
     "    const size_t g = (size_t)(k / group) * N + n;\n"
     "    const float z = zeros ? __half2float(zeros[g]) : 8.f;\n"
     "    const float w = ((float)q - z) * __half2float(scales[g]);\n"
@@ -60,51 +68,36 @@ static const char ref_source[] =
 
 /* Load the reference module through the same cubin cache as the kernels. */
 static q4_status load_reference(q4_bed *b) {
-  q4_handle *h = b->h;
-  char hash[Q4_HASH_MAX];
-  XXH128_hash_t x = XXH3_128bits(ref_source, sizeof ref_source - 1);
-  snprintf(hash, sizeof hash, "%016llx%016llx", (unsigned long long)x.high64, (unsigned long long)x.low64);
-  void *cubin = NULL;
-  size_t size = 0;
-  int found = 0;
-  pthread_mutex_lock(&h->lock);
-  q4_status st = q4db_cubin_get(h->db, hash, h->arch, h->info.nvrtc_version, &cubin, &size, &found);
-  pthread_mutex_unlock(&h->lock);
+  q4_status st = q4_module_load(b->h, ref_source, "q4_reference", &b->ref_mod);
   if (st) return st;
-  if (!found) {
-    q4_compiled c;
-    if ((st = q4_nvrtc_compile(ref_source, "q4_reference", h->arch, &c))) return st;
-    pthread_mutex_lock(&h->lock);
-    h->nvrtc_runs++;
-    st = q4db_cubin_put(h->db, hash, h->arch, h->info.nvrtc_version, c.cubin, c.size, c.regs, 0, c.spill_bytes,
-                        c.compile_ms);
-    pthread_mutex_unlock(&h->lock);
-    cubin = c.cubin;
-    c.cubin = NULL;
-    q4_compiled_free(&c);
-    if (st) {
-      free(cubin);
-      return st;
-    }
-  }
-  st = q4_cuda_check(h->cu->ModuleLoadData(&b->ref_mod, cubin), "loading the reference kernel");
-  free(cubin);
-  if (st) return st;
-  CU(h->cu->ModuleGetFunction(&b->ref_fn, b->ref_mod, "q4_reference"), "cuModuleGetFunction");
-  CU(h->cu->ModuleGetFunction(&b->err_fn, b->ref_mod, "q4_error_sums"), "cuModuleGetFunction");
+  CU(b->h->cu->ModuleGetFunction(&b->ref_fn, b->ref_mod, "q4_reference"), "cuModuleGetFunction");
+  CU(b->h->cu->ModuleGetFunction(&b->err_fn, b->ref_mod, "q4_error_sums"), "cuModuleGetFunction");
   return Q4_OK;
 }
 
+size_t q4_bed_weight_bytes(const q4_shape *s) {
+  const size_t scales_zeros = 2 * (size_t)(s->k / s->group_size) * s->n * 2;
+  if (s->format == Q4_FORMAT_Q4S) return (size_t)s->k / 16 * s->n * 4 + (size_t)s->k / 32 * s->n * 4 + scales_zeros;
+  return (size_t)s->k / 8 * s->n * 4 + scales_zeros;
+}
+
+double q4_bed_weight(const q4_bed *b, int k, int n) {
+  return b->shape.format == Q4_FORMAT_Q4S ? q4s_ref_weight(&b->sparse, k, n) : q4_ref_weight(&b->host, k, n);
+}
+
+/* One copy in one allocation: qweight, scales, zeros, then perm or mask. */
 static q4_status upload_weights(q4_bed *b, int i) {
   const q4_cuda_api *cu = b->h->cu;
   const q4_shape *s = &b->shape;
-  const size_t qw = (size_t)s->k / 8 * s->n * 4, sz = (size_t)(s->k / s->group_size) * s->n * 2;
-  const size_t pb = b->host.perm ? (size_t)s->k * 4 : 0;
-  CU(cu->MemAlloc(&b->wmem[i], qw + 2 * sz + pb), "allocating weights");
-  CU(cu->MemcpyHtoD(b->wmem[i], b->host.qweight, qw), "copying weights");
-  CU(cu->MemcpyHtoD(b->wmem[i] + qw, b->host.scales, sz), "copying scales");
-  CU(cu->MemcpyHtoD(b->wmem[i] + qw + sz, b->host.zeros, sz), "copying zeros");
+  const int sparse = s->format == Q4_FORMAT_Q4S;
+  const size_t qw = (size_t)s->k / (sparse ? 16 : 8) * s->n * 4, sz = (size_t)(s->k / s->group_size) * s->n * 2;
+  const size_t pb = b->host.perm ? (size_t)s->k * 4 : 0, mb = sparse ? (size_t)s->k / 32 * s->n * 4 : 0;
+  CU(cu->MemAlloc(&b->wmem[i], qw + 2 * sz + pb + mb), "allocating weights");
+  CU(cu->MemcpyHtoD(b->wmem[i], sparse ? (const void *)b->sparse.qweight : b->host.qweight, qw), "copying weights");
+  CU(cu->MemcpyHtoD(b->wmem[i] + qw, sparse ? b->sparse.scales : b->host.scales, sz), "copying scales");
+  CU(cu->MemcpyHtoD(b->wmem[i] + qw + sz, sparse ? b->sparse.zeros : b->host.zeros, sz), "copying zeros");
   if (pb) CU(cu->MemcpyHtoD(b->wmem[i] + qw + 2 * sz, b->host.perm, pb), "copying perm");
+  if (mb) CU(cu->MemcpyHtoD(b->wmem[i] + qw + 2 * sz, b->sparse.mask, mb), "copying the mask");
   q4_weights *w = &b->w[i];
   w->format = s->format;
   w->n = s->n;
@@ -116,6 +109,7 @@ static q4_status upload_weights(q4_bed *b, int i) {
   w->symmetric = (s->flags & Q4_SHAPE_SYMMETRIC) != 0;
   w->zeros = w->symmetric ? NULL : (const void *)(b->wmem[i] + qw + sz);
   w->perm = pb ? (const void *)(b->wmem[i] + qw + 2 * sz) : NULL;
+  w->mask = mb ? (const void *)(b->wmem[i] + qw + 2 * sz) : NULL;
   return Q4_OK;
 }
 
@@ -123,9 +117,9 @@ q4_status q4_bed_open(q4_bed *b, q4_handle *h, const q4_shape *s, uint64_t seed,
   memset(b, 0, sizeof *b);
   b->h = h;
   b->shape = *s;
-  q4_status st = q4_ref_random(&b->host, s, seed);
+  q4_status st = s->format == Q4_FORMAT_Q4S ? q4s_ref_random(&b->sparse, s, seed) : q4_ref_random(&b->host, s, seed);
   if (st) return st;
-  b->weight_bytes = (size_t)s->k / 8 * s->n * 4 + 2 * (size_t)(s->k / s->group_size) * s->n * 2;
+  b->weight_bytes = q4_bed_weight_bytes(s);
   b->copies = (int)(2 * h->l2_bytes / b->weight_bytes) + 1;
   if (b->copies < min_copies) b->copies = min_copies;
   if (b->copies < 1) b->copies = 1;
@@ -166,6 +160,7 @@ void q4_bed_close(q4_bed *b) {
   free(b->wmem);
   free(b->x_host);
   q4_ref_free(&b->host);
+  q4s_ref_free(&b->sparse);
   memset(b, 0, sizeof *b);
 }
 
@@ -180,7 +175,9 @@ static q4_status check_reference(q4_bed *b, uint64_t seed) {
     const int m = (int)(q4_rand_next(&st) % (uint64_t)b->m), n = (int)(q4_rand_next(&st) % (uint64_t)n_all);
     float got;
     CU(cu->MemcpyDtoH(&got, b->ref + ((size_t)m * n_all + n) * 4, 4), "reading the reference");
-    const double want = q4_ref_dot(&b->host, b->x_host + (size_t)m * b->shape.k, n);
+    const uint16_t *x_row = b->x_host + (size_t)m * b->shape.k;
+    const double want = b->shape.format == Q4_FORMAT_Q4S ? q4s_ref_dot(&b->sparse, x_row, n)
+                                                         : q4_ref_dot(&b->host, x_row, n);
     if (!isfinite(got) || !isfinite(want))
       return q4_err(Q4_ERR_VERIFY, "the GPU reference y[%d][%d] = %g, the host's %g (M=%d)", m, n, got, want, b->m);
     num += (got - want) * (got - want);
@@ -220,9 +217,9 @@ q4_status q4_bed_set_m(q4_bed *b, int m, uint64_t seed) {
   {
     const q4_weights *w = &b->w[0];
     CUdeviceptr qw = (CUdeviceptr)w->qweight, sc = (CUdeviceptr)w->scales, ze = (CUdeviceptr)w->zeros;
-    CUdeviceptr pe = (CUdeviceptr)w->perm;
+    CUdeviceptr ma = (CUdeviceptr)w->mask, pe = (CUdeviceptr)w->perm;
     int mm = m, n = s->n, k = s->k, g = s->group_size;
-    void *args[] = {&qw, &sc, &ze, &pe, &b->x, &b->ref, &mm, &n, &k, &g};
+    void *args[] = {&qw, &sc, &ze, &ma, &pe, &b->x, &b->ref, &mm, &n, &k, &g};
     st = q4_cuda_check(cu->LaunchKernel(b->ref_fn, (unsigned)(n + 255) / 256, (unsigned)m, 1, 256, 1, 1, 0,
                                         b->stream, args, NULL), "launching the reference");
   }

@@ -10,11 +10,13 @@
 
 #include "q4_handle.h"
 #include "q4_ref.h"
+#include "q4_sparse.h"
 
 typedef struct q4_bed {
   q4_handle *h;
   q4_shape shape;
-  q4_host_weights host;   /* the weights, on the host too */
+  q4_host_weights host;   /* the weights on the host too (dense shapes) */
+  q4s_host_weights sparse; /* the same for sparse (q4s) shapes */
   int copies;             /* weight copies on the GPU */
   q4_weights *w;          /* [copies] descriptors */
   CUdeviceptr *wmem;      /* [copies] one allocation each */
@@ -26,8 +28,16 @@ typedef struct q4_bed {
   CUmodule ref_mod;
   CUstream stream;
   CUevent ev0, ev1;
-  size_t weight_bytes;    /* one copy: qweight + scales + zeros */
+  size_t weight_bytes;    /* one copy: qweight (+ mask) + scales + zeros */
 } q4_bed;
+
+/* Bytes of one weight matrix of shape s in its format: what a product at
+** small M has to read. */
+size_t q4_bed_weight_bytes(const q4_shape *s);
+
+/* W[k][n] of the bed's weights in double (in the weights' row order: for
+** act-order the row x's column perm[k] multiplies), exactly 0 if pruned. */
+double q4_bed_weight(const q4_bed *b, int k, int n);
 
 /* Random weights from seed and enough copies that `copies` of them exceed
 ** twice the L2 (min_copies at least). Caller holds no lock. */

@@ -21,16 +21,19 @@
 
 /* One table entry: where the pointer goes, the base name cuGetProcAddress
 ** takes, and the exported names to dlsym if it can't help. `alt` is a second
-** exported name with the same signature (NULL if none). */
+** exported name with the same signature (NULL if none). `pin`, if not 0, is
+** the CUDA version to ask cuGetProcAddress for: the last one whose entry
+** point has the signature q4_cuda_api declares. */
 typedef struct sym {
   size_t offset;
   const char *base;
   const char *exported;
   const char *alt;
+  int pin;
 } sym;
 
 #define S(field, base, exported, alt) \
-  { offsetof(q4_cuda_api, field), base, exported, alt }
+  { offsetof(q4_cuda_api, field), base, exported, alt, 0 }
 
 static const sym syms[] = {
   S(Init, "cuInit", "cuInit", NULL),
@@ -46,7 +49,8 @@ static const sym syms[] = {
   S(DevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease", "cuDevicePrimaryCtxRelease_v2", NULL),
   S(CtxPushCurrent, "cuCtxPushCurrent", "cuCtxPushCurrent_v2", NULL),
   S(CtxPopCurrent, "cuCtxPopCurrent", "cuCtxPopCurrent_v2", NULL),
-  S(CtxSynchronize, "cuCtxSynchronize", "cuCtxSynchronize", NULL),
+  /* CUDA 13 answers "cuCtxSynchronize" with cuCtxSynchronize_v2(CUcontext) */
+  {offsetof(q4_cuda_api, CtxSynchronize), "cuCtxSynchronize", "cuCtxSynchronize", NULL, 12000},
   S(ModuleLoadData, "cuModuleLoadData", "cuModuleLoadData", NULL),
   S(ModuleUnload, "cuModuleUnload", "cuModuleUnload", NULL),
   S(ModuleGetFunction, "cuModuleGetFunction", "cuModuleGetFunction", NULL),
@@ -104,7 +108,8 @@ static void *resolve(void *lib, get_proc_fn get_proc, int version, const sym *s)
   void *p = NULL;
   CUdriverProcAddressQueryResult qs = CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;
   if (get_proc &&
-      get_proc(s->base, &p, version, CU_GET_PROC_ADDRESS_DEFAULT, &qs) == CUDA_SUCCESS &&
+      get_proc(s->base, &p, s->pin && s->pin < version ? s->pin : version, CU_GET_PROC_ADDRESS_DEFAULT, &qs) ==
+          CUDA_SUCCESS &&
       qs == CU_GET_PROC_ADDRESS_SUCCESS && p)
     return p;
   p = dlsym(lib, s->exported);

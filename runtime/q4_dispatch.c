@@ -159,9 +159,9 @@ static q4_status launch_two_pass(q4_handle *h, const q4_kernel *k, const q4_weig
   for (int n0 = 0; n0 < w->n; n0 += v->chunk_n) {
     int cols = w->n - n0 < v->chunk_n ? w->n - n0 : v->chunk_n;
     CUdeviceptr qw = (CUdeviceptr)w->qweight, sc = (CUdeviceptr)w->scales, ze = (CUdeviceptr)w->zeros;
-    CUdeviceptr chunk = ws->chunk;
+    CUdeviceptr ma = (CUdeviceptr)w->mask, chunk = ws->chunk;
     int first = n0;
-    void *args[] = {&qw, &sc, &ze, &chunk, &first, &cols};
+    void *args[] = {&qw, &sc, &ze, &ma, &chunk, &first, &cols};
     const unsigned gx = (unsigned)((cols + v->tile_n - 1) / v->tile_n), gy = (unsigned)(w->k / 8);
     st = q4_cuda_check(h->cu->LaunchKernel(k->fn, gx, gy, 1, (unsigned)v->threads, 1, 1, 0, stream, args, NULL),
                        "cuLaunchKernel");

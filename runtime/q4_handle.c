@@ -112,6 +112,7 @@ void q4_destroy(q4_handle *h) {
     next = p->next;
     free(p);
   }
+  if (have_ctx && h->sparse_mod) h->cu->ModuleUnload(h->sparse_mod);
   if (have_ctx) q4_cublas_close(h->blas);
   if (have_ctx) q4_ctx_pop(h);
   if (h->ctx) h->cu->DevicePrimaryCtxRelease(h->dev);
@@ -131,8 +132,6 @@ q4_status q4_weights_check(const q4_weights *w) {
   if (!w) return q4_err(Q4_ERR_INVALID_ARG, "weights descriptor is NULL");
   if (w->format != Q4_FORMAT_Q4 && w->format != Q4_FORMAT_Q4S)
     return q4_err(Q4_ERR_INVALID_ARG, "unknown weight format %d", (int)w->format);
-  if (w->format == Q4_FORMAT_Q4S)
-    return q4_err(Q4_ERR_UNSUPPORTED, "the 16:32 sparse format (q4s) is not supported yet");
   if (w->n <= 0 || w->k <= 0)
     return q4_err(Q4_ERR_INVALID_ARG, "N and K must be positive (N=%d, K=%d)", w->n, w->k);
   if (w->n % 8) return q4_err(Q4_ERR_INVALID_ARG, "N=%d is not a multiple of 8", w->n);
@@ -149,6 +148,12 @@ q4_status q4_weights_check(const q4_weights *w) {
     return q4_err(Q4_ERR_INVALID_ARG, "weights: qweight must be 16-byte aligned, scales and zeros 8-byte aligned");
   if ((uintptr_t)w->perm % 16)
     return q4_err(Q4_ERR_INVALID_ARG, "weights: perm must be 16-byte aligned");
+  if (w->format == Q4_FORMAT_Q4S) {
+    if (!w->mask) return q4_err(Q4_ERR_INVALID_ARG, "weights: sparse (q4s) weights need their mask");
+    if ((uintptr_t)w->mask % 16) return q4_err(Q4_ERR_INVALID_ARG, "weights: mask must be 16-byte aligned");
+    if (w->perm)
+      return q4_err(Q4_ERR_UNSUPPORTED, "act-order (perm) is not available for sparse (q4s) weights");
+  }
   return Q4_OK;
 }
 

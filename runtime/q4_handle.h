@@ -60,6 +60,8 @@ struct q4_handle {
   q4_workspace *workspaces;
   q4_cublas *blas;    /* loaded on the first two-pass launch */
   int nvrtc_runs;     /* compilations this handle ran (0 on a warm start) */
+  CUmodule sparse_mod;      /* q4_sparse_gpu.c's kernels, loaded on first use */
+  CUfunction sparse_fn[4];  /* its functions, in that file's order */
 };
 
 /* The M bucket m is tuned and looked up under: the next power of two,

@@ -277,7 +277,10 @@ q4_status q4_tune_shape(q4_handle *h, const q4_shape *s, const q4_tune_options *
   if (!h || !s || !o || !o->m || o->m_count <= 0)
     return q4_err(Q4_ERR_INVALID_ARG, "q4_tune_shape: NULL argument or no M values");
   if (o->samples < 20) return q4_err(Q4_ERR_INVALID_ARG, "q4_tune_shape: at least 20 samples");
-  q4_weights probe = {s->format, s->n, s->k, s->group_size, (void *)16, (void *)16, (void *)16, NULL};
+  /* the weights a product with this shape would take, for the same checks */
+  q4_weights probe = {s->format, s->n, s->k, s->group_size, (void *)16, (void *)16, (void *)16,
+                      s->format == Q4_FORMAT_Q4S ? (void *)16 : NULL,
+                      s->flags & Q4_SHAPE_ACT_ORDER ? (void *)16 : NULL, (s->flags & Q4_SHAPE_SYMMETRIC) != 0};
   q4_status st = q4_weights_check(&probe);
   if (st) return st;
   tune_run r = {.h = h, .s = s, .o = o};

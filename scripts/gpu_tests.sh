@@ -5,6 +5,7 @@
 #   scripts/gpu_tests.sh check    correctness of tuned winners and defaults (per-channel, g128)
 #   scripts/gpu_tests.sh bench    bench next to cuBLAS fp16, per-channel and g128
 #   scripts/gpu_tests.sh weights  grouped, symmetric and act-order weights: tune, check, bench
+#   scripts/gpu_tests.sh sparse   16:32 sparse (q4s): GPU pack/validate, check, tune, bench next to q4
 #   scripts/gpu_tests.sh all      tune, check and bench in turn
 # Logs go to $OUT (default /tmp/q4out); the database to $OUT/tuning.db unless
 # Q4TUNE_DB is set. Exits non-zero on the first failure. Without a GPU it
@@ -85,12 +86,31 @@ phase_weights() {
                        $Q bench $shapes --group 128 --symmetric --m 1,16,2048"
 }
 
+phase_sparse() {
+  local shapes="--shape 22016,4096 --shape 4096,11008" m=1,3,16,17,100,2048
+  run s_gpu_pack ./build/test_sparse_gpu
+  # the defaults (nothing tuned yet for q4s), random masks, per-channel and g128
+  run s_check_defaults bash -c "$Q check --format q4s --shape 4096,4096 $shapes --m $m &&
+                                $Q check --format q4s --shape 4096,4096 $shapes --group 128 --m $m &&
+                                $Q check --format q4s --shape 1024,4160 --group 64 --symmetric --m 1,17,100"
+  run s_tune $Q tune --format all $shapes --m 1,16,2048
+  run s_tune_g128 $Q tune --format q4s $shapes --group 128 --m 1,16,2048
+  run s_check_tuned bash -c "$Q check --format q4s $shapes --m $m &&
+                             $Q check --format q4s $shapes --group 128 --m $m"
+  run s_bench $Q bench --format all $shapes --m 1,16,2048
+  if command -v compute-sanitizer >/dev/null; then
+    run s_memcheck compute-sanitizer --tool memcheck --error-exitcode 3 \
+      $Q check --format q4s --shape 4096,4096 --m 1,17,100,300
+  fi
+}
+
 case "${1:-all}" in
   tune) phase_tune ;;
   check) phase_check ;;
   bench) phase_bench ;;
   weights) phase_weights ;;
+  sparse) phase_sparse ;;
   all) phase_tune && phase_check && phase_bench ;;
-  *) echo "usage: $0 [tune|check|bench|all]"; exit 2 ;;
+  *) echo "usage: $0 [tune|check|bench|weights|sparse|all]"; exit 2 ;;
 esac
 echo "gpu_tests: ${1:-all} passed"

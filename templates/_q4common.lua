@@ -90,6 +90,84 @@ __device__ __forceinline__ uint4 q4_load_x8(const half *x, const int *perm, int 
 }
 ]==]
 
+-- The 16:32 sparse format (q4s): a 32-row block of one column is a mask
+-- word (bit j: row j kept) and two words holding the 16 kept codes in row
+-- order. q4s_expand gives eight rows 8q .. 8q+7 of such a block as dense
+-- fp16 pairs in q4_unpack's order, with every pruned row flagged so the
+-- caller zeroes it after scaling (a pruned weight is exactly 0, not
+-- (0 - z) * s).
+--
+-- The codes of those rows start at code number o = (kept rows before 8q):
+-- a funnel shift brings codes o .. o+7 into one word, a byte permutation
+-- (PRMT) moves code number rank(r) to row r, and PRMT's sign mode writes
+-- 0x00 for a pruned row. The selectors of those permutations depend only
+-- on the mask byte of the eight rows: they come from a 256-entry table
+-- that every block builds in shared memory (q4s_build_table), in
+-- Q4S_COPIES copies (a template constant): 32, one per bank, where the
+-- lookups are the hot loop (32 lanes looking up random entries of one copy
+-- meet bank conflicts on most lookups), 1 where they are not.
+C.sparse = [==[
+__device__ __forceinline__ u32 prmt(u32 a, u32 b, u32 sel) {
+  u32 r;
+  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(sel));
+  return r;
+}
+
+// Entry m8 of the table: nibble p selects the code byte of row
+// (0, 4, 1, 5, 2, 6, 3, 7)[p] from the word pair (even codes in bytes 0..3,
+// odd codes in bytes 4..7): code number rank = kept rows below that row.
+// A pruned row gets 8, PRMT's "sign of byte 0", which is 0x00 for a code.
+// Laid out [256][Q4S_COPIES]: lane l reads copy l % Q4S_COPIES.
+constexpr int Q4S_COPIES = {{Q4S_COPIES}}, Q4S_TABLE_WORDS = 256 * Q4S_COPIES;
+__device__ __forceinline__ void q4s_build_table(u32 *table) {
+  for (int m8 = threadIdx.x; m8 < 256; m8 += blockDim.x) {
+    u32 sel = 0;
+    for (int p = 0; p < 8; ++p) {
+      const int row = (p >> 1) + 4 * (p & 1);
+      const int rank = __popc(m8 & ((1 << row) - 1));
+      const u32 nib = (m8 >> row & 1) ? ((rank & 1) ? 4 + rank / 2 : rank / 2) : 8;
+      sel |= nib << (4 * p);
+    }
+#pragma unroll
+    for (int l = 0; l < Q4S_COPIES; ++l) table[m8 * Q4S_COPIES + (l + m8) % Q4S_COPIES] = sel;
+  }
+}
+
+// Rows 8q .. 8q+7 (q = 0..3) of the block with mask m and code words c0,
+// c1: v[i] = rows (i, i + 4) as 1024 + code, as q4_unpack gives a dense
+// word, and pruned[i] 0xffff in the half of each pruned row. (A mask word
+// without 16 bits set reads codes that are not its own; callers test
+// __popc(m) == 16.)
+__device__ __forceinline__ void q4s_expand(u32 m, u32 c0, u32 c1, int q, const u32 *table, half2 (&v)[4],
+                                           u32 (&pruned)[4]) {
+  const int o = __popc(m & ((1u << (8 * q)) - 1u));  // codes of the rows below (q = 3: at least 8)
+  const u32 sel = table[((m >> (8 * q)) & 0xffu) * Q4S_COPIES + (threadIdx.x % Q4S_COPIES)];
+  // codes o .. o+7 (o <= 16; past c1 the codes read as zeros). With q
+  // known at compile time the range of o spares the general case: q = 1
+  // has o <= 8, q = 3 has o >= 8.
+  u32 src;
+  if (q == 0) src = c0;
+  else if (q == 1) src = __funnelshift_rc(c0, c1, 4 * o);
+  else if (q == 3) src = __funnelshift_rc(c1, 0u, 4 * (o - 8));
+  else src = o >= 8 ? __funnelshift_rc(c1, 0u, 4 * (o - 8)) : __funnelshift_r(c0, c1, 4 * o);
+  const u32 even = src & 0x0f0f0f0fu, odd = (src >> 4) & 0x0f0f0f0fu;
+  // one code byte per row: rows (0, 4, 1, 5) and (2, 6, 3, 7)
+  const u32 d0 = prmt(even, odd, sel), d1 = prmt(even, odd, sel >> 16);
+  const u32 MAGIC = 0x64646464u;
+  u32 h[4] = {prmt(d0, MAGIC, 0x4140), prmt(d0, MAGIC, 0x4342), prmt(d1, MAGIC, 0x4140), prmt(d1, MAGIC, 0x4342)};
+  // A pruned row's nibble has bit 3 set. Pair i is nibbles 2i, 2i+1 (rows
+  // i, i+4): sel << 4 puts the first's flag on the sign bit of byte i,
+  // sel the second's.
+  const u32 ev = sel << 4;
+  pruned[0] = prmt(ev, sel, 0xCC88);
+  pruned[1] = prmt(ev, sel, 0xDD99);
+  pruned[2] = prmt(ev, sel, 0xEEAA);
+  pruned[3] = prmt(ev, sel, 0xFFBB);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) v[i] = *reinterpret_cast<half2 *>(&h[i]);
+}
+]==]
+
 -- 16-byte global -> shared copies. On sm_80+ they are cp.async (the copy
 -- runs while the warp computes); zero-filled when `valid` is false, which is
 -- how rows past M read as zeros. Older GPUs copy synchronously.

@@ -7,13 +7,19 @@
 -- as x and W agree, so each thread's fragment comes straight out of the one
 -- word it loaded: lane 4g + t loads word row 4kb + t (rows 32kb + 8t .. +7)
 -- of four neighbouring columns, and x is read in the matching order.
+--
+-- Sparse weights (q4s) take the same path with a different k order: the
+-- loop runs over units of four 32-row blocks, and lane 4g + t takes all 32
+-- rows of block t of the unit, so every lane loads its own mask and code
+-- words (a block of four columns is 48 bytes) and expands them eight rows
+-- at a time with q4s_expand; x is read in plain row order to match.
 local C = import("_q4common")
 
 local function ceil_div(a, b) return (a + b - 1) // b end
 
 local T = {
   name = "q4_decode",
-  formats = { "q4" },
+  formats = { "q4", "q4s" },
   priority = 10,
   params = {
     { "WARPS_N", { 1, 2, 4 } },    -- warps side by side along N
@@ -21,7 +27,7 @@ local T = {
     { "WARPS_K", { 2, 4, 8 } },    -- warps splitting the block's K range
     { "SPLIT_K", { 1, 2, 4, 8 } }, -- blocks splitting K, reduced in the epilogue
     { "M_TILES", { 1, 2, 4 } },    -- 16-row tiles of x per block
-    { "UNROLL",  { 2, 4, 8 } },    -- 16-byte weight loads per thread per round
+    { "UNROLL",  { 1, 2, 4, 8 } }, -- units of K (one block; q4s: four) per warp per round
     { "PIPE",    { 0, 1 } },       -- 1: load round r + 1 while computing round r
   },
 }
@@ -34,11 +40,18 @@ local function x_smem(p, s)
   return 16 * p.M_TILES * (ceil_div(s.k // 32, p.SPLIT_K) * 32) * 2
 end
 
+-- Sparse weights: the expansion table (256 words) and one flag per column
+-- of the tile for a mask that breaks the format.
+local function sparse_smem(p, s)
+  if s.format ~= "q4s" then return 0 end
+  return 256 * 32 * 4 + 32 * p.CW * p.WARPS_N * 4  -- (Q4S_COPIES = 32)
+end
+
 function T.meta(p, s)
   local tile_m, tile_n = 16 * p.M_TILES, 32 * p.CW * p.WARPS_N
   return {
     threads = 32 * p.WARPS_N * p.WARPS_K,
-    smem = p.WARPS_K * tile_m * tile_n * 4 + x_smem(p, s),
+    smem = p.WARPS_K * tile_m * tile_n * 4 + x_smem(p, s) + sparse_smem(p, s),
     tile_m = tile_m, tile_n = tile_n, split_k = p.SPLIT_K,
     -- more m tiles only pay off once M fills them
     m_min = p.M_TILES == 1 and 1 or 8 * p.M_TILES + 1,
@@ -46,19 +59,37 @@ function T.meta(p, s)
   }
 end
 
+-- Units of K the loop runs over: 32-row blocks, four at a time for q4s.
+local function units(s)
+  return s.format == "q4s" and ceil_div(s.k // 32, 4) or s.k // 32
+end
+
 -- What any launch needs: the instructions, the shapes' divisibility, shared
 -- memory and registers.
 local function valid(p, s)
   if s.arch < 80 then return false, "mma.sync.m16n8k16 needs sm_80" end
   if s.n % 4 ~= 0 or s.k % 32 ~= 0 then return false, "needs N % 4 == 0 and K % 32 == 0" end
+  if s.format == "q4s" and s.act_order then return false, "sparse weights have no act-order" end
   local m = T.meta(p, s)
-  if m.smem - x_smem(p, s) > 64 * 1024 then return false, "reduction buffer over 64 KB" end
+  if m.smem - x_smem(p, s) - sparse_smem(p, s) > 64 * 1024 then return false, "reduction buffer over 64 KB" end
   if m.smem > C.smem_max(s.arch) then return false, "shared memory over the limit" end
-  -- registers for loads in flight: weights plus x rows, twice with PIPE
+  -- registers for loads in flight (16-byte loads per unit: weights plus
+  -- x rows; for q4s three words per block and four pieces of x per row),
+  -- twice with PIPE
   local xr = p.M_TILES == 1 and 2 or 1
-  if p.UNROLL * (p.CW + xr) * (1 + p.PIPE) > 24 then return false, "too many loads in flight for the registers" end
+  local per_unit = s.format == "q4s" and p.CW * 3 + xr * 4 or p.CW + xr
+  if p.UNROLL * per_unit * (1 + p.PIPE) > 24 then
+    return false, "too many loads in flight for the registers"
+  end
+  if s.format ~= "q4s" and p.UNROLL == 1 then return false, "q4: one block per round is too little in flight" end
   if p.M_TILES * p.CW > 4 then return false, "over 64 accumulators per thread" end
   if p.WARPS_N * p.WARPS_K > 16 then return false, "over 512 threads: too few registers per thread" end
+  -- the sparse expansion needs more than the 128 registers of a 512-thread block
+  if s.format == "q4s" and p.WARPS_N * p.WARPS_K > 8 then return false, "q4s: over 256 threads spill" end
+  -- a q4s unit is four blocks: more columns, m tiles or units per round spill
+  if s.format == "q4s" and (p.CW > 2 or p.M_TILES * p.CW * p.UNROLL > 4) then
+    return false, "q4s: too much live per thread"
+  end
   return true
 end
 
@@ -69,8 +100,8 @@ function T.check(p, s)
   if not ok then return false, why end
   local m = T.meta(p, s)
   local kb = s.k // 32
-  if kb < p.SPLIT_K * p.WARPS_K and (p.SPLIT_K > 1 or p.WARPS_K > 2) then
-    return false, "fewer 32-row blocks than warps along K"
+  if units(s) < p.SPLIT_K * p.WARPS_K and (p.SPLIT_K > 1 or p.WARPS_K > 2) then
+    return false, "fewer units of K than warps along K"
   end
   -- Split-K exists to fill the GPU: skip it where column tiles alone give
   -- every SM of a large GPU several blocks.
@@ -88,15 +119,17 @@ function T.check(p, s)
 end
 
 function T.default(s, m)
-  -- q4_wmma takes larger M, except for act-order weights (see its check)
-  if m > 64 and s.n % 64 == 0 and not s.act_order then return nil end
-  local p = { WARPS_N = 1, CW = 1, WARPS_K = 8, M_TILES = m <= 16 and 1 or m <= 32 and 2 or 4, UNROLL = 4, PIPE = 0 }
+  -- q4_wmma takes larger M, except for act-order and sparse weights (see its check)
+  if m > 64 and s.n % 64 == 0 and not s.act_order and s.format == "q4" then return nil end
+  local unroll = s.format == "q4s" and 1 or 4
+  local p = { WARPS_N = 1, CW = 1, WARPS_K = 8, M_TILES = m <= 16 and 1 or m <= 32 and 2 or 4, UNROLL = unroll,
+              PIPE = 0 }
   local col_tiles = ceil_div(s.n, 32)
   for _, split in ipairs({ 1, 2, 4, 8 }) do
     p.SPLIT_K = split
-    if col_tiles * split >= 2 * 132 or s.k // 32 < 2 * split * p.WARPS_K then break end
+    if col_tiles * split >= 2 * 132 or units(s) < 2 * split * p.WARPS_K then break end
   end
-  while s.k // 32 < p.SPLIT_K * p.WARPS_K and p.WARPS_K > 2 do p.WARPS_K = p.WARPS_K // 2 end
+  while units(s) < p.SPLIT_K * p.WARPS_K and p.WARPS_K > 2 do p.WARPS_K = p.WARPS_K // 2 end
   if T.check(p, s) then return p end
   -- Not valid as it stands (act-order x too large for shared memory, or a
   -- small shape): the first choice that passes check with fewer m tiles,
@@ -104,7 +137,8 @@ function T.default(s, m)
   for _, m_tiles in ipairs({ 4, 2, 1 }) do
     for _, split in ipairs(m_tiles <= p.M_TILES and { 1, 2, 4, 8 } or {}) do
       for _, warps_k in ipairs({ 8, 4, 2 }) do
-        local q = { WARPS_N = 1, CW = 1, WARPS_K = warps_k, M_TILES = m_tiles, UNROLL = 4, PIPE = 0, SPLIT_K = split }
+        local q = { WARPS_N = 1, CW = 1, WARPS_K = warps_k, M_TILES = m_tiles, UNROLL = unroll, PIPE = 0,
+                    SPLIT_K = split }
         if T.check(q, s) then return q end
       end
     end
@@ -113,15 +147,24 @@ function T.default(s, m)
 end
 
 function T.constants(p, s)
-  return { TEMPLATE = "q4_decode" }
+  return { TEMPLATE = "q4_decode", Q4S_COPIES = 32 }
 end
 
 T.source = [==[
 {{ render(C.prelude) }}
+//$ if SPARSE == 1 then
+{{ render(C.sparse) }}
+//$ end
 constexpr int WARPS_N = {{WARPS_N}}, WARPS_K = {{WARPS_K}}, CW = {{CW}};
 constexpr int M_TILES = {{M_TILES}}, UNROLL = {{UNROLL}}, PIPE = {{PIPE}};
-constexpr int KB = K / 32;                              // 32-row blocks of K
-constexpr int KB_SPLIT = (KB + SPLIT_K - 1) / SPLIT_K;  // blocks per split
+constexpr int KB = K / 32;  // 32-row blocks of K
+// The loop runs over units of BPU blocks. q4: one block, whose four word
+// rows the four lanes of a column group share out. q4s: four blocks, lane
+// t taking block t whole (CHUNKS pieces of eight rows).
+constexpr int BPU = {{SPARSE == 1 and 4 or 1}}, CHUNKS = BPU;
+constexpr int UNITS = (KB + BPU - 1) / BPU;
+constexpr int U_SPLIT = (UNITS + SPLIT_K - 1) / SPLIT_K;  // units per split
+constexpr int KB_SPLIT = U_SPLIT * BPU;                   // blocks per split
 
 // D += A * B for one 16x8x16 tile: fp16 in, fp32 accumulate.
 __device__ __forceinline__ void mma16816(float (&d)[4], const u32 (&a)[4], u32 b0, u32 b1) {
@@ -173,7 +216,7 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
 
 {{ render(C.signature) }}
 {
-  extern __shared__ float red[];  // [WARPS_K][TILE_M][TILE_N] partial sums, then gathered x
+  extern __shared__ float red[];  // [WARPS_K][TILE_M][TILE_N] partial sums, then gathered x or the q4s table
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int wn = warp % WARPS_N, wk = warp / WARPS_N;
   const int g = lane >> 2, t = lane & 3;
@@ -189,6 +232,15 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
   const int m0 = blockIdx.y * TILE_M;
   const int kb_begin = blockIdx.z * KB_SPLIT;
   const int kb_end = min(KB, kb_begin + KB_SPLIT);
+  const int u_begin = blockIdx.z * U_SPLIT, u_end = min(UNITS, u_begin + U_SPLIT);
+//$ if SPARSE == 1 then
+  u32 *table = reinterpret_cast<u32 *>(red + WARPS_K * TILE_M * TILE_N);  // expansion selectors
+  u32 *bad_col = table + Q4S_TABLE_WORDS;                                 // [TILE_N] broken masks seen
+  q4s_build_table(table);
+  for (int i = threadIdx.x; i < TILE_N; i += THREADS) bad_col[i] = 0;
+  __syncthreads();
+  u32 bad[CW][4] = {};  // per column: non-zero once a mask word without 16 bits was read
+//$ end
 //$ if ACT_ORDER == 1 then
   // x[m0 + r][perm[k]] for this block's K range, in the weights' row order:
   // perm is read coalesced, x rows are small and stay in L1/L2.
@@ -236,81 +288,123 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
     if (col_ok[c]) expand_group(load_group(scales, zeros, 0, col[c]), s[c], nzs[c]);
 //$ end
 
-  // One round: UNROLL blocks of 32 rows, WARPS_K apart. Weights and the
-  // first m tile's x rows of each block are loaded for a whole round before
-  // any use (with PIPE, a round ahead), so their latencies overlap.
+  // One round: UNROLL units, WARPS_K apart. Weights and the first m
+  // tile's x rows of each unit are loaded for a whole round before any use
+  // (with PIPE, a round ahead), so their latencies overlap.
   constexpr int STEP = WARPS_K * UNROLL;
   constexpr int XR = M_TILES == 1 ? 2 : 1;  // x rows fetched ahead: g (and g + 8 with one m tile)
   constexpr int GR = GROUP < K ? UNROLL : 1;  // group scales fetched ahead (grouped weights)
-  uint4 w[UNROLL][CW], xg[UNROLL][XR];
+  // 16-byte words per column group and unit: the codes of rows 8t .. 8t+7
+  // (q4), or the mask and both code words of block t (q4s).
+  constexpr int WORDS = {{SPARSE == 1 and 3 or 1}};
+  // This thread's block of unit un, and the first k of its chunk q.
+  auto block_of = [&](int un) { return un * BPU + (BPU > 1 ? t : 0); };
+  auto k_of = [&](int kb, int q) { return 32 * kb + 8 * (BPU > 1 ? q : t); };
+  uint4 w[UNROLL][CW][WORDS], xg[UNROLL][XR][CHUNKS];
   group_raw gr[GR][CW];
-  auto fetch = [&](int kb0, uint4 (&wv)[UNROLL][CW], uint4 (&xv)[UNROLL][XR], group_raw (&gv)[GR][CW]) {
+  auto fetch = [&](int un0, uint4 (&wv)[UNROLL][CW][WORDS], uint4 (&xv)[UNROLL][XR][CHUNKS],
+                   group_raw (&gv)[GR][CW]) {
 #pragma unroll
     for (int u = 0; u < UNROLL; ++u) {
-      const int kb = kb0 + u * WARPS_K;
+      const int kb = block_of(un0 + u * WARPS_K);
       const bool ok = kb < kb_end;
 #pragma unroll
       for (int c = 0; c < CW; ++c) {
-        wv[u][c] = ok && col_ok[c] ? load_stream(&qweight[(size_t)(4 * kb + t) * N + col[c]]) : make_uint4(0, 0, 0, 0);
-        if (GR > 1 && ok && col_ok[c]) gv[u % GR][c] = load_group(scales, zeros, kb * 32 / GROUP, col[c]);
+        const bool load = ok && col_ok[c];
+//$ if SPARSE == 1 then
+        // past the end: a valid mask over zero codes (and zero x)
+        wv[u][c][0] = load ? load_stream(&mask[(size_t)kb * N + col[c]]) : make_uint4(0xffffu, 0xffffu, 0xffffu, 0xffffu);
+        wv[u][c][1] = load ? load_stream(&qweight[(size_t)(2 * kb) * N + col[c]]) : make_uint4(0, 0, 0, 0);
+        wv[u][c][2] = load ? load_stream(&qweight[(size_t)(2 * kb + 1) * N + col[c]]) : make_uint4(0, 0, 0, 0);
+//$ else
+        wv[u][c][0] = load ? load_stream(&qweight[(size_t)(4 * kb + t) * N + col[c]]) : make_uint4(0, 0, 0, 0);
+//$ end
+        if (GROUP < K)  // (past the end: scale 0, so the zero codes there give exact zeros)
+          gv[u % GR][c] = load ? load_group(scales, zeros, kb * 32 / GROUP, col[c]) : group_raw{};
       }
 #pragma unroll
       for (int i = 0; i < XR; ++i) {
         const int r = m0 + g + 8 * i;
-        xv[u][i] = ok && r < M ? x8(r, 32 * kb + 8 * t) : make_uint4(0, 0, 0, 0);
+        // rows g + 8 exist only for M > 8: skip their loads block-wide
+        const bool rows = i == 0 || m0 + 8 < M;
+#pragma unroll
+        for (int q = 0; q < CHUNKS; ++q) xv[u][i][q] = make_uint4(0, 0, 0, 0);
+        if (rows) {
+#pragma unroll
+          for (int q = 0; q < CHUNKS; ++q)
+            if (ok && r < M) xv[u][i][q] = x8(r, k_of(kb, q));
+        }
       }
     }
   };
-  fetch(kb_begin + wk, w, xg, gr);
-  for (int kb0 = kb_begin + wk; kb0 < kb_end; kb0 += STEP) {
+  fetch(u_begin + wk, w, xg, gr);
+  for (int un0 = u_begin + wk; un0 < u_end; un0 += STEP) {
 //$ if PIPE == 1 then
-    uint4 w_next[UNROLL][CW], x_next[UNROLL][XR];
+    uint4 w_next[UNROLL][CW][WORDS], x_next[UNROLL][XR][CHUNKS];
     group_raw g_next[GR][CW];
-    fetch(kb0 + STEP, w_next, x_next, g_next);
+    fetch(un0 + STEP, w_next, x_next, g_next);
 //$ end
 #pragma unroll
     for (int u = 0; u < UNROLL; ++u) {
-      const int kb = kb0 + u * WARPS_K;
-      if (kb >= kb_end) break;
-      // A fragments of every m tile: rows g and g + 8, x[32kb + 8t .. +7]
-      // permuted to match the codes' order (i, i + 4); a[mt][h] feeds the
-      // mma of half h (codes 2h, 2h+4 | 2h+1, 2h+5) of every column.
-      u32 a[M_TILES][2][4];
+      if (un0 + u * WARPS_K >= u_end) break;
+      const int kb = block_of(un0 + u * WARPS_K);
 #pragma unroll
-      for (int mt = 0; mt < M_TILES; ++mt) {
-        const int r0 = m0 + mt * 16 + g, r1 = r0 + 8;
-        const uint4 xa = mt == 0 ? xg[u][0]
-                       : r0 < M ? x8(r0, 32 * kb + 8 * t) : make_uint4(0, 0, 0, 0);
-        const uint4 xb = XR == 2 ? xg[u][XR - 1]
-                       : r1 < M ? x8(r1, 32 * kb + 8 * t) : make_uint4(0, 0, 0, 0);
-        const u32 lo[4] = {xa.x, xb.x, xa.y, xb.y}, hi[4] = {xa.z, xb.z, xa.w, xb.w};
+      for (int q = 0; q < CHUNKS; ++q) {
+        // A fragments of every m tile: rows g and g + 8, x[k .. k + 7] of
+        // this thread's chunk, in the order of the codes below.
+        u32 a[M_TILES][2][4];
 #pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          a[mt][h][0] = __byte_perm(lo[2 * h], hi[2 * h], 0x5410);
-          a[mt][h][1] = __byte_perm(lo[2 * h + 1], hi[2 * h + 1], 0x5410);
-          a[mt][h][2] = __byte_perm(lo[2 * h], hi[2 * h], 0x7632);
-          a[mt][h][3] = __byte_perm(lo[2 * h + 1], hi[2 * h + 1], 0x7632);
+        for (int mt = 0; mt < M_TILES; ++mt) {
+          const int r0 = m0 + mt * 16 + g, r1 = r0 + 8;
+          const uint4 xa = mt == 0 ? xg[u][0][q]
+                         : r0 < M && kb < kb_end ? x8(r0, k_of(kb, q)) : make_uint4(0, 0, 0, 0);
+          const uint4 xb = XR == 2 ? xg[u][XR - 1][q]
+                         : r1 < M && kb < kb_end ? x8(r1, k_of(kb, q)) : make_uint4(0, 0, 0, 0);
+          // codes come in the order (i, i + 4) (q4s_expand keeps it): a[mt][h]
+          // feeds the mma of half h (codes 2h, 2h+4 | 2h+1, 2h+5) of every column
+          const u32 lo[4] = {xa.x, xb.x, xa.y, xb.y}, hi[4] = {xa.z, xb.z, xa.w, xb.w};
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            a[mt][h][0] = __byte_perm(lo[2 * h], hi[2 * h], 0x5410);
+            a[mt][h][1] = __byte_perm(lo[2 * h + 1], hi[2 * h + 1], 0x5410);
+            a[mt][h][2] = __byte_perm(lo[2 * h], hi[2 * h], 0x7632);
+            a[mt][h][3] = __byte_perm(lo[2 * h + 1], hi[2 * h + 1], 0x7632);
+          }
         }
-      }
-      // B fragments one column at a time, straight into the mma: only four
-      // registers of dequantized weights are live at once.
+        // B fragments one column at a time, straight into the mma: only four
+        // registers of dequantized weights are live at once.
 #pragma unroll
-      for (int c = 0; c < CW; ++c) {
+        for (int c = 0; c < CW; ++c) {
 //$ if GROUP_SIZE < K then
-        expand_group(gr[u][c], s[c], nzs[c]);
+          if (q == 0) expand_group(gr[u][c], s[c], nzs[c]);
 //$ end
-        const u32 words[4] = {w[u][c].x, w[u][c].y, w[u][c].z, w[u][c].w};
+//$ if SPARSE == 1 then
+          const u32 mw[4] = {w[u][c][0].x, w[u][c][0].y, w[u][c][0].z, w[u][c][0].w};
+          const u32 c0[4] = {w[u][c][1].x, w[u][c][1].y, w[u][c][1].z, w[u][c][1].w};
+          const u32 c1[4] = {w[u][c][2].x, w[u][c][2].y, w[u][c][2].z, w[u][c][2].w};
+//$ else
+          const u32 words[4] = {w[u][c][0].x, w[u][c][0].y, w[u][c][0].z, w[u][c][0].w};
+//$ end
 #pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          half2 v[4];
-          q4_unpack(words[j], v);
-          u32 b[4];
+          for (int j = 0; j < 4; ++j) {
+            half2 v[4];
+            u32 b[4];
+//$ if SPARSE == 1 then
+            u32 pruned[4];
+            if (q == 0) bad[c][j] |= __popc(mw[j]) ^ 16u;
+            q4s_expand(mw[j], c0[j], c1[j], q, table, v, pruned);
 #pragma unroll
-          for (int i = 0; i < 4; ++i) b[i] = h2_bits(q4_scale(v[i], s[c][j], nzs[c][j]));
+            for (int i = 0; i < 4; ++i) b[i] = h2_bits(q4_scale(v[i], s[c][j], nzs[c][j])) & ~pruned[i];
+//$ else
+            q4_unpack(words[j], v);
 #pragma unroll
-          for (int mt = 0; mt < M_TILES; ++mt) {
-            mma16816(acc[mt][4 * c + j], a[mt][0], b[0], b[1]);
-            mma16816(acc[mt][4 * c + j], a[mt][1], b[2], b[3]);
+            for (int i = 0; i < 4; ++i) b[i] = h2_bits(q4_scale(v[i], s[c][j], nzs[c][j]));
+//$ end
+#pragma unroll
+            for (int mt = 0; mt < M_TILES; ++mt) {
+              mma16816(acc[mt][4 * c + j], a[mt][0], b[0], b[1]);
+              mma16816(acc[mt][4 * c + j], a[mt][1], b[2], b[3]);
+            }
           }
         }
       }
@@ -320,14 +414,17 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
     for (int u = 0; u < UNROLL; ++u) {
 #pragma unroll
       for (int c = 0; c < CW; ++c) {
-        w[u][c] = w_next[u][c];
-        if (GR > 1) gr[u % GR][c] = g_next[u % GR][c];
+#pragma unroll
+        for (int q = 0; q < WORDS; ++q) w[u][c][q] = w_next[u][c][q];
+        if (GROUP < K) gr[u % GR][c] = g_next[u % GR][c];
       }
 #pragma unroll
-      for (int i = 0; i < XR; ++i) xg[u][i] = x_next[u][i];
+      for (int i = 0; i < XR; ++i)
+#pragma unroll
+        for (int q = 0; q < CHUNKS; ++q) xg[u][i][q] = x_next[u][i][q];
     }
 //$ else
-    fetch(kb0 + STEP, w, xg, gr);
+    fetch(un0 + STEP, w, xg, gr);
 //$ end
   }
 
@@ -343,11 +440,23 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
         const int c = wn * 32 * CW + 32 * (j / 4) + 4 * (2 * t + (e & 1)) + j % 4;
         red[(wk * TILE_M + r) * TILE_N + c] = acc[mt][j][e];
       }
+//$ if SPARSE == 1 then
+  // A column whose mask broke the 16-of-32 rule comes out NaN, never as a
+  // plausible wrong number (q4_sparse_validate names the block).
+#pragma unroll
+  for (int c = 0; c < CW; ++c)
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+      if (bad[c][j]) bad_col[wn * 32 * CW + 32 * c + 4 * g + j] = 1;
+//$ end
   __syncthreads();
   auto tile = [&](int r, int c) {
     float sum = 0.f;
 #pragma unroll
     for (int i = 0; i < WARPS_K; ++i) sum += red[(i * TILE_M + r) * TILE_N + c];
+//$ if SPARSE == 1 then
+    if (bad_col[c]) sum = __int_as_float(0x7fffffff);
+//$ end
     return sum;
   };
 {{ render(C.epilogue) }}

@@ -8,14 +8,15 @@
 -- read of the packed weights and one write plus one read of the fp16 chunk:
 -- small next to the GEMM at large M, and the tuner decides where that holds.
 -- The kernel below is the expansion pass; runtime/q4_dispatch.c runs the
--- chunks.
+-- chunks. Sparse weights (q4s) expand through the same q4s_expand as
+-- q4_decode's, so the GEMM sees pruned weights as exact zeros.
 local C = import("_q4common")
 
 local THREADS = 256
 
 local T = {
   name = "q4_dqgemm",
-  formats = { "q4" },
+  formats = { "q4", "q4s" },
   priority = 30,  -- never a default: it needs cuBLAS at run time
   params = {
     { "CHUNK_N", { 1024, 2048, 4096, 8192 } },  -- columns expanded per pass
@@ -33,6 +34,7 @@ end
 
 function T.check(p, s)
   if s.n % 4 ~= 0 then return false, "needs N % 4 == 0" end
+  if s.format == "q4s" and s.act_order then return false, "sparse weights have no act-order" end
   if p.CHUNK_N > s.n and p.CHUNK_N ~= 1024 then return false, "chunk wider than N" end
   -- the fp16 chunk should fit in L2 with room to spare
   if s.k * p.CHUNK_N * 2 > 64 * 1024 * 1024 then return false, "chunk over 64 MB" end
@@ -40,11 +42,15 @@ function T.check(p, s)
 end
 
 function T.constants(p, s)
-  return { TEMPLATE = "q4_dqgemm" }
+  -- q4s: the expansion is not this pass's bottleneck, one table copy will do
+  return { TEMPLATE = "q4_dqgemm", Q4S_COPIES = 1 }
 end
 
 T.source = [==[
 {{ render(C.prelude) }}
+//$ if SPARSE == 1 then
+{{ render(C.sparse) }}
+//$ end
 constexpr int CHUNK_N = {{CHUNK_N}};
 
 // w[k][c] = (q - z) * s for columns n0 .. n0 + cols - 1 of W, as fp16,
@@ -53,12 +59,27 @@ constexpr int CHUNK_N = {{CHUNK_N}};
 // bytes and writes 256 contiguous bytes per row.
 extern "C" __global__ void __launch_bounds__(THREADS)
 q4tune_dequant(const u32 *__restrict__ qweight, const half *__restrict__ scales,
-               const half *__restrict__ zeros, half *__restrict__ w, int n0, int cols)
+               const half *__restrict__ zeros, const u32 *__restrict__ mask, half *__restrict__ w, int n0,
+               int cols)
 {
   const int c = 4 * (blockIdx.x * THREADS + threadIdx.x);  // column within the chunk
-  const int r = blockIdx.y;                                 // word row
+  const int r = blockIdx.y;                                 // word row: rows 8r .. 8r + 7
+//$ if SPARSE == 1 then
+  __shared__ u32 table[Q4S_TABLE_WORDS];
+  q4s_build_table(table);
+  __syncthreads();
+  if (c >= cols) return;
+  // block r / 4 of 32 rows; this thread's eight are number r % 4 in it
+  const int b = r / 4;
+  const uint4 mv = __ldg(reinterpret_cast<const uint4 *>(&mask[(size_t)b * N + n0 + c]));
+  const uint4 q0 = __ldg(reinterpret_cast<const uint4 *>(&qweight[(size_t)(2 * b) * N + n0 + c]));
+  const uint4 q1 = __ldg(reinterpret_cast<const uint4 *>(&qweight[(size_t)(2 * b + 1) * N + n0 + c]));
+  const u32 mw[4] = {mv.x, mv.y, mv.z, mv.w}, c0[4] = {q0.x, q0.y, q0.z, q0.w}, c1[4] = {q1.x, q1.y, q1.z, q1.w};
+//$ else
   if (c >= cols) return;
   const uint4 q = __ldg(reinterpret_cast<const uint4 *>(&qweight[(size_t)r * N + n0 + c]));
+  const u32 words[4] = {q.x, q.y, q.z, q.w};
+//$ end
   const int grp = 8 * r / GROUP;
   const uint2 sv = __ldg(reinterpret_cast<const uint2 *>(&scales[(size_t)grp * N + n0 + c]));
 //$ if SYMMETRIC == 1 then
@@ -67,12 +88,25 @@ q4tune_dequant(const u32 *__restrict__ qweight, const half *__restrict__ scales,
   const uint2 zv = __ldg(reinterpret_cast<const uint2 *>(&zeros[(size_t)grp * N + n0 + c]));
 //$ end
   const half *sh = reinterpret_cast<const half *>(&sv), *zh = reinterpret_cast<const half *>(&zv);
-  const u32 words[4] = {q.x, q.y, q.z, q.w};
   half out[8][4];  // [row][column]
 #pragma unroll
   for (int j = 0; j < 4; ++j) {
     const half2 s2 = __half2half2(sh[j]), nzs2 = __half2half2(q4_neg_zs(zh[j], sh[j]));
     half2 v[4];
+//$ if SPARSE == 1 then
+    u32 pruned[4];
+    // a mask word that breaks the format makes its column NaN
+    q4s_expand(mw[j], c0[j], c1[j], r % 4, table, v, pruned);
+    const u32 broken = __popc(mw[j]) != 16 ? 0xffffffffu : 0u;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {  // v[i] = rows (i, i + 4)
+      half2 d = q4_scale(v[i], s2, nzs2);
+      u32 bits = (*reinterpret_cast<u32 *>(&d) & ~pruned[i]) | (broken & 0x7fff7fffu);
+      d = *reinterpret_cast<half2 *>(&bits);
+      out[i][j] = __low2half(d);
+      out[i + 4][j] = __high2half(d);
+    }
+//$ else
     q4_unpack(words[j], v);  // v[i] = rows (i, i + 4)
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
@@ -80,6 +114,7 @@ q4tune_dequant(const u32 *__restrict__ qweight, const half *__restrict__ scales,
       out[i][j] = __low2half(d);
       out[i + 4][j] = __high2half(d);
     }
+//$ end
   }
 #pragma unroll
   for (int i = 0; i < 8; ++i)

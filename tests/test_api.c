@@ -109,10 +109,16 @@ static void test_weights_check(void) {
   w.format = (q4_format)-1;
   CHECK_ERR(q4_weights_check(&w), Q4_ERR_INVALID_ARG, "format");
 
+  /* sparse weights: a mask, 16-byte aligned, and no act-order */
   w = valid();
   w.format = Q4_FORMAT_Q4S;
+  CHECK_ERR(q4_weights_check(&w), Q4_ERR_INVALID_ARG, "mask");
+  w.mask = (const void *)(uintptr_t)0x4008;
+  CHECK_ERR(q4_weights_check(&w), Q4_ERR_INVALID_ARG, "aligned");
   w.mask = (const void *)(uintptr_t)0x4000;
-  CHECK_ERR(q4_weights_check(&w), Q4_ERR_UNSUPPORTED, "q4s");
+  CHECK_OK(q4_weights_check(&w));
+  w.perm = (const void *)(uintptr_t)0x8000;
+  CHECK_ERR(q4_weights_check(&w), Q4_ERR_UNSUPPORTED, "act-order");
 
   w = valid();
   w.n = 0;

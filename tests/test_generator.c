@@ -428,15 +428,16 @@ static void test_real_defaults(void) {
   int failures = 0;
   for (int a = 80; a <= 90; a += 10)
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
-      for (int flags = 0; flags < 4; flags++)
+      for (int kind = 0; kind < 6; kind++)  /* q4 with every flag combination, q4s with and without zeros */
         for (size_t j = 0; j < sizeof ms / sizeof ms[0]; j++) {
-          q4_shape s = {Q4_FORMAT_Q4, shapes[i][0], shapes[i][1], shapes[i][2], flags};
+          const int flags = kind & 3;
+          q4_shape s = {kind < 4 ? Q4_FORMAT_Q4 : Q4_FORMAT_Q4S, shapes[i][0], shapes[i][1], shapes[i][2], flags};
           q4_variant v;
           memset(&v, 0, sizeof v);
           q4_status st = q4gen_default(g, &s, a, ms[j], &v);
           if ((st || !v.source) && failures++ < 5)
-            fprintf(stderr, "no default for N=%d K=%d g=%d flags=%d sm_%d M=%d: %s\n", s.n, s.k, s.group_size,
-                    flags, a, ms[j], q4_last_error());
+            fprintf(stderr, "no default for %s N=%d K=%d g=%d flags=%d sm_%d M=%d: %s\n", q4_format_name(s.format),
+                    s.n, s.k, s.group_size, flags, a, ms[j], q4_last_error());
           q4_variant_free(&v);
         }
   CHECK_MSG(failures == 0, "%d (shape, M) pairs without a default kernel", failures);

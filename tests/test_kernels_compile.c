@@ -1,12 +1,13 @@
 /*
 ** test_kernels_compile.c -- every variant of the default parameter space of
-** every embedded template compiles with NVRTC, for sm_80 and sm_90, on two
-** real shapes: q4 N=4096 K=4096 per-channel and q4 N=22016 K=4096 group 128.
+** every embedded template compiles with NVRTC, for sm_80 and sm_90, on real
+** shapes of both formats (SHAPES below).
 ** No GPU needed. Rendering is serial (a q4gen is not thread-safe); the
 ** compiles run on a pool of threads (one per CPU, at least 2).
 **
 ** Spills are not failures: the count of variants that spill is printed.
-** Set Q4TUNE_COMPILE_QUICK to compile only every 10th variant.
+** Set Q4TUNE_COMPILE_QUICK to compile only every 10th variant, and
+** Q4TUNE_COMPILE_FORMAT=q4 or q4s to compile the shapes of one format.
 */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -29,8 +30,11 @@ static const q4_shape SHAPES[] = {
     {Q4_FORMAT_Q4, 11008, 4096, 64, Q4_SHAPE_SYMMETRIC},
     /* symmetric act-order weights: x gathered through perm as well */
     {Q4_FORMAT_Q4, 4096, 4096, 128, Q4_SHAPE_SYMMETRIC | Q4_SHAPE_ACT_ORDER},
+    /* 16:32 sparse weights, per-channel and grouped symmetric */
+    {Q4_FORMAT_Q4S, 4096, 11008, 11008},
+    {Q4_FORMAT_Q4S, 22016, 4096, 128, Q4_SHAPE_SYMMETRIC},
 };
-#define NSHAPES 4
+#define NSHAPES 6
 
 typedef struct job {
   q4_variant v;      /* rendered */
@@ -80,6 +84,7 @@ static void *worker(void *arg) {
 
 int main(void) {
   const int quick = getenv("Q4TUNE_COMPILE_QUICK") && *getenv("Q4TUNE_COMPILE_QUICK");
+  const char *only = getenv("Q4TUNE_COMPILE_FORMAT");
   int major = 0, minor = 0;
   q4_status st = q4_nvrtc_version(&major, &minor);
   CHECK_OK(st);
@@ -99,12 +104,13 @@ int main(void) {
   const double t_render = now_s();
   for (int t = 0; t < ntmpl && t < 64; t++) {
     const char *tn = q4gen_name(g, t);
-    if (!q4gen_supports(g, t, Q4_FORMAT_Q4)) {
-      printf("%s: does not take q4, skipped\n", tn);
-      continue;
-    }
     for (int s = 0; s < NSHAPES; s++)
       for (int a = 0; a < NARCHS; a++) {
+        if (only && *only && strcmp(only, q4_format_name(SHAPES[s].format))) continue;
+        if (!q4gen_supports(g, t, SHAPES[s].format)) {
+          if (!a) printf("%s: does not take %s, skipped\n", tn, q4_format_name(SHAPES[s].format));
+          continue;
+        }
         q4_variant *list = NULL;
         int count = 0;
         st = q4gen_enumerate(g, tn, &SHAPES[s], ARCHS[a], &list, &count);

@@ -104,8 +104,7 @@ int cli_parse(int argc, char **argv, cli_opts *o, const char *usage, const char 
   memset(o, 0, sizeof *o);
   o->samples = 25;
   o->seed = 20261124;
-  o->formats[0] = Q4_FORMAT_Q4;
-  o->nformats = 1;
+  int format_given = 0, shape_given = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -122,6 +121,7 @@ int cli_parse(int argc, char **argv, cli_opts *o, const char *usage, const char 
     } else if (!strcmp(a, "--shape")) {
       NEEDS_VALUE();
       bad = parse_shape(o, v);
+      shape_given = 1;
     } else if (!strcmp(a, "--m")) {
       NEEDS_VALUE();
       bad = parse_m(o, v);
@@ -132,6 +132,7 @@ int cli_parse(int argc, char **argv, cli_opts *o, const char *usage, const char 
     } else if (!strcmp(a, "--format")) {
       NEEDS_VALUE();
       bad = parse_format(o, v);
+      format_given = 1;
     } else if (!strcmp(a, "--db")) {
       NEEDS_VALUE();
       o->db = v;
@@ -167,6 +168,13 @@ int cli_parse(int argc, char **argv, cli_opts *o, const char *usage, const char 
     if (bad) return -1;
   }
   if (!o->nshapes && default_model && add_preset(o, default_model)) return -1;
+  /* A model's layers come in both formats; a shape given by hand in dense
+  ** q4 unless --format says otherwise (act-order weights are dense only). */
+  if (!format_given) {
+    o->formats[0] = Q4_FORMAT_Q4;
+    o->nformats = 1;
+    if (!shape_given && !(o->flags & Q4_SHAPE_ACT_ORDER)) o->formats[o->nformats++] = Q4_FORMAT_Q4S;
+  }
   if (!o->nm) {
     if (!default_m || default_m_count <= 0 || default_m_count > CLI_MAX_M) {
       default_m = cli_default_m;

@@ -37,7 +37,9 @@ extern const int cli_default_m_count;
 ** `usage` is printed for --help (returns 1, caller exits 0); errors print a
 ** message and return -1; 0 on success. Shapes default to the model preset
 ** `default_model` if none is given (NULL: none); M values to default_m
-** (NULL: the tuning buckets cli_default_m) if --m is not given. */
+** (NULL: the tuning buckets cli_default_m) if --m is not given. Formats
+** default to q4 and q4s for a model's shapes, q4 once --shape is given
+** (or --act-order: sparse weights have none); --format overrides. */
 int cli_parse(int argc, char **argv, cli_opts *o, const char *usage, const char *default_model,
               const int *default_m, int default_m_count);
 

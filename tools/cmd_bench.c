@@ -20,7 +20,9 @@ static const char usage[] =
     "fp16 (fp32 accumulation) on the dequantized weights in the same run, the\n"
     "speed-up over cuBLAS, the share of the measured copy bandwidth the int4\n"
     "product reaches (its weights, x and y over the time) and TFLOP/s. Both are\n"
-    "verified against the reference before they are timed.\n"
+    "verified against the reference before they are timed. A sparse (q4s) row\n"
+    "also gives its time over the dense (q4) row of the same shape and M\n"
+    "(\"vs q4\"), when both formats are benchmarked.\n"
     "\n"
     "  --model NAME   shapes of a model preset (default llama-7b)\n"
     "  --shape N,K    a weight shape; repeatable\n"
@@ -28,6 +30,8 @@ static const char usage[] =
     "  --group G      group size (default 0: per-channel)\n"
     "  --symmetric    weights whose zeros are all 8 (no zeros array is read)\n"
     "  --act-order    act-order weights: x gathered through a random permutation\n"
+    "  --format F     q4, q4s (16:32 sparse) or all; default: both for a model's\n"
+    "                 shapes, q4 for --shape\n"
     "  --samples S    timed samples (default 25)\n"
     "  --db PATH, --device D, --seed S\n";
 
@@ -63,7 +67,7 @@ static q4_status fp16_open(fp16_weights *f, q4_bed *b, q4_cublas *blas) {
     for (int n = 0; n < b->shape.n; n++)
       /* act-order: row k of W is row perm[k] of the matrix x multiplies */
       host[(size_t)(b->host.perm ? b->host.perm[k] : k) * b->shape.n + n] =
-          q4_f2h((float)q4_ref_weight(&b->host, k, n));
+          q4_f2h((float)q4_bed_weight(b, k, n));
   q4_status st = q4_ctx_push(h);
   for (int i = 0; !st && i < f->copies; i++) {
     st = q4_cuda_check(h->cu->MemAlloc(&f->w[i], bytes), "allocating fp16 weights");
@@ -117,8 +121,30 @@ static q4_status copy_bandwidth(q4_handle *h, double *gbs) {
   return st;
 }
 
+/* Dense times by shape and M, so a sparse row can show its time over the
+** dense one of the same run. */
+typedef struct dense_time {
+  q4_shape s;
+  int m;
+  double us;
+} dense_time;
+
+typedef struct dense_times {
+  dense_time t[CLI_MAX_SHAPES * CLI_MAX_M];
+  int n;
+} dense_times;
+
+static double dense_us(const dense_times *d, const q4_shape *s, int m) {
+  for (int i = 0; i < d->n; i++) {
+    const q4_shape *a = &d->t[i].s;
+    if (a->n == s->n && a->k == s->k && a->group_size == s->group_size && a->flags == s->flags && d->t[i].m == m)
+      return d->t[i].us;
+  }
+  return 0;
+}
+
 static q4_status bench_one(q4_handle *h, q4_bed *bed, fp16_weights *f, int m, const cli_opts *o, double bw,
-                           const char *name) {
+                           const char *name, dense_times *dense) {
   q4_status st = q4_bed_set_m(bed, m, o->seed + (unsigned)m);
   char kname[Q4_NAME_MAX + Q4_PARAMS_MAX + 2];
   int tuned = 0;
@@ -134,10 +160,16 @@ static q4_status bench_one(q4_handle *h, q4_bed *bed, fp16_weights *f, int m, co
   if (!st) st = q4_bed_time(bed, run_cublas, f, o->samples, &b_us, &lo, &hi);
   if (st) return st;
   const q4_shape *s = &bed->shape;
-  const double bytes = (double)s->k * s->n / 2 + 4.0 * s->n * (s->k / s->group_size) + 2.0 * m * s->k + 2.0 * m * s->n;
+  const double bytes = (double)q4_bed_weight_bytes(s) + 2.0 * m * s->k + 2.0 * m * s->n;
   const double flops = 2.0 * m * s->k * s->n;
-  printf("| %-30s | %5d | %9.2f | %9.2f | %6.2fx | %5.1f%% | %7.1f | %s%s |\n", name, m, q_us, b_us, b_us / q_us,
-         100.0 * bytes / (q_us * 1e-6) / 1e9 / bw, flops / (q_us * 1e-6) / 1e12, kname, tuned ? "" : " (untuned)");
+  char vs[16] = "";
+  if (s->format == Q4_FORMAT_Q4 && dense->n < (int)(sizeof dense->t / sizeof dense->t[0]))
+    dense->t[dense->n++] = (dense_time){*s, m, q_us};
+  const double d_us = s->format == Q4_FORMAT_Q4S ? dense_us(dense, s, m) : 0;
+  if (d_us > 0) snprintf(vs, sizeof vs, "%.2fx", q_us / d_us);
+  printf("| %-30s | %5d | %9.2f | %9.2f | %6.2fx | %5.1f%% | %7.1f | %6s | %s%s |\n", name, m, q_us, b_us,
+         b_us / q_us, 100.0 * bytes / (q_us * 1e-6) / 1e9 / bw, flops / (q_us * 1e-6) / 1e12, vs, kname,
+         tuned ? "" : " (untuned)");
   fflush(stdout);
   return Q4_OK;
 }
@@ -160,11 +192,13 @@ int cmd_bench(int argc, char **argv) {
   if (!st) {
     printf("%s, sm_%d, %d SMs; copy bandwidth %.0f GB/s; median of %d samples, weights rotated beyond L2\n\n",
            h->info.name, h->arch, h->sms, bw, o.samples);
-    printf("| %-30s | %5s | %9s | %9s | %7s | %6s | %7s | %s |\n", "shape", "M", "q4tune us", "cuBLAS us",
-           "speedup", "% BW", "TFLOP/s", "kernel");
-    printf("|%s|------:|----------:|----------:|--------:|-------:|--------:|--------|\n",
+    printf("| %-30s | %5s | %9s | %9s | %7s | %6s | %7s | %6s | %s |\n", "shape", "M", "q4tune us", "cuBLAS us",
+           "speedup", "% BW", "TFLOP/s", "vs q4", "kernel");
+    printf("|%s|------:|----------:|----------:|--------:|-------:|--------:|-------:|--------|\n",
            "--------------------------------");
   }
+  static dense_times dense;  /* large: not on the stack */
+  dense.n = 0;
   for (int i = 0; i < o.nshapes && !st; i++) {
     char name[96];
     cli_shape_name(&o.shapes[i], name, sizeof name);
@@ -173,7 +207,7 @@ int cmd_bench(int argc, char **argv) {
     memset(&f, 0, sizeof f);
     st = q4_bed_open(&bed, h, &o.shapes[i], o.seed + (unsigned)i, 1);
     if (!st) st = fp16_open(&f, &bed, blas);
-    for (int j = 0; j < o.nm && !st; j++) st = bench_one(h, &bed, &f, o.m[j], &o, bw, name);
+    for (int j = 0; j < o.nm && !st; j++) st = bench_one(h, &bed, &f, o.m[j], &o, bw, name, &dense);
     fp16_close(&f, h);
     q4_bed_close(&bed);
   }

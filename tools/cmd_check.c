@@ -27,6 +27,8 @@ static const char usage[] =
     "  --group G      group size (default 0: per-channel)\n"
     "  --symmetric    weights whose zeros are all 8 (no zeros array is read)\n"
     "  --act-order    act-order weights: x gathered through a random permutation\n"
+    "  --format F     q4, q4s (16:32 sparse) or all; default: both for a model's\n"
+    "                 shapes, q4 for --shape\n"
     "  --db PATH, --device D, --seed S\n";
 
 static q4_status run_matmul(void *ctx, q4_bed *b, const q4_weights *w, CUstream s) {
