@@ -76,6 +76,8 @@ phase_weights() {
   run w_tune_act $Q tune $shapes --group 128 --act-order --m $m
   run w_check_act $Q check $shapes --group 128 --act-order --m $m
   run w_check_g32 $Q check $shapes --group 32 --symmetric --act-order --m $m
+  run w_check_sparse bash -c "$Q check --format q4s $shapes --group 128 --symmetric --m $m &&
+                              $Q check --format q4s $shapes --group 32 --m $m"
   # the costs of groups and of act-order, same run
   run w_tune_22016 $Q tune --shape 22016,4096 --m 1,2048
   run w_tune_22016_g128 $Q tune --shape 22016,4096 --group 128 --m 1,2048
