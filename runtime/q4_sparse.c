@@ -115,6 +115,31 @@ q4_status q4s_unpack(const uint32_t *qweight, const uint32_t *mask, int n, int k
   return Q4_OK;
 }
 
+uint32_t q4s_random_pattern(uint64_t *state) {
+  /* 16 of 32 rows by a partial Fisher-Yates shuffle */
+  int rows[32];
+  for (int j = 0; j < 32; j++) rows[j] = j;
+  uint32_t m = 0;
+  for (int j = 0; j < 16; j++) {
+    const int r = j + (int)(q4_rand_next(state) % (uint64_t)(32 - j));
+    const int t = rows[j];
+    rows[j] = rows[r];
+    rows[r] = t;
+    m |= 1u << rows[j];
+  }
+  return m;
+}
+
+void q4s_random_dense(uint8_t *codes, uint8_t *keep, int n, int k, uint64_t seed) {
+  uint64_t st = seed;
+  for (size_t e = 0; e < (size_t)n * k; e++) codes[e] = (uint8_t)(q4_rand_next(&st) & 15);
+  for (int c = 0; c < n; c++)
+    for (int b = 0; b < k / 32; b++) {
+      const uint32_t m = q4s_random_pattern(&st);
+      for (int j = 0; j < 32; j++) keep[(size_t)c * k + 32 * b + j] = (uint8_t)((m >> j) & 1u);
+    }
+}
+
 q4_status q4s_ref_random(q4s_host_weights *w, const q4_shape *s, uint64_t seed) {
   if (!w || !s) return q4_err(Q4_ERR_INVALID_ARG, "q4s_ref_random: NULL argument");
   q4_status st = check_nk("q4s_ref_random", s->n, s->k);
@@ -137,21 +162,7 @@ q4_status q4s_ref_random(q4s_host_weights *w, const q4_shape *s, uint64_t seed) 
     return q4_err(Q4_ERR_NO_MEMORY, "q4s_ref_random: out of host memory");
   }
   uint64_t rs = seed;
-  for (size_t i = 0; i < nblk; i++) {
-    /* 16 of 32 rows by a partial Fisher-Yates shuffle: every pattern is
-    ** equally likely, so kernels meet irregular masks, not one fixed one. */
-    int rows[32];
-    for (int j = 0; j < 32; j++) rows[j] = j;
-    uint32_t m = 0;
-    for (int j = 0; j < 16; j++) {
-      const int r = j + (int)(q4_rand_next(&rs) % (uint64_t)(32 - j));
-      const int t = rows[j];
-      rows[j] = rows[r];
-      rows[r] = t;
-      m |= 1u << rows[j];
-    }
-    w->mask[i] = m;
-  }
+  for (size_t i = 0; i < nblk; i++) w->mask[i] = q4s_random_pattern(&rs);
   for (size_t i = 0; i < nblk * 2; i++) w->qweight[i] = (uint32_t)q4_rand_next(&rs);
   /* the same recipe as q4_ref_random, so both formats see alike values */
   q4_ref_random_groups(&rs, s, w->scales, w->zeros, groups);

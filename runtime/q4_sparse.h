@@ -36,6 +36,15 @@ q4_status q4s_validate(const uint32_t *mask, int n, int k);
 q4_status q4s_unpack(const uint32_t *qweight, const uint32_t *mask, int n, int k, uint8_t *codes,
                      uint8_t *keep);
 
+/* A random 16-of-32 keep pattern (bit j: row j kept), every one of the
+** C(32, 16) equally likely, so kernels meet irregular masks, not one fixed
+** one; drawn from *state. */
+uint32_t q4s_random_pattern(uint64_t *state);
+
+/* Random codes 0..15 (pruned ones too) and an independent random keep
+** pattern for every block and column, as N x K bytes for q4s_pack. */
+void q4s_random_dense(uint8_t *codes, uint8_t *keep, int n, int k, uint64_t seed);
+
 /* Sparse weights in host memory. shape.format is Q4_FORMAT_Q4S and
 ** shape.group_size normalized (K for per-channel). */
 typedef struct q4s_host_weights {

@@ -338,18 +338,26 @@ static q4_status finish(q4_handle *h, CUstream stream) {
   return q4_cuda_check(h->cu->StreamSynchronize(stream), "cuStreamSynchronize");
 }
 
+/* What every public function checks before it touches the GPU: the handle,
+** the `count` device pointers (named by `names`), N and K, and 16-byte
+** alignment of the first `aligned` pointers (the word arrays). */
+static q4_status check_args(const char *fn, const q4_handle *h, const char *const names[], const void *const ptrs[],
+                            int count, int aligned, int n, int k) {
+  q4_err_clear();
+  if (!h) return q4_err(Q4_ERR_INVALID_ARG, "%s: handle is NULL", fn);
+  for (int i = 0; i < count; i++)
+    if (!ptrs[i]) return q4_err(Q4_ERR_INVALID_ARG, "%s: %s is NULL", fn, names[i]);
+  q4_status st = check_sizes(fn, n, k);
+  for (int i = 0; !st && i < aligned; i++) st = check_align16(fn, names[i], ptrs[i]);
+  return st;
+}
+
 q4_status q4_sparse_pack(q4_handle *h, const void *codes, const void *keep, int n, int k, void *qweight, void *mask,
                          void *stream) {
-  static const char fn_name[] = "q4_sparse_pack";
-  q4_err_clear();
-  if (!h) return q4_err(Q4_ERR_INVALID_ARG, "%s: handle is NULL", fn_name);
-  if (!codes || !keep || !qweight || !mask)
-    return q4_err(Q4_ERR_INVALID_ARG, "%s: %s is NULL", fn_name,
-                  !codes ? "codes" : !keep ? "keep" : !qweight ? "qweight" : "mask");
-  q4_status st;
-  if ((st = check_sizes(fn_name, n, k)) || (st = check_align16(fn_name, "qweight", qweight)) ||
-      (st = check_align16(fn_name, "mask", mask)))
-    return st;
+  static const char *const names[] = {"qweight", "mask", "codes", "keep"};
+  const void *const ptrs[] = {qweight, mask, codes, keep};
+  q4_status st = check_args("q4_sparse_pack", h, names, ptrs, 4, 2, n, k);
+  if (st) return st;
   CUfunction fn[FN_COUNT];
   if ((st = enter(h, fn))) return st;
   CUdeviceptr c = (CUdeviceptr)codes, kp = (CUdeviceptr)keep, qw = (CUdeviceptr)qweight, ma = (CUdeviceptr)mask;
@@ -363,12 +371,10 @@ q4_status q4_sparse_pack(q4_handle *h, const void *codes, const void *keep, int 
 }
 
 q4_status q4_sparse_validate(q4_handle *h, const void *mask, int n, int k, void *stream) {
-  static const char fn_name[] = "q4_sparse_validate";
-  q4_err_clear();
-  if (!h) return q4_err(Q4_ERR_INVALID_ARG, "%s: handle is NULL", fn_name);
-  if (!mask) return q4_err(Q4_ERR_INVALID_ARG, "%s: mask is NULL", fn_name);
-  q4_status st;
-  if ((st = check_sizes(fn_name, n, k)) || (st = check_align16(fn_name, "mask", mask))) return st;
+  static const char fn_name[] = "q4_sparse_validate", *const names[] = {"mask"};
+  const void *const ptrs[] = {mask};
+  q4_status st = check_args(fn_name, h, names, ptrs, 1, 1, n, k);
+  if (st) return st;
   CUfunction fn[FN_COUNT];
   if ((st = enter(h, fn))) return st;
   st = validate_mask(h, fn, fn_name, (CUdeviceptr)mask, n, k, (CUstream)stream);
@@ -378,16 +384,10 @@ q4_status q4_sparse_validate(q4_handle *h, const void *mask, int n, int k, void 
 
 q4_status q4_sparse_unpack(q4_handle *h, const void *qweight, const void *mask, int n, int k, void *codes, void *keep,
                            void *stream) {
-  static const char fn_name[] = "q4_sparse_unpack";
-  q4_err_clear();
-  if (!h) return q4_err(Q4_ERR_INVALID_ARG, "%s: handle is NULL", fn_name);
-  if (!qweight || !mask || !codes || !keep)
-    return q4_err(Q4_ERR_INVALID_ARG, "%s: %s is NULL", fn_name,
-                  !qweight ? "qweight" : !mask ? "mask" : !codes ? "codes" : "keep");
-  q4_status st;
-  if ((st = check_sizes(fn_name, n, k)) || (st = check_align16(fn_name, "qweight", qweight)) ||
-      (st = check_align16(fn_name, "mask", mask)))
-    return st;
+  static const char fn_name[] = "q4_sparse_unpack", *const names[] = {"qweight", "mask", "codes", "keep"};
+  const void *const ptrs[] = {qweight, mask, codes, keep};
+  q4_status st = check_args(fn_name, h, names, ptrs, 4, 2, n, k);
+  if (st) return st;
   CUfunction fn[FN_COUNT];
   if ((st = enter(h, fn))) return st;
   CUdeviceptr qw = (CUdeviceptr)qweight, ma = (CUdeviceptr)mask, c = (CUdeviceptr)codes, kp = (CUdeviceptr)keep;

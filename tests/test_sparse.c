@@ -149,33 +149,6 @@ static void test_hand_weights(void) {
 
 /* ---- random data -------------------------------------------------------------- */
 
-/* One random 16-of-32 pattern (partial Fisher-Yates). */
-static uint32_t rand_pattern(uint64_t *st) {
-  int rows[32];
-  for (int j = 0; j < 32; j++) rows[j] = j;
-  uint32_t m = 0;
-  for (int j = 0; j < 16; j++) {
-    const int r = j + (int)(q4_rand_next(st) % (uint64_t)(32 - j));
-    const int t = rows[j];
-    rows[j] = rows[r];
-    rows[r] = t;
-    m |= 1u << rows[j];
-  }
-  return m;
-}
-
-/* Random codes (pruned ones too, so pack must drop them) and a random valid
-** keep-mask, N x K. */
-static void rand_dense(uint8_t *codes, uint8_t *keep, int n, int k, uint64_t seed) {
-  uint64_t st = seed;
-  for (size_t e = 0; e < (size_t)n * k; e++) codes[e] = (uint8_t)(q4_rand_next(&st) & 15);
-  for (int c = 0; c < n; c++)
-    for (int b = 0; b < k / 32; b++) {
-      const uint32_t m = rand_pattern(&st);
-      for (int j = 0; j < 32; j++) keep[(size_t)c * k + 32 * b + j] = (uint8_t)((m >> j) & 1u);
-    }
-}
-
 static void test_round_trip(void) {
   static const struct { int k, n, seeds; } shapes[] = {
       {32, 1, 64}, {32, 2, 64}, {64, 3, 64}, {96, 5, 32}, {128, 8, 32}, {1024, 16, 8}, {4096, 64, 3}};
@@ -190,7 +163,7 @@ static void test_round_trip(void) {
       return;
     }
     for (int seed = 1; seed <= shapes[s].seeds; seed++) {
-      rand_dense(codes, keep, n, k, (uint64_t)seed * 7919 + (uint64_t)k * n);
+      q4s_random_dense(codes, keep, n, k, (uint64_t)seed * 7919 + (uint64_t)k * n);
       q4_status st = q4s_pack(codes, keep, n, k, qw, mask);
       CHECK_MSG(st == Q4_OK, "K=%d N=%d seed %d: pack: %s", k, n, seed, q4_last_error());
       st = q4s_unpack(qw, mask, n, k, c2, k2);
@@ -213,7 +186,7 @@ static void test_validate(void) {
   enum { K = 256, N = 8 };  /* 8 row blocks */
   uint32_t mask[K / 32 * N];
   uint64_t st = 42;
-  for (int i = 0; i < K / 32 * N; i++) mask[i] = rand_pattern(&st);
+  for (int i = 0; i < K / 32 * N; i++) mask[i] = q4s_random_pattern(&st);
   CHECK_OK(q4s_validate(mask, N, K));
 
   /* word (3, 5) with 15 and with 17 bits set */
@@ -246,7 +219,7 @@ static void test_validate(void) {
   CHECK_OK(q4s_validate(mask, N, K));
   int rejected = 0;
   for (int r = 0; r < 200; r++) {
-    for (int i = 0; i < K / 32 * N; i++) mask[i] = rand_pattern(&st);
+    for (int i = 0; i < K / 32 * N; i++) mask[i] = q4s_random_pattern(&st);
     rejected += q4s_validate(mask, N, K) != Q4_OK;
   }
   CHECK_MSG(rejected == 0, "%d of 200 random valid masks rejected", rejected);
@@ -278,7 +251,7 @@ static void test_pack_errors(void) {
   static uint8_t codes[N * K], keep[N * K];
   uint32_t qw[K / 16 * N + 4], mask[K / 32 * N + 4];  /* + room for K = 160 below */
 #define RESET() do { \
-    rand_dense(codes, keep, N, K, 99); \
+    q4s_random_dense(codes, keep, N, K, 99); \
     for (size_t i_ = 0; i_ < sizeof qw / 4; i_++) qw[i_] = SENTINEL; \
     for (size_t i_ = 0; i_ < sizeof mask / 4; i_++) mask[i_] = SENTINEL; \
   } while (0)

@@ -103,33 +103,6 @@ static void test_compile(void) {
 #define SENTINEL 0xdeadbeefu
 #define SENTINEL8 0xab
 
-/* One random 16-of-32 pattern (partial Fisher-Yates). */
-static uint32_t rand_pattern(uint64_t *st) {
-  int rows[32];
-  for (int j = 0; j < 32; j++) rows[j] = j;
-  uint32_t m = 0;
-  for (int j = 0; j < 16; j++) {
-    const int r = j + (int)(q4_rand_next(st) % (uint64_t)(32 - j));
-    const int t = rows[j];
-    rows[j] = rows[r];
-    rows[r] = t;
-    m |= 1u << rows[j];
-  }
-  return m;
-}
-
-/* Random codes (pruned ones too) and an independent random valid keep
-** pattern for every block and column, N x K. */
-static void rand_dense(uint8_t *codes, uint8_t *keep, int n, int k, uint64_t seed) {
-  uint64_t st = seed;
-  for (size_t e = 0; e < (size_t)n * k; e++) codes[e] = (uint8_t)(q4_rand_next(&st) & 15);
-  for (int c = 0; c < n; c++)
-    for (int b = 0; b < k / 32; b++) {
-      const uint32_t m = rand_pattern(&st);
-      for (int j = 0; j < 32; j++) keep[(size_t)c * k + 32 * b + j] = (uint8_t)((m >> j) & 1u);
-    }
-}
-
 /* Device buffers of one problem; `off` shifts codes and keep off 16-byte
 ** alignment to take the kernels' byte-wise path. */
 typedef struct gpu_bufs {
@@ -206,7 +179,7 @@ static void round_trip(q4_handle *h, int n, int k, int off, CUstream stream, uin
     CHECK_MSG(0, "N=%d K=%d: out of host or device memory", n, k);
     goto out;
   }
-  rand_dense(codes, keep, n, k, seed);
+  q4s_random_dense(codes, keep, n, k, seed);
   CHECK_OK(q4s_pack(codes, keep, n, k, qw, mask));
   CHECK(upload(h, g.codes, codes, el) && upload(h, g.keep, keep, el) && poison_words(h, &g));
 
@@ -284,10 +257,10 @@ static void test_pack_errors(q4_handle *h) {
     goto out;
   }
   /* 15 and 17 kept in block 5 (rows 160..191) of column 37 */
-  rand_dense(c.codes, c.keep, EN, EK, 11);
+  q4s_random_dense(c.codes, c.keep, EN, EK, 11);
   bend_block(c.keep, 5, 37, 0);
   pack_refused(h, &c, "row block 5 (rows 160..191), column 37: 15 rows kept");
-  rand_dense(c.codes, c.keep, EN, EK, 11);
+  q4s_random_dense(c.codes, c.keep, EN, EK, 11);
   bend_block(c.keep, 5, 37, 1);
   pack_refused(h, &c, "row block 5 (rows 160..191), column 37: 17 rows kept");
   /* the first bad block in (row block, column) order: (5, 37) before (9, 2) and (5, 90) */
@@ -295,14 +268,14 @@ static void test_pack_errors(q4_handle *h) {
   bend_block(c.keep, 5, 90, 0);
   pack_refused(h, &c, "row block 5 (rows 160..191), column 37: 17 rows kept");
   /* a whole block pruned, one kept whole, in the last block of the last column */
-  rand_dense(c.codes, c.keep, EN, EK, 12);
+  q4s_random_dense(c.codes, c.keep, EN, EK, 12);
   memset(c.keep + (size_t)(EN - 1) * EK + EK - 32, 0, 32);
   pack_refused(h, &c, "row block 127 (rows 4064..4095), column 95: 0 rows kept");
   memset(c.keep + (size_t)(EN - 1) * EK + EK - 32, 1, 32);
   pack_refused(h, &c, "row block 127 (rows 4064..4095), column 95: 32 rows kept");
 
   /* bad elements come before bad blocks, and in (n, k) order */
-  rand_dense(c.codes, c.keep, EN, EK, 13);
+  q4s_random_dense(c.codes, c.keep, EN, EK, 13);
   c.codes[(size_t)50 * EK + 777] = 16;
   pack_refused(h, &c, "code at (n=50, k=777) is 16");
   bend_block(c.keep, 0, 0, 0);  /* an earlier bad block does not matter */
@@ -312,7 +285,7 @@ static void test_pack_errors(q4_handle *h) {
   c.codes[(size_t)3 * EK + 100] = 255;  /* a bad code and keep at one element: the code */
   pack_refused(h, &c, "code at (n=3, k=100) is 255");
   /* keep 2 beside 15 ones sums to 17 - 1 + 2 = 16: caught as a value, not passed */
-  rand_dense(c.codes, c.keep, EN, EK, 14);
+  q4s_random_dense(c.codes, c.keep, EN, EK, 14);
   bend_block(c.keep, 7, 60, 0);
   {
     uint8_t *kp = c.keep + (size_t)60 * EK + 32 * 7;
@@ -324,7 +297,7 @@ static void test_pack_errors(q4_handle *h) {
     pack_refused(h, &c, want);
   }
   /* a code above 15 at a pruned position is still refused */
-  rand_dense(c.codes, c.keep, EN, EK, 15);
+  q4s_random_dense(c.codes, c.keep, EN, EK, 15);
   {
     int j = 0;
     while (c.keep[(size_t)90 * EK + 4000 + j]) j++;
@@ -349,7 +322,7 @@ static void test_mask_errors(q4_handle *h) {
     CHECK_MSG(0, "out of host or device memory");
     goto out;
   }
-  rand_dense(codes, keep, EN, EK, 21);
+  q4s_random_dense(codes, keep, EN, EK, 21);
   CHECK_OK(q4s_pack(codes, keep, EN, EK, qw, mask));
   CHECK(upload(h, g.qweight, qw, el / 16 * 4));
   const size_t w = (size_t)5 * EN + 37;  /* word (5, 37) */
