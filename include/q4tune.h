@@ -51,11 +51,12 @@ typedef enum q4_format { Q4_FORMAT_Q4 = 0, Q4_FORMAT_Q4S = 1 } q4_format;
 
 /* A weight matrix W[K][N] in device memory, as docs/FORMATS.md lays it out.
 ** group_size is the number of rows sharing one scale and zero; 0 or k means
-** one group (per-channel). mask is used by Q4_FORMAT_Q4S only. */
+** one group (per-channel). mask is used by Q4_FORMAT_Q4S only: a mask word
+** without exactly 16 bits set makes q4_matmul write NaN to that column. */
 typedef struct q4_weights {
   q4_format format;
   int n, k, group_size;
-  const void *qweight;  /* uint32 [K/8][N] (q4) */
+  const void *qweight;  /* uint32 [K/8][N] (q4), [K/16][N] (q4s) */
   const void *scales;   /* fp16 [K/group_size][N] */
   const void *zeros;    /* fp16 [K/group_size][N] */
   const void *mask;     /* uint32 [K/32][N] (q4s) */
@@ -76,7 +77,10 @@ q4_status q4_create(int device, const char *db_path, q4_handle **out);
 void q4_destroy(q4_handle *h);
 
 /* Check a weight descriptor without touching the GPU: format, sizes,
-** divisibility (N % 8, K % 32, K % group_size, group_size % 32) and pointers. */
+** divisibility (N % 8, K % 32, K % group_size, group_size % 32), pointers
+** and their alignment. Sparse (Q4_FORMAT_Q4S) weights need a mask and take
+** no perm (Q4_ERR_UNSUPPORTED); the mask's contents are not read here
+** (q4_sparse_validate does that). */
 q4_status q4_weights_check(const q4_weights *w);
 
 /* y[m][N] = x[m][K] * W, enqueued on `stream`. Uses the tuned kernel for

@@ -319,8 +319,12 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
 //$ else
         wv[u][c][0] = load ? load_stream(&qweight[(size_t)(4 * kb + t) * N + col[c]]) : make_uint4(0, 0, 0, 0);
 //$ end
-        if (GROUP < K)  // (past the end: scale 0, so the zero codes there give exact zeros)
-          gv[u % GR][c] = load ? load_group(scales, zeros, kb * 32 / GROUP, col[c]) : group_raw{};
+        if (GROUP < K && load) gv[u % GR][c] = load_group(scales, zeros, kb * 32 / GROUP, col[c]);
+//$ if SPARSE == 1 then
+        // a block past the end (K not a multiple of 128): scale 0, so its
+        // zero codes give exact zeros
+        if (GROUP < K && !load) gv[u % GR][c] = group_raw{};
+//$ end
       }
 #pragma unroll
       for (int i = 0; i < XR; ++i) {
