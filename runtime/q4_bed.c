@@ -75,12 +75,6 @@ static q4_status load_reference(q4_bed *b) {
   return Q4_OK;
 }
 
-size_t q4_bed_weight_bytes(const q4_shape *s) {
-  const size_t scales_zeros = 2 * (size_t)(s->k / s->group_size) * s->n * 2;
-  if (s->format == Q4_FORMAT_Q4S) return (size_t)s->k / 16 * s->n * 4 + (size_t)s->k / 32 * s->n * 4 + scales_zeros;
-  return (size_t)s->k / 8 * s->n * 4 + scales_zeros;
-}
-
 double q4_bed_weight(const q4_bed *b, int k, int n) {
   return b->shape.format == Q4_FORMAT_Q4S ? q4s_ref_weight(&b->sparse, k, n) : q4_ref_weight(&b->host, k, n);
 }
@@ -119,7 +113,7 @@ q4_status q4_bed_open(q4_bed *b, q4_handle *h, const q4_shape *s, uint64_t seed,
   b->shape = *s;
   q4_status st = s->format == Q4_FORMAT_Q4S ? q4s_ref_random(&b->sparse, s, seed) : q4_ref_random(&b->host, s, seed);
   if (st) return st;
-  b->weight_bytes = q4_bed_weight_bytes(s);
+  b->weight_bytes = q4_shape_weight_bytes(s);
   b->copies = (int)(2 * h->l2_bytes / b->weight_bytes) + 1;
   if (b->copies < min_copies) b->copies = min_copies;
   if (b->copies < 1) b->copies = 1;

@@ -28,12 +28,8 @@ typedef struct q4_bed {
   CUmodule ref_mod;
   CUstream stream;
   CUevent ev0, ev1;
-  size_t weight_bytes;    /* one copy: qweight (+ mask) + scales + zeros */
+  size_t weight_bytes;    /* one copy as a product reads it (q4_shape_weight_bytes) */
 } q4_bed;
-
-/* Bytes of one weight matrix of shape s in its format: what a product at
-** small M has to read. */
-size_t q4_bed_weight_bytes(const q4_shape *s);
 
 /* W[k][n] of the bed's weights in double (in the weights' row order: for
 ** act-order the row x's column perm[k] multiplies), exactly 0 if pruned. */

@@ -47,4 +47,13 @@ static inline const char *q4_format_name(q4_format f) {
   return f == Q4_FORMAT_Q4S ? "q4s" : "q4";
 }
 
+/* Bytes of one weight matrix of shape s that a product reads: the codes (4
+** bits a weight; q4s 3, its mask included), the fp16 scales and, unless
+** symmetric, the zeros. At small M this is nearly all a product moves. */
+static inline size_t q4_shape_weight_bytes(const q4_shape *s) {
+  const size_t groups = (size_t)(s->group_size > 0 ? s->k / s->group_size : 1) * (size_t)s->n;
+  const size_t codes = s->format == Q4_FORMAT_Q4S ? (size_t)s->k / 32 * s->n * 12 : (size_t)s->k / 8 * s->n * 4;
+  return codes + groups * ((s->flags & Q4_SHAPE_SYMMETRIC) ? 2 : 4);
+}
+
 #endif

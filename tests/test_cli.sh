@@ -228,8 +228,8 @@ assert r1["cc"] == "9.0" and r1["format"] == "q4" and r1["n"] == 4096 and r1["k"
 assert r1["group_size"] == 0, r1          # per-channel shows as 0
 assert r1["template"] == "q4_decode" and r1["params"] == "WARPS_N=4,WARPS_K=4,SPLIT_K=1,M_TILES=1,UNROLL=2,PIPE=1"
 assert abs(r1["median_us"] - 12.5) < 1e-9
-# (4096*4096/2 + 2*1*4096 + 2*1*4096) bytes / 12.5 us = 672.4 GB/s
-assert abs(r1["gbs"] - 672.4) < 0.051, r1["gbs"]
+# (4096*4096/2 + 4096*4 + 2*1*4096 + 2*1*4096) bytes / 12.5 us = 673.7 GB/s
+assert abs(r1["gbs"] - 673.7) < 0.051, r1["gbs"]
 assert r1["regs"] == 64, r1               # from the sm_90 cubin
 assert h100[1]["template"] == "q4_decode" and h100[1]["regs"] == -1, h100[1]  # no cubin
 w = h100[2]
@@ -258,7 +258,7 @@ EOF
 run best sqlite3 "$DB" 'select * from best'
 expect_rc best 0
 [ "$(wc -l <"$T/best.out")" -eq 4 ] && ok || bad "best: want 4 rows, got $(wc -l <"$T/best.out")"
-expect_in best out "^NVIDIA H100 80GB HBM3\|9\.0\|q4\|4096\|4096\|4096\|\|1\|q4_decode\|$P_DEC\|12\.5\|64\|672\.4$"
+expect_in best out "^NVIDIA H100 80GB HBM3\|9\.0\|q4\|4096\|4096\|4096\|\|1\|q4_decode\|$P_DEC\|12\.5\|64\|673\.7$"
 expect_in best out "\|q4_wmma\|"
 run runs sqlite3 "$DB" 'select count(*) from runs where ok = 0'
 [ "$(cat "$T/runs.out")" = 1 ] && ok || bad "runs view: want 1 rejected run"

@@ -492,7 +492,23 @@ static void test_null(void) {
   CHECK(1);
 }
 
+/* What a product reads: 3 bits a weight for q4s (mask included), 4 for
+** q4, plus fp16 scales and (unless symmetric) zeros per group and column. */
+static void test_weight_bytes(void) {
+  q4_shape s = {Q4_FORMAT_Q4S, 4096, 4096, 4096, 0};
+  CHECK(q4_shape_weight_bytes(&s) == 4096u * 4096 * 3 / 8 + 4096 * 4);
+  s.format = Q4_FORMAT_Q4;
+  CHECK(q4_shape_weight_bytes(&s) == 4096u * 4096 / 2 + 4096 * 4);
+  s.group_size = 128;
+  s.flags = Q4_SHAPE_SYMMETRIC;
+  CHECK(q4_shape_weight_bytes(&s) == 4096u * 4096 / 2 + 32 * 4096 * 2);
+  s.format = Q4_FORMAT_Q4S;
+  s.flags = 0;
+  CHECK(q4_shape_weight_bytes(&s) == 4096u * 4096 * 3 / 8 + 32 * 4096 * 4);
+}
+
 int main(void) {
+  test_weight_bytes();
   test_hand_pack();
   test_hand_weights();
   test_round_trip();

@@ -160,7 +160,7 @@ static q4_status bench_one(q4_handle *h, q4_bed *bed, fp16_weights *f, int m, co
   if (!st) st = q4_bed_time(bed, run_cublas, f, o->samples, &b_us, &lo, &hi);
   if (st) return st;
   const q4_shape *s = &bed->shape;
-  const double bytes = (double)q4_bed_weight_bytes(s) + 2.0 * m * s->k + 2.0 * m * s->n;
+  const double bytes = (double)q4_shape_weight_bytes(s) + 2.0 * m * s->k + 2.0 * m * s->n;
   const double flops = 2.0 * m * s->k * s->n;
   char vs[16] = "";
   if (s->format == Q4_FORMAT_Q4 && dense->n < (int)(sizeof dense->t / sizeof dense->t[0]))

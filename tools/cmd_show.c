@@ -43,9 +43,10 @@ static void json_string(const char *s) {
   putchar('"');
 }
 
-/* Bytes an int4 product must move at least: weights, x and y. */
+/* What a product must move at least over its time: the weights in their
+** format (q4_shape_weight_bytes), x and y. */
 static double gbs(const q4db_winner_row *r) {
-  const double bytes = (double)r->shape.k * r->shape.n / 2 + 2.0 * r->m * r->shape.k + 2.0 * r->m * r->shape.n;
+  const double bytes = (double)q4_shape_weight_bytes(&r->shape) + 2.0 * r->m * r->shape.k + 2.0 * r->m * r->shape.n;
   return r->median_us > 0 ? bytes / r->median_us / 1e3 : 0;
 }
 

@@ -8,8 +8,9 @@ DROP VIEW IF EXISTS runs;
 
 -- The winners, readable: sqlite3 tuning.db 'select * from best'.
 -- regs comes from any cubin of the winning source, preferring the device's
--- own architecture; int4_gbs is the bandwidth of the int4 weights plus fp16
--- activations in and out, GB/s.
+-- own architecture; int4_gbs is the bandwidth of the packed weights (4 bits
+-- a weight for q4, 3 for q4s, with the mask), their scales and zeros (no
+-- zeros for symmetric weights) and the fp16 activations in and out, GB/s.
 CREATE VIEW best AS
 SELECT d.name                               AS device,
        d.cc_major || '.' || d.cc_minor      AS cc,
@@ -30,7 +31,9 @@ SELECT d.name                               AS device,
                 (SELECT c.regs FROM cubins c
                   WHERE c.source_hash = v.source_hash
                   ORDER BY c.created DESC LIMIT 1)) AS regs,
-       round((w.k * w.n / 2 + 2.0 * w.m_bucket * w.k + 2.0 * w.m_bucket * w.n)
+       round(((CASE w.format WHEN 'q4s' THEN 0.375 ELSE 0.5 END) * w.k * w.n
+              + (w.k / w.group_size) * w.n * (CASE WHEN w.flags & 1 THEN 2.0 ELSE 4.0 END)
+              + 2.0 * w.m_bucket * w.k + 2.0 * w.m_bucket * w.n)
              / w.median_us / 1e3, 1)        AS int4_gbs
   FROM winners w
   JOIN devices d  ON d.id = w.device_id
