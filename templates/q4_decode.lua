@@ -174,11 +174,25 @@ __device__ __forceinline__ void mma16816(float (&d)[4], const u32 (&a)[4], u32 b
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-// Weights are read exactly once: keep them out of L1.
-__device__ __forceinline__ uint4 load_stream(const u32 *p) {
+// Weights are read exactly once: keep them out of L1. The load is
+// predicated in the instruction (`fill` in every word when `pred` is
+// false): left to the compiler, a guarded load can become a branch, and a
+// round's loads then no longer go out together.
+__device__ __forceinline__ uint4 load_stream(const u32 *p, bool pred, u32 fill = 0) {
   uint4 v;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+  asm volatile("{\n .reg .pred p;\n setp.ne.b32 p, %5, 0;\n"
+               " mov.b32 %0, %6; mov.b32 %1, %6; mov.b32 %2, %6; mov.b32 %3, %6;\n"
+               " @p ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n}"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p), "r"((int)pred), "r"(fill));
+  return v;
+}
+
+// 8 bytes through the read-only path, predicated likewise (zeros if not).
+__device__ __forceinline__ uint2 load_small(const void *p, bool pred) {
+  uint2 v;
+  asm volatile("{\n .reg .pred p;\n setp.ne.b32 p, %3, 0;\n mov.b32 %0, 0; mov.b32 %1, 0;\n"
+               " @p ld.global.nc.v2.u32 {%0,%1}, [%2];\n}"
+               : "=r"(v.x), "=r"(v.y) : "l"(p), "r"((int)pred));
   return v;
 }
 
@@ -189,13 +203,15 @@ struct group_raw {
   uint2 s, z;
 };
 
-__device__ __forceinline__ group_raw load_group(const half *scales, const half *zeros, int grp, int col) {
+// (Not loaded: scale 0, so whatever codes there are give exact zeros.)
+__device__ __forceinline__ group_raw load_group(const half *scales, const half *zeros, int grp, int col,
+                                                bool pred = true) {
   group_raw g;
-  g.s = __ldg(reinterpret_cast<const uint2 *>(&scales[(size_t)grp * N + col]));
+  g.s = load_small(&scales[(size_t)grp * N + col], pred);
 //$ if SYMMETRIC == 1 then
   g.z = make_uint2(0x48004800u, 0x48004800u);  // every zero is 8.0
 //$ else
-  g.z = __ldg(reinterpret_cast<const uint2 *>(&zeros[(size_t)grp * N + col]));
+  g.z = load_small(&zeros[(size_t)grp * N + col], pred);
 //$ end
   return g;
 }
@@ -312,19 +328,14 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
       for (int c = 0; c < CW; ++c) {
         const bool load = ok && col_ok[c];
 //$ if SPARSE == 1 then
-        // past the end: a valid mask over zero codes (and zero x)
-        wv[u][c][0] = load ? load_stream(&mask[(size_t)kb * N + col[c]]) : make_uint4(0xffffu, 0xffffu, 0xffffu, 0xffffu);
-        wv[u][c][1] = load ? load_stream(&qweight[(size_t)(2 * kb) * N + col[c]]) : make_uint4(0, 0, 0, 0);
-        wv[u][c][2] = load ? load_stream(&qweight[(size_t)(2 * kb + 1) * N + col[c]]) : make_uint4(0, 0, 0, 0);
+        // past the end: a valid mask (16 bits) over zero codes and scale 0
+        wv[u][c][0] = load_stream(&mask[(size_t)kb * N + col[c]], load, 0xffffu);
+        wv[u][c][1] = load_stream(&qweight[(size_t)(2 * kb) * N + col[c]], load);
+        wv[u][c][2] = load_stream(&qweight[(size_t)(2 * kb + 1) * N + col[c]], load);
 //$ else
-        wv[u][c][0] = load ? load_stream(&qweight[(size_t)(4 * kb + t) * N + col[c]]) : make_uint4(0, 0, 0, 0);
+        wv[u][c][0] = load_stream(&qweight[(size_t)(4 * kb + t) * N + col[c]], load);
 //$ end
-        if (GROUP < K && load) gv[u % GR][c] = load_group(scales, zeros, kb * 32 / GROUP, col[c]);
-//$ if SPARSE == 1 then
-        // a block past the end (K not a multiple of 128): scale 0, so its
-        // zero codes give exact zeros
-        if (GROUP < K && !load) gv[u % GR][c] = group_raw{};
-//$ end
+        if (GROUP < K) gv[u % GR][c] = load_group(scales, zeros, kb * 32 / GROUP, col[c], load);
       }
 #pragma unroll
       for (int i = 0; i < XR; ++i) {
