@@ -40,11 +40,13 @@ local function x_smem(p, s)
   return 16 * p.M_TILES * (ceil_div(s.k // 32, p.SPLIT_K) * 32) * 2
 end
 
--- Sparse weights: the expansion table (256 words) and one flag per column
--- of the tile for a mask that breaks the format.
+-- Sparse weights: the expansion table (256 words, one copy per shared
+-- memory bank: see _q4common.lua) and one flag per column of the tile for
+-- a mask that breaks the format.
+local Q4S_COPIES = 32
 local function sparse_smem(p, s)
   if s.format ~= "q4s" then return 0 end
-  return 256 * 32 * 4 + 32 * p.CW * p.WARPS_N * 4  -- (Q4S_COPIES = 32)
+  return 256 * Q4S_COPIES * 4 + 32 * p.CW * p.WARPS_N * 4
 end
 
 function T.meta(p, s)
@@ -147,7 +149,7 @@ function T.default(s, m)
 end
 
 function T.constants(p, s)
-  return { TEMPLATE = "q4_decode", Q4S_COPIES = 32 }
+  return { TEMPLATE = "q4_decode", Q4S_COPIES = Q4S_COPIES }
 end
 
 T.source = [==[
