@@ -123,6 +123,9 @@ q4_status q4_bed_open(q4_bed *b, q4_handle *h, const q4_shape *s, uint64_t seed,
   if ((st = q4_ctx_push(h))) return st;
   st = load_reference(b);
   for (int i = 0; !st && i < b->copies; i++) st = upload_weights(b, i);
+  /* A copy from pageable memory may return before its DMA is done, and the
+  ** bed's stream does not wait for the legacy stream: wait here. */
+  if (!st) st = q4_cuda_check(h->cu->CtxSynchronize(), "copying the weights");
   if (!st) st = q4_cuda_check(h->cu->StreamCreate(&b->stream, CU_STREAM_NON_BLOCKING), "cuStreamCreate");
   if (!st) st = q4_cuda_check(h->cu->EventCreate(&b->ev0, CU_EVENT_DEFAULT), "cuEventCreate");
   if (!st) st = q4_cuda_check(h->cu->EventCreate(&b->ev1, CU_EVENT_DEFAULT), "cuEventCreate");
@@ -206,6 +209,8 @@ q4_status q4_bed_set_m(q4_bed *b, int m, uint64_t seed) {
   b->m = m;
   q4_ref_random_x(b->x_host, (size_t)m * s->k, seed);
   if ((st = q4_cuda_check(cu->MemcpyHtoD(b->x, b->x_host, (size_t)m * s->k * 2), "copying x"))) goto done;
+  /* (see q4_bed_open: the copy's DMA may still be running) */
+  if ((st = q4_cuda_check(cu->CtxSynchronize(), "copying x"))) goto done;
   if ((st = q4_cuda_check(cu->MemsetD8Async(b->ref, 0xff, (size_t)m * s->n * 4, b->stream), "poisoning the reference")))
     goto done;
   {

@@ -95,7 +95,8 @@ __device__ __forceinline__ uint4 q4_load_x8(const half *x, const int *perm, int 
 -- order. q4s_expand gives eight rows 8q .. 8q+7 of such a block as dense
 -- fp16 pairs in q4_unpack's order, with every pruned row flagged so the
 -- caller zeroes it after scaling (a pruned weight is exactly 0, not
--- (0 - z) * s).
+-- (0 - z) * s). Symmetric weights need no flags: there a pruned row reads
+-- as code 8, and (8 - 8) * s is exactly 0.
 --
 -- The codes of those rows start at code number o = (kept rows before 8q):
 -- a funnel shift brings codes o .. o+7 into one word, a byte permutation
@@ -135,7 +136,8 @@ __device__ __forceinline__ void q4s_build_table(u32 *table) {
 
 // Rows 8q .. 8q+7 (q = 0..3) of the block with mask m and code words c0,
 // c1: v[i] = rows (i, i + 4) as 1024 + code, as q4_unpack gives a dense
-// word, and pruned[i] 0xffff in the half of each pruned row. (A mask word
+// word, and pruned[i] 0xffff in the half of each pruned row (0 everywhere
+// for symmetric weights, whose pruned rows read as code 8). (A mask word
 // without 16 bits set reads codes that are not its own; callers test
 // __popc(m) == 16.)
 __device__ __forceinline__ void q4s_expand(u32 m, u32 c0, u32 c1, int q, const u32 *table, half2 (&v)[4],
@@ -150,11 +152,24 @@ __device__ __forceinline__ void q4s_expand(u32 m, u32 c0, u32 c1, int q, const u
   else if (q == 1) src = __funnelshift_rc(c0, c1, 4 * o);
   else if (q == 3) src = __funnelshift_rc(c1, 0u, 4 * (o - 8));
   else src = o >= 8 ? __funnelshift_rc(c1, 0u, 4 * (o - 8)) : __funnelshift_r(c0, c1, 4 * o);
+//$ if SYMMETRIC == 1 then
+  // Symmetric weights: a pruned row may read as code 8, which (8 - 8) * s
+  // makes exactly 0, so no mask is needed. The deposit writes 0 for a
+  // pruned row: codes go in XORed with 8 and come out XORed back, a kept
+  // row as its code, a pruned one as 8.
+  const u32 even = (src & 0x0f0f0f0fu) ^ 0x08080808u, odd = ((src >> 4) & 0x0f0f0f0fu) ^ 0x08080808u;
+  const u32 d0 = prmt(even, odd, sel) ^ 0x08080808u, d1 = prmt(even, odd, sel >> 16) ^ 0x08080808u;
+//$ else
   const u32 even = src & 0x0f0f0f0fu, odd = (src >> 4) & 0x0f0f0f0fu;
   // one code byte per row: rows (0, 4, 1, 5) and (2, 6, 3, 7)
   const u32 d0 = prmt(even, odd, sel), d1 = prmt(even, odd, sel >> 16);
+//$ end
   const u32 MAGIC = 0x64646464u;
   u32 h[4] = {prmt(d0, MAGIC, 0x4140), prmt(d0, MAGIC, 0x4342), prmt(d1, MAGIC, 0x4140), prmt(d1, MAGIC, 0x4342)};
+//$ if SYMMETRIC == 1 then
+#pragma unroll
+  for (int i = 0; i < 4; ++i) pruned[i] = 0;
+//$ else
   // A pruned row's nibble has bit 3 set. Pair i is nibbles 2i, 2i+1 (rows
   // i, i+4): sel << 4 puts the first's flag on the sign bit of byte i,
   // sel the second's.
@@ -163,6 +178,7 @@ __device__ __forceinline__ void q4s_expand(u32 m, u32 c0, u32 c1, int q, const u
   pruned[1] = prmt(ev, sel, 0xDD99);
   pruned[2] = prmt(ev, sel, 0xEEAA);
   pruned[3] = prmt(ev, sel, 0xFFBB);
+//$ end
 #pragma unroll
   for (int i = 0; i < 4; ++i) v[i] = *reinterpret_cast<half2 *>(&h[i]);
 }

@@ -69,11 +69,17 @@ static q4_status fp16_open(fp16_weights *f, q4_bed *b, q4_cublas *blas) {
       host[(size_t)(b->host.perm ? b->host.perm[k] : k) * b->shape.n + n] =
           q4_f2h((float)q4_bed_weight(b, k, n));
   q4_status st = q4_ctx_push(h);
+  if (st) {
+    free(host);
+    return st;
+  }
   for (int i = 0; !st && i < f->copies; i++) {
     st = q4_cuda_check(h->cu->MemAlloc(&f->w[i], bytes), "allocating fp16 weights");
     if (!st) st = q4_cuda_check(h->cu->MemcpyHtoD(f->w[i], host, bytes), "copying fp16 weights");
   }
-  if (!st) q4_ctx_pop(h);
+  /* the copies' DMA may outlast the calls; cuBLAS runs on another stream */
+  if (!st) st = q4_cuda_check(h->cu->CtxSynchronize(), "copying fp16 weights");
+  q4_ctx_pop(h);
   free(host);
   return st;
 }
