@@ -334,8 +334,14 @@ static q4_status enter(q4_handle *h, CUfunction fn[FN_COUNT]) {
   return st;
 }
 
-static q4_status finish(q4_handle *h, CUstream stream) {
-  return q4_cuda_check(h->cu->StreamSynchronize(stream), "cuStreamSynchronize");
+/* The conversion kernel `f` over every (row block, column) with arguments
+** (in0, in1, N, K, out0, out1), then wait for it. */
+static q4_status convert(q4_handle *h, CUfunction f, CUdeviceptr in0, CUdeviceptr in1, int n, int k,
+                         CUdeviceptr out0, CUdeviceptr out1, CUstream stream) {
+  void *args[] = {&in0, &in1, &n, &k, &out0, &out1};
+  q4_status st = launch(h, f, unit_slots(n, k), stream, args);
+  if (!st) st = q4_cuda_check(h->cu->StreamSynchronize(stream), "cuStreamSynchronize");
+  return st;
 }
 
 /* What every public function checks before it touches the GPU: the handle,
@@ -360,12 +366,9 @@ q4_status q4_sparse_pack(q4_handle *h, const void *codes, const void *keep, int 
   if (st) return st;
   CUfunction fn[FN_COUNT];
   if ((st = enter(h, fn))) return st;
-  CUdeviceptr c = (CUdeviceptr)codes, kp = (CUdeviceptr)keep, qw = (CUdeviceptr)qweight, ma = (CUdeviceptr)mask;
-  int nn = n, kk = k;
-  void *args[] = {&c, &kp, &nn, &kk, &qw, &ma};
+  const CUdeviceptr c = (CUdeviceptr)codes, kp = (CUdeviceptr)keep;
   st = check_dense(h, fn, c, kp, n, k, (CUstream)stream);
-  if (!st) st = launch(h, fn[FN_PACK], unit_slots(n, k), (CUstream)stream, args);
-  if (!st) st = finish(h, (CUstream)stream);
+  if (!st) st = convert(h, fn[FN_PACK], c, kp, n, k, (CUdeviceptr)qweight, (CUdeviceptr)mask, (CUstream)stream);
   q4_ctx_pop(h);
   return st;
 }
@@ -390,13 +393,11 @@ q4_status q4_sparse_unpack(q4_handle *h, const void *qweight, const void *mask, 
   if (st) return st;
   CUfunction fn[FN_COUNT];
   if ((st = enter(h, fn))) return st;
-  CUdeviceptr qw = (CUdeviceptr)qweight, ma = (CUdeviceptr)mask, c = (CUdeviceptr)codes, kp = (CUdeviceptr)keep;
-  int nn = n, kk = k;
-  void *args[] = {&qw, &ma, &nn, &kk, &c, &kp};
   /* a word with other than 16 bits would index past its block's two words */
-  st = validate_mask(h, fn, fn_name, ma, n, k, (CUstream)stream);
-  if (!st) st = launch(h, fn[FN_UNPACK], unit_slots(n, k), (CUstream)stream, args);
-  if (!st) st = finish(h, (CUstream)stream);
+  st = validate_mask(h, fn, fn_name, (CUdeviceptr)mask, n, k, (CUstream)stream);
+  if (!st)
+    st = convert(h, fn[FN_UNPACK], (CUdeviceptr)qweight, (CUdeviceptr)mask, n, k, (CUdeviceptr)codes,
+                 (CUdeviceptr)keep, (CUstream)stream);
   q4_ctx_pop(h);
   return st;
 }
