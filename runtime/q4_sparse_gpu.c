@@ -221,9 +221,9 @@ static q4_status sparse_functions(q4_handle *h, CUfunction fn[FN_COUNT]) {
 
 /* ---- launches ---------------------------------------------------------------- */
 
-/* The thread slots of the per-unit kernels: warps of 8 columns x 4 row
-** blocks, the last row of warps partly idle when K/32 is not a multiple of 4. */
-/* The slots for_each_unit loops over (the kernels compute the same). */
+/* The thread slots of the per-unit kernels, as for_each_unit counts them:
+** warps of 8 columns x 4 row blocks, the last row of warps partly idle when
+** K/32 is not a multiple of 4. */
 static uint64_t unit_slots(int n, int k) { return (uint64_t)(n / 8) * (uint64_t)((k / 32 + 3) / 4) * 32; }
 
 /* A grid-stride launch over `units` threads' worth of work: enough blocks
