@@ -316,6 +316,7 @@ static int int_field(lua_State *L, int t, const char *k) {
 static void read_meta(lua_State *L, int t, q4_variant *v) {
   v->threads = int_field(L, t, "threads");
   v->smem = int_field(L, t, "smem");
+  v->smem_row = int_field(L, t, "smem_row");
   v->tile_m = int_field(L, t, "tile_m");
   v->tile_n = int_field(L, t, "tile_n");
   v->split_k = int_field(L, t, "split_k");

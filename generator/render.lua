@@ -351,7 +351,8 @@ local function check(info, vals, s)
   return true
 end
 
-local META = { threads = 1, smem = 1, tile_m = 1, tile_n = 1, split_k = 1, m_min = 1, m_max = 1, chunk_n = 1 }
+local META = { threads = 1, smem = 1, smem_row = 1, tile_m = 1, tile_n = 1, split_k = 1, m_min = 1, m_max = 1,
+               chunk_n = 1 }
 
 -- meta(p, s), checked, every field an integer.
 local function meta(info, vals, s)
@@ -362,7 +363,7 @@ local function meta(info, vals, s)
   for k in pairs(m) do
     if not META[k] then fail("unknown field '%s'", tostring(k)) end
   end
-  local r = { split_k = 1, m_min = 1, m_max = INT_MAX, chunk_n = 0 }
+  local r = { smem_row = 0, split_k = 1, m_min = 1, m_max = INT_MAX, chunk_n = 0 }
   for k in pairs(META) do
     local v = m[k]
     if v == nil then
@@ -380,6 +381,7 @@ local function meta(info, vals, s)
     fail('threads = %d is not a multiple of 32 in 32..1024', r.threads)
   end
   if r.smem < 0 then fail('smem = %d is negative', r.smem) end
+  if r.smem_row < 0 then fail('smem_row = %d is negative', r.smem_row) end
   if r.tile_m < 1 then fail('tile_m = %d is below 1', r.tile_m) end
   if r.tile_n < 1 then fail('tile_n = %d is below 1', r.tile_n) end
   if r.split_k < 1 then fail('split_k = %d is below 1', r.split_k) end
@@ -444,7 +446,7 @@ local function render_env(info, vals, s, m)
   put(env, 'ARCH', s.arch, what); put(env, 'TEMPLATE', info.name, what)
   put(env, 'SYMMETRIC', s.symmetric and 1 or 0, what); put(env, 'ACT_ORDER', s.act_order and 1 or 0, what)
   put(env, 'SPARSE', s.format == 'q4s' and 1 or 0, what)
-  for _, k in ipairs({ 'threads', 'smem', 'tile_m', 'tile_n', 'split_k', 'm_min', 'm_max', 'chunk_n' }) do
+  for _, k in ipairs({ 'threads', 'smem', 'smem_row', 'tile_m', 'tile_n', 'split_k', 'm_min', 'm_max', 'chunk_n' }) do
     put(env, string.upper(k), m[k], what .. ': meta')
   end
   if info.t.constants then

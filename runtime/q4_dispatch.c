@@ -179,6 +179,9 @@ q4_status q4_launch(q4_handle *h, const q4_kernel *k, const q4_weights *w, const
   const unsigned gx = (unsigned)((w->n + v->tile_n - 1) / v->tile_n);
   const unsigned gy = (unsigned)((m + v->tile_m - 1) / v->tile_m);
   if (gy > 65535) return q4_err(Q4_ERR_UNSUPPORTED, "M=%d needs more than 65535 row tiles", m);
+  /* a variant holding whole rows of x in shared memory is built for m_max rows at most */
+  if (v->smem_row && m > v->m_max)
+    return q4_err(Q4_ERR_UNSUPPORTED, "%s[%s] holds at most %d rows of x, not M=%d", v->tmpl, v->params, v->m_max, m);
   CUdeviceptr partials = 0, counters = 0;
   if (v->split_k > 1) {
     q4_workspace *ws = NULL;
@@ -192,7 +195,7 @@ q4_status q4_launch(q4_handle *h, const q4_kernel *k, const q4_weights *w, const
   int mm = m;
   void *args[] = {&qw, &sc, &ze, &ma, &pe, &xp, &yp, &mm, &partials, &counters};
   return q4_cuda_check(h->cu->LaunchKernel(k->fn, gx, gy, (unsigned)v->split_k, (unsigned)v->threads, 1, 1,
-                                           (unsigned)v->smem, stream, args, NULL),
+                                           (unsigned)q4_variant_smem(v, m), stream, args, NULL),
                        "cuLaunchKernel");
 }
 

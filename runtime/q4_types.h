@@ -25,7 +25,9 @@ typedef struct q4_shape {
 /* One kernel variant of one template for one shape and architecture.
 ** Launch geometry is the same for every template family:
 **   grid  = (ceil(N / tile_n), ceil(M / tile_m), split_k)
-**   block = (threads, 1, 1), dynamic shared memory = smem bytes.
+**   block = (threads, 1, 1), dynamic shared memory = q4_variant_smem(v, M)
+**   bytes: smem, plus smem_row for each row of x a block holds (a block
+**   holds min(tile_m, M) rows).
 ** A variant with split_k > 1 needs a workspace of split_k * M * N floats plus
 ** one zeroed counter (uint32) per (x, y) tile; see runtime/q4_launch.c. */
 typedef struct q4_variant {
@@ -33,6 +35,7 @@ typedef struct q4_variant {
   char params[Q4_PARAMS_MAX];  /* "BLOCK_M=64,BLOCK_N=128,..." in declared order */
   int threads;                 /* threads per block */
   int smem;                    /* dynamic shared memory, bytes */
+  int smem_row;                /* more of it per row of x in the block, bytes */
   int tile_m, tile_n, split_k;
   int m_min, m_max;            /* M range where the tuner tries this variant */
   int chunk_n;                 /* 0: one fused kernel. > 0: a two-pass variant
@@ -42,6 +45,12 @@ typedef struct q4_variant {
   char *source;                /* rendered CUDA C++ (malloc'd), NULL until rendered */
   char hash[Q4_HASH_MAX];      /* XXH3-128 of source in hex, "" until rendered */
 } q4_variant;
+
+/* Dynamic shared memory of a launch of v for M rows of x (M = INT_MAX: the
+** most any launch asks for). */
+static inline int q4_variant_smem(const q4_variant *v, int m) {
+  return v->smem + v->smem_row * (m < v->tile_m ? m : v->tile_m);
+}
 
 static inline const char *q4_format_name(q4_format f) {
   return f == Q4_FORMAT_Q4S ? "q4s" : "q4";

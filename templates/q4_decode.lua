@@ -29,15 +29,38 @@ local T = {
     { "M_TILES", { 1, 2, 4 } },    -- 16-row tiles of x per block
     { "UNROLL",  { 1, 2, 4, 8 } }, -- units of K (one block; q4s: four) per warp per round
     { "PIPE",    { 0, 1 } },       -- 1: load round r + 1 while computing round r
+    { "ORDER",   { 0, 1 } },       -- a warp's units in a round: 0 WARPS_K apart, 1 consecutive
+    { "XG",      { 0, 1 } },       -- act-order x: gathered to shared memory (0) or rows copied, gathered in the loop (1)
   },
 }
 
+-- Units of K the loop runs over: 32-row blocks, four at a time for q4s.
+local function units(s)
+  return s.format == "q4s" and ceil_div(s.k // 32, 4) or s.k // 32
+end
+
+-- Units per split-K slice; with ORDER = 1 a multiple of UNROLL, so each
+-- round of a warp starts at a multiple of UNROLL (the source's U_SPLIT).
+local function u_split(p, s)
+  local u = ceil_div(units(s), p.SPLIT_K)
+  return p.ORDER == 1 and ceil_div(u, p.UNROLL) * p.UNROLL or u
+end
+
+-- Units sharing one group of scales and zeros (per lane for q4s, whose
+-- lanes take one block of a unit each): consecutive units (ORDER = 1)
+-- pay off only where this is 2 or more.
+local function group_units(s)
+  local rows = s.format == "q4s" and 128 or 32
+  if s.group_size >= s.k or s.group_size % rows ~= 0 then return 1 end
+  return s.group_size // rows
+end
+
 -- Act-order weights: the block's rows of x, gathered once through perm into
--- shared memory ([TILE_M][K / SPLIT_K] fp16), so the loop reads them as
+-- shared memory ([TILE_M][rows of a split] fp16), so the loop reads them as
 -- plain 16-byte vectors.
 local function x_smem(p, s)
-  if not s.act_order then return 0 end
-  return 16 * p.M_TILES * (ceil_div(s.k // 32, p.SPLIT_K) * 32) * 2
+  if not s.act_order or p.XG == 1 then return 0 end
+  return 16 * p.M_TILES * u_split(p, s) * 32 * 2
 end
 
 -- Sparse weights: the expansion table (256 words, one copy per shared
@@ -54,16 +77,14 @@ function T.meta(p, s)
   return {
     threads = 32 * p.WARPS_N * p.WARPS_K,
     smem = p.WARPS_K * tile_m * tile_n * 4 + x_smem(p, s) + sparse_smem(p, s),
+    -- XG = 1: whole rows of x, as many as the block holds
+    smem_row = p.XG == 1 and 2 * s.k or 0,
     tile_m = tile_m, tile_n = tile_n, split_k = p.SPLIT_K,
     -- more m tiles only pay off once M fills them
     m_min = p.M_TILES == 1 and 1 or 8 * p.M_TILES + 1,
-    m_max = 32 * p.M_TILES,
+    -- XG = 1: rows of x in shared memory, 8 at most (M <= 8)
+    m_max = p.XG == 1 and 8 or 32 * p.M_TILES,
   }
-end
-
--- Units of K the loop runs over: 32-row blocks, four at a time for q4s.
-local function units(s)
-  return s.format == "q4s" and ceil_div(s.k // 32, 4) or s.k // 32
 end
 
 -- What any launch needs: the instructions, the shapes' divisibility, shared
@@ -74,7 +95,9 @@ local function valid(p, s)
   if s.format == "q4s" and s.act_order then return false, "sparse weights have no act-order" end
   local m = T.meta(p, s)
   if m.smem - x_smem(p, s) - sparse_smem(p, s) > 64 * 1024 then return false, "reduction buffer over 64 KB" end
-  if m.smem > C.smem_max(s.arch) then return false, "shared memory over the limit" end
+  if m.smem + m.smem_row * math.min(m.tile_m, m.m_max) > C.smem_max(s.arch) then
+    return false, "shared memory over the limit"
+  end
   -- registers for loads in flight (16-byte loads per unit: weights plus
   -- x rows; for q4s three words per block and four pieces of x per row),
   -- twice with PIPE
@@ -100,6 +123,10 @@ end
 function T.check(p, s)
   local ok, why = valid(p, s)
   if not ok then return false, why end
+  -- the same kernel as ORDER = 0 / XG = 0 where they change nothing
+  if p.ORDER == 1 and group_units(s) < 2 then return false, "ORDER=1: no group spans two units" end
+  if p.XG == 1 and not s.act_order then return false, "XG=1: no act-order x to gather" end
+  if p.XG == 1 and p.M_TILES ~= 1 then return false, "XG=1: one m tile (M <= 8)" end
   local m = T.meta(p, s)
   local kb = s.k // 32
   if units(s) < p.SPLIT_K * p.WARPS_K and (p.SPLIT_K > 1 or p.WARPS_K > 2) then
@@ -124,8 +151,11 @@ function T.default(s, m)
   -- q4_wmma takes larger M, except for act-order and sparse weights (see its check)
   if m > 64 and s.n % 64 == 0 and not s.act_order and s.format == "q4" then return nil end
   local unroll = s.format == "q4s" and 1 or 4
+  -- consecutive units where groups span several; for act-order weights
+  -- and M <= 8, whole rows of x in shared memory, gathered in the loop
+  local order, xg = group_units(s) >= 2 and 1 or 0, (s.act_order and m <= 8) and 1 or 0
   local p = { WARPS_N = 1, CW = 1, WARPS_K = 8, M_TILES = m <= 16 and 1 or m <= 32 and 2 or 4, UNROLL = unroll,
-              PIPE = 0 }
+              PIPE = 0, ORDER = order, XG = xg }
   local col_tiles = ceil_div(s.n, 32)
   for _, split in ipairs({ 1, 2, 4, 8 }) do
     p.SPLIT_K = split
@@ -136,12 +166,15 @@ function T.default(s, m)
   -- Not valid as it stands (act-order x too large for shared memory, or a
   -- small shape): the first choice that passes check with fewer m tiles,
   -- more split-K or fewer warps along K.
-  for _, m_tiles in ipairs({ 4, 2, 1 }) do
-    for _, split in ipairs(m_tiles <= p.M_TILES and { 1, 2, 4, 8 } or {}) do
-      for _, warps_k in ipairs({ 8, 4, 2 }) do
-        local q = { WARPS_N = 1, CW = 1, WARPS_K = warps_k, M_TILES = m_tiles, UNROLL = unroll, PIPE = 0,
-                    SPLIT_K = split }
-        if T.check(q, s) then return q end
+  -- (XG = 1 needs shared memory for whole rows of x: XG = 0 where it does not fit)
+  for _, x_gather in ipairs(xg == 1 and { 1, 0 } or { 0 }) do
+    for _, m_tiles in ipairs({ 4, 2, 1 }) do
+      for _, split in ipairs(m_tiles <= p.M_TILES and { 1, 2, 4, 8 } or {}) do
+        for _, warps_k in ipairs({ 8, 4, 2 }) do
+          local q = { WARPS_N = 1, CW = 1, WARPS_K = warps_k, M_TILES = m_tiles, UNROLL = unroll, PIPE = 0,
+                      SPLIT_K = split, ORDER = order, XG = m_tiles == 1 and x_gather or 0 }
+          if T.check(q, s) then return q end
+        end
       end
     end
   end
@@ -158,15 +191,32 @@ T.source = [==[
 {{ render(C.sparse) }}
 //$ end
 constexpr int WARPS_N = {{WARPS_N}}, WARPS_K = {{WARPS_K}}, CW = {{CW}};
-constexpr int M_TILES = {{M_TILES}}, UNROLL = {{UNROLL}}, PIPE = {{PIPE}};
+constexpr int M_TILES = {{M_TILES}}, UNROLL = {{UNROLL}}, PIPE = {{PIPE}}, ORDER = {{ORDER}};
 constexpr int KB = K / 32;  // 32-row blocks of K
 // The loop runs over units of BPU blocks. q4: one block, whose four word
 // rows the four lanes of a column group share out. q4s: four blocks, lane
 // t taking block t whole (CHUNKS pieces of eight rows).
 constexpr int BPU = {{SPARSE == 1 and 4 or 1}}, CHUNKS = BPU;
 constexpr int UNITS = (KB + BPU - 1) / BPU;
-constexpr int U_SPLIT = (UNITS + SPLIT_K - 1) / SPLIT_K;  // units per split
-constexpr int KB_SPLIT = U_SPLIT * BPU;                   // blocks per split
+// A round of a warp is UNROLL units: USTRIDE apart, the warps of the block
+// side by side (ORDER 0: units wk, wk + WARPS_K, ...; ORDER 1: UNROLL
+// consecutive units from wk * UNROLL).
+constexpr int USTRIDE = ORDER == 1 ? 1 : WARPS_K, WSTART = ORDER == 1 ? UNROLL : 1;
+// Units per split; with ORDER 1 rounded up to whole rounds, so every round
+// starts at a multiple of UNROLL (see GROUP_UNITS below).
+constexpr int U_SPLIT_0 = (UNITS + SPLIT_K - 1) / SPLIT_K;
+constexpr int U_SPLIT = ORDER == 1 ? (U_SPLIT_0 + UNROLL - 1) / UNROLL * UNROLL : U_SPLIT_0;
+constexpr int KB_SPLIT = U_SPLIT * BPU;  // blocks per split
+// Grouped weights: units sharing one group (for q4s, one lane's block per
+// unit, so 1 below 128 rows). With consecutive units, and this and UNROLL
+// dividing one another, a round's units change group only at multiples of
+// GROUP_UNITS: each group's scales and zeros are loaded and expanded once
+// per round.
+constexpr int GROUP_UNITS = GROUP % (32 * BPU) == 0 ? GROUP / (32 * BPU) : 1;
+constexpr bool GROUP_ALIGNED = ORDER == 1 && (GROUP_UNITS % UNROLL == 0 || UNROLL % GROUP_UNITS == 0);
+// group slot of unit u of a round, and whether u starts a group
+__device__ __forceinline__ int group_slot(int u) { return GROUP_ALIGNED ? u / GROUP_UNITS : u; }
+__device__ __forceinline__ bool group_starts(int u) { return !GROUP_ALIGNED || u % GROUP_UNITS == 0; }
 
 // D += A * B for one 16x8x16 tile: fp16 in, fp32 accumulate.
 __device__ __forceinline__ void mma16816(float (&d)[4], const u32 (&a)[4], u32 b0, u32 b1) {
@@ -254,41 +304,35 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
 //$ if SPARSE == 1 then
   u32 *table = reinterpret_cast<u32 *>(red + WARPS_K * TILE_M * TILE_N);  // expansion selectors
   u32 *bad_col = table + Q4S_TABLE_WORDS;                                 // [TILE_N] broken masks seen
-  q4s_build_table(table);
-  for (int i = threadIdx.x; i < TILE_N; i += THREADS) bad_col[i] = 0;
-  __syncthreads();
-  u32 bad[CW][4] = {};  // per column: non-zero once a mask word without 16 bits was read
 //$ end
-//$ if ACT_ORDER == 1 then
-  // x[m0 + r][perm[k]] for this block's K range, in the weights' row order:
-  // perm is read coalesced, x rows are small and stay in L1/L2.
+//$ if ACT_ORDER == 1 and XG == 0 then
+  // x[m0 + r][perm[k]] for this block's K range, in the weights' row order,
+  // gathered below into shared memory.
   constexpr int XK = KB_SPLIT * 32;
   half *xs = reinterpret_cast<half *>(red + WARPS_K * TILE_M * TILE_N);  // [TILE_M][XK]
-  {
-    const int k0 = kb_begin * 32, rows = min(TILE_M, M - m0), kn = (kb_end - kb_begin) * 32;
-    constexpr int B = 8;  // independent loads in flight per thread
-    for (int i0 = threadIdx.x; i0 < rows * XK; i0 += B * THREADS) {
-      long long src[B];
-#pragma unroll
-      for (int b = 0; b < B; ++b) {
-        const int i = i0 + b * THREADS, r = i / XK, k = i % XK;
-        src[b] = i < rows * XK && k < kn ? (long long)(m0 + r) * K + __ldg(&perm[k0 + k]) : -1;
-      }
-      half v[B];
-#pragma unroll
-      for (int b = 0; b < B; ++b) v[b] = src[b] >= 0 ? x[src[b]] : __ushort_as_half(0);
-#pragma unroll
-      for (int b = 0; b < B; ++b)
-        if (i0 + b * THREADS < rows * XK) xs[i0 + b * THREADS] = v[b];
-    }
-    __syncthreads();
-  }
   // x[row][k .. k + 7] (k a multiple of 8) from the gathered rows
   auto x8 = [&](int row, int k) {
     return *reinterpret_cast<const uint4 *>(&xs[(row - m0) * XK + k - kb_begin * 32]);
   };
+  constexpr bool X_AHEAD = false;  // shared memory is near: read x where it is used
+//$ elseif ACT_ORDER == 1 then
+  // The block's rows of x, whole ([min(TILE_M, M - m0)][K] fp16, copied in
+  // below), gathered in the loop through perm entries fetched with the
+  // weights: x[row][perm[k + i]] for i < 8, from the two perm vectors.
+  half *xrows = reinterpret_cast<half *>(red + WARPS_K * TILE_M * TILE_N);
+  auto x_rows8 = [&](int row, uint4 p0, uint4 p1) {
+    const u32 idx[8] = {p0.x, p0.y, p0.z, p0.w, p1.x, p1.y, p1.z, p1.w};
+    const unsigned short *xr = reinterpret_cast<const unsigned short *>(xrows + (row - m0) * K);
+    uint4 v;
+    unsigned short *h = reinterpret_cast<unsigned short *>(&v);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) h[i] = xr[idx[i]];
+    return v;
+  };
+  constexpr bool X_AHEAD = true;  // (the perm entries)
 //$ else
   auto x8 = [&](int row, int k) { return q4_load_x8(x, perm, row, k); };
+  constexpr bool X_AHEAD = true;   // x comes from L2: fetch it with the weights
 //$ end
 
   float acc[M_TILES][4 * CW][4];  // [m tile][column j of strip j / 4][mma fragment]
@@ -306,12 +350,13 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
     if (col_ok[c]) expand_group(load_group(scales, zeros, 0, col[c]), s[c], nzs[c]);
 //$ end
 
-  // One round: UNROLL units, WARPS_K apart. Weights and the first m
-  // tile's x rows of each unit are loaded for a whole round before any use
-  // (with PIPE, a round ahead), so their latencies overlap.
+  // Rounds of UNROLL units (STEP units a round for the block). Weights and
+  // the first m tile's x rows of a round are loaded before any use (with
+  // PIPE, a round ahead), so their latencies overlap.
   constexpr int STEP = WARPS_K * UNROLL;
   constexpr int XR = M_TILES == 1 ? 2 : 1;  // x rows fetched ahead: g (and g + 8 with one m tile)
-  constexpr int GR = GROUP < K ? UNROLL : 1;  // group scales fetched ahead (grouped weights)
+  // group scales fetched per round: one per group the round touches
+  constexpr int GR = GROUP == K ? 1 : GROUP_ALIGNED ? (UNROLL + GROUP_UNITS - 1) / GROUP_UNITS : UNROLL;
   // 16-byte words per column group and unit: the codes of rows 8t .. 8t+7
   // (q4), or the mask and both code words of block t (q4s).
   constexpr int WORDS = {{SPARSE == 1 and 3 or 1}};
@@ -324,7 +369,7 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
                    group_raw (&gv)[GR][CW]) {
 #pragma unroll
     for (int u = 0; u < UNROLL; ++u) {
-      const int kb = block_of(un0 + u * WARPS_K);
+      const int kb = block_of(un0 + u * USTRIDE);
       const bool ok = kb < kb_end;
 #pragma unroll
       for (int c = 0; c < CW; ++c) {
@@ -337,8 +382,18 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
 //$ else
         wv[u][c][0] = load_stream(&qweight[(size_t)(4 * kb + t) * N + col[c]], load);
 //$ end
-        if (GROUP < K) gv[u % GR][c] = load_group(scales, zeros, kb * 32 / GROUP, col[c], load);
+        if (GROUP < K && group_starts(u))
+          gv[group_slot(u)][c] = load_group(scales, zeros, kb * 32 / GROUP, col[c], load);
       }
+      if (!X_AHEAD) continue;
+//$ if ACT_ORDER == 1 and XG == 1 then
+      // the unit's perm entries ride in the x slots (XR = 2, one chunk); x
+      // itself is gathered from the rows in shared memory where it is used
+      const bool ld = ok && m0 + g < M;
+      const uint4 *pk = reinterpret_cast<const uint4 *>(&perm[k_of(kb, 0)]);
+      xv[u][0][0] = ld ? __ldg(pk) : make_uint4(0, 0, 0, 0);
+      xv[u][1][0] = ld ? __ldg(pk + 1) : make_uint4(0, 0, 0, 0);
+//$ else
 #pragma unroll
       for (int i = 0; i < XR; ++i) {
         const int r = m0 + g + 8 * i;
@@ -352,10 +407,67 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
             if (ok && r < M) xv[u][i][q] = x8(r, k_of(kb, q));
         }
       }
+//$ end
     }
   };
-  fetch(u_begin + wk, w, xg, gr);
-  for (int un0 = u_begin + wk; un0 < u_end; un0 += STEP) {
+  // The first round's loads go out before the block prepares the rest
+  // (the q4s table, the gathered x), so their latencies overlap.
+  fetch(u_begin + wk * WSTART, w, xg, gr);
+//$ if SPARSE == 1 then
+  q4s_build_table(table);
+  for (int i = threadIdx.x; i < TILE_N; i += THREADS) bad_col[i] = 0;
+  __syncthreads();
+  u32 bad[CW][4] = {};  // per column: non-zero once a mask word without 16 bits was read
+//$ end
+//$ if ACT_ORDER == 1 and XG == 1 then
+  {
+    // the block's rows of x into shared memory: coalesced 16-byte loads,
+    // four in flight per thread
+    constexpr int V = K / 8;  // 16-byte vectors per row
+    const int n = min(TILE_M, M - m0) * V;
+    const uint4 *src = reinterpret_cast<const uint4 *>(x + (size_t)m0 * K);
+    uint4 *dst = reinterpret_cast<uint4 *>(xrows);
+    for (int i0 = threadIdx.x; i0 < n; i0 += 4 * THREADS) {
+      uint4 v[4];
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+        if (i0 + j * THREADS < n) v[j] = __ldg(src + i0 + j * THREADS);
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+        if (i0 + j * THREADS < n) dst[i0 + j * THREADS] = v[j];
+    }
+    __syncthreads();
+  }
+//$ elseif ACT_ORDER == 1 then
+  {
+    // perm is read coalesced, PK entries per thread and pass; then each
+    // row's x values, PK independent loads at a time (x rows are small and
+    // stay in L1).
+    const int k0 = kb_begin * 32, rows = min(TILE_M, M - m0), kn = (kb_end - kb_begin) * 32;
+    constexpr int PK = 16;
+    for (int kc = 0; kc < XK; kc += PK * THREADS) {
+      int src[PK];
+#pragma unroll
+      for (int j = 0; j < PK; ++j) {
+        const int k = kc + j * THREADS + threadIdx.x;
+        src[j] = k < kn ? __ldg(&perm[k0 + k]) : -1;
+      }
+      for (int r = 0; r < rows; ++r) {
+        const half *xr = x + (size_t)(m0 + r) * K;
+        half v[PK];
+#pragma unroll
+        for (int j = 0; j < PK; ++j) v[j] = src[j] >= 0 ? __ldg(&xr[src[j]]) : __ushort_as_half(0);
+#pragma unroll
+        for (int j = 0; j < PK; ++j) {
+          const int k = kc + j * THREADS + threadIdx.x;
+          if (k < XK) xs[r * XK + k] = v[j];
+        }
+      }
+    }
+    __syncthreads();
+  }
+//$ end
+  for (int un0 = u_begin + wk * WSTART; un0 < u_end; un0 += STEP) {
 //$ if PIPE == 1 then
     uint4 w_next[UNROLL][CW][WORDS], x_next[UNROLL][XR][CHUNKS];
     group_raw g_next[GR][CW];
@@ -363,8 +475,8 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
 //$ end
 #pragma unroll
     for (int u = 0; u < UNROLL; ++u) {
-      if (un0 + u * WARPS_K >= u_end) break;
-      const int kb = block_of(un0 + u * WARPS_K);
+      if (un0 + u * USTRIDE >= u_end) break;
+      const int kb = block_of(un0 + u * USTRIDE);
 #pragma unroll
       for (int q = 0; q < CHUNKS; ++q) {
         // A fragments of every m tile: rows g and g + 8, x[k .. k + 7] of
@@ -373,10 +485,15 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
 #pragma unroll
         for (int mt = 0; mt < M_TILES; ++mt) {
           const int r0 = m0 + mt * 16 + g, r1 = r0 + 8;
-          const uint4 xa = mt == 0 ? xg[u][0][q]
+//$ if ACT_ORDER == 1 and XG == 1 then
+          const uint4 xa = r0 < M && kb < kb_end ? x_rows8(r0, xg[u][0][0], xg[u][1][0]) : make_uint4(0, 0, 0, 0);
+          const uint4 xb = r1 < M && kb < kb_end ? x_rows8(r1, xg[u][0][0], xg[u][1][0]) : make_uint4(0, 0, 0, 0);
+//$ else
+          const uint4 xa = mt == 0 && X_AHEAD ? xg[u][0][q]
                          : r0 < M && kb < kb_end ? x8(r0, k_of(kb, q)) : make_uint4(0, 0, 0, 0);
-          const uint4 xb = XR == 2 ? xg[u][XR - 1][q]
+          const uint4 xb = XR == 2 && X_AHEAD ? xg[u][XR - 1][q]
                          : r1 < M && kb < kb_end ? x8(r1, k_of(kb, q)) : make_uint4(0, 0, 0, 0);
+//$ end
           // codes come in the order (i, i + 4) (q4s_expand keeps it): a[mt][h]
           // feeds the mma of half h (codes 2h, 2h+4 | 2h+1, 2h+5) of every column
           const u32 lo[4] = {xa.x, xb.x, xa.y, xb.y}, hi[4] = {xa.z, xb.z, xa.w, xb.w};
@@ -393,7 +510,7 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
 #pragma unroll
         for (int c = 0; c < CW; ++c) {
 //$ if GROUP_SIZE < K then
-          if (q == 0) expand_group(gr[u][c], s[c], nzs[c]);
+          if (q == 0 && group_starts(u)) expand_group(gr[group_slot(u)][c], s[c], nzs[c]);
 //$ end
 //$ if SPARSE == 1 then
           const u32 mw[4] = {w[u][c][0].x, w[u][c][0].y, w[u][c][0].z, w[u][c][0].w};
@@ -428,13 +545,15 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
     }
 //$ if PIPE == 1 then
 #pragma unroll
+    for (int i = 0; i < GR; ++i)
+#pragma unroll
+      for (int c = 0; c < CW; ++c) gr[i][c] = g_next[i][c];
+#pragma unroll
     for (int u = 0; u < UNROLL; ++u) {
 #pragma unroll
-      for (int c = 0; c < CW; ++c) {
+      for (int c = 0; c < CW; ++c)
 #pragma unroll
         for (int q = 0; q < WORDS; ++q) w[u][c][q] = w_next[u][c][q];
-        if (GROUP < K) gr[u % GR][c] = g_next[u % GR][c];
-      }
 #pragma unroll
       for (int i = 0; i < XR; ++i)
 #pragma unroll

@@ -194,8 +194,10 @@ static void test_meta(q4gen *g) {
       "threads = 2048 is not a multiple of 32 in 32..1024",
       "smem = -1 is negative", "tile_m = 0 is below 1", "split_k = 0 is below 1",
       "m_min = 0 is below 1", "m_max = 5 is below m_min = 10", "threads = false is not a number",
-      "unknown field 'thread'", "smem = 1.5 is not an integer", "missing field 'threads'"};
-  for (int c = 1; c <= 11; c++) {
+      "unknown field 'thread'", "smem = 1.5 is not an integer", "missing field 'threads'",
+      NULL, NULL, "smem_row = -2 is negative"};
+  for (int c = 1; c <= 14; c++) {
+    if (!msgs[c - 1]) continue;  /* 12, 13: valid */
     char params[32];
     snprintf(params, sizeof params, "CASE=%d", c);
     CHECK(render1(g, "t_meta", params, NULL) == Q4_ERR_TEMPLATE);
@@ -208,6 +210,11 @@ static void test_meta(q4gen *g) {
   q4_variant_free(&v);
   CHECK_OK(render1(g, "t_meta", "CASE=13", &v));
   CHECK(v.m_max == INT_MAX && v.split_k == 4 && v.source && !strcmp(v.source, "64 4 2147483647"));
+  q4_variant_free(&v);
+  /* shared memory that grows with the rows of x a block holds: min(tile_m, M) of them */
+  CHECK_OK(render1(g, "t_meta", "CASE=15", &v));
+  CHECK(v.smem == 100 && v.smem_row == 10 && v.tile_m == 16 && v.m_max == 8);
+  CHECK(q4_variant_smem(&v, 1) == 110 && q4_variant_smem(&v, v.m_max) == 180 && q4_variant_smem(&v, 100) == 260);
   q4_variant_free(&v);
   /* enumerate stops at the first bad meta */
   q4_variant *list;
@@ -413,6 +420,44 @@ static void test_real_templates(void) {
   q4gen_close(g);
 }
 
+/* q4_decode's ORDER and XG exist only where they change something:
+** consecutive units for groups spanning several units, rows of x in shared
+** memory for act-order weights (and then for M <= 8, 2 K bytes a row). */
+static void test_decode_space(void) {
+  if (q4_templates_count == 0) return;
+  unsetenv("Q4TUNE_TEMPLATE_DIR");
+  q4gen *g = NULL;
+  CHECK_OK(q4gen_open(&g));
+  if (!g) return;
+  const q4_shape shapes[] = {{Q4_FORMAT_Q4, 22016, 4096, 4096, 0}, {Q4_FORMAT_Q4, 22016, 4096, 32, 0},
+                             {Q4_FORMAT_Q4, 22016, 4096, 128, 0}, {Q4_FORMAT_Q4, 22016, 4096, 128, Q4_SHAPE_ACT_ORDER}};
+  for (int i = 0; i < 4; i++) {
+    q4_variant *list = NULL;
+    int n = 0, order = 0, xg = 0, xg_ok = 0;
+    CHECK_OK(q4gen_enumerate(g, "q4_decode", &shapes[i], 90, &list, &n));
+    for (int j = 0; j < n; j++) {
+      order += strstr(list[j].params, "ORDER=1") != NULL;
+      if (strstr(list[j].params, "XG=1")) {
+        xg++;
+        xg_ok += list[j].smem_row == 2 * 4096 && list[j].m_max == 8 && list[j].tile_m == 16;
+      } else {
+        CHECK(list[j].smem_row == 0);
+      }
+    }
+    CHECK_MSG((order > 0) == (i >= 2), "shape %d: %d of %d variants with ORDER=1", i, order, n);
+    CHECK_MSG((xg > 0) == (i == 3) && xg_ok == xg, "shape %d: %d variants with XG=1, %d as expected", i, xg, xg_ok);
+    q4gen_free_list(list, n);
+  }
+  q4_variant v;
+  CHECK_OK(q4gen_default(g, &shapes[3], 90, 1, &v));
+  CHECK_MSG(strstr(v.params, "XG=1") && strstr(v.params, "ORDER=1"), "act-order M=1 default: %s", v.params);
+  q4_variant_free(&v);
+  CHECK_OK(q4gen_default(g, &shapes[3], 90, 16, &v));
+  CHECK_MSG(strstr(v.params, "XG=0") != NULL, "act-order M=16 default: %s", v.params);
+  q4_variant_free(&v);
+  q4gen_close(g);
+}
+
 /* q4_matmul never fails for lack of tuning: every valid shape, with every
 ** weight kind, gets a default kernel for every M, on sm_80 and sm_90. */
 static void test_real_defaults(void) {
@@ -435,6 +480,8 @@ static void test_real_defaults(void) {
           q4_variant v;
           memset(&v, 0, sizeof v);
           q4_status st = q4gen_default(g, &s, a, ms[j], &v);
+          /* a default holding whole rows of x must hold all of them */
+          if (!st && v.smem_row && ms[j] > v.m_max) st = q4_err(Q4_ERR_TEMPLATE, "%s holds %d rows of x", v.params, v.m_max);
           if ((st || !v.source) && failures++ < 5)
             fprintf(stderr, "no default for %s N=%d K=%d g=%d flags=%d sm_%d M=%d: %s\n", q4_format_name(s.format),
                     s.n, s.k, s.group_size, flags, a, ms[j], q4_last_error());
@@ -469,6 +516,7 @@ int main(void) {
   test_hash_source_change();
   test_load_errors();
   test_real_templates();
+  test_decode_space();
   test_real_defaults();
   return q4test_done("test_generator");
 }
