@@ -55,12 +55,27 @@ local function group_units(s)
   return s.group_size // rows
 end
 
+-- Per-channel dense weights factor their scale and zero out of the sum:
+-- the loop multiplies x by the bare codes and keeps the sum of x, and the
+-- epilogue applies s * (sum - z * sum of x) once per column (see source).
+local function factored(s) return s.format == "q4" and s.group_size >= s.k end
+local function sx_smem(p, s) return factored(s) and p.WARPS_K * 16 * p.M_TILES * 4 or 0 end
+
 -- Act-order weights: the block's rows of x, gathered once through perm into
 -- shared memory ([TILE_M][rows of a split] fp16), so the loop reads them as
 -- plain 16-byte vectors.
 local function x_smem(p, s)
-  if not s.act_order or p.XG == 1 then return 0 end
+  if not s.act_order then return 0 end
+  if p.XG == 1 then return u_split(p, s) * 32 * 4 end  -- the perm slice; the rows: smem_row
   return 16 * p.M_TILES * u_split(p, s) * 32 * 2
+end
+
+-- XG = 1: shared memory per row of x (gathered and whole), and the rows an
+-- XG = 1 block can hold on this architecture, 8 at most (M <= 8).
+local function xg_row(s, p) return 2 * (u_split(p, s) * 32 + s.k) end
+local function xg_rows(p, s)
+  local fixed = p.WARPS_K * 16 * p.M_TILES * 32 * p.CW * p.WARPS_N * 4 + sx_smem(p, s) + x_smem(p, s)
+  return math.max(1, math.min(8, (C.smem_max(s.arch) - fixed) // xg_row(s, p)))
 end
 
 -- Sparse weights: the expansion table (256 words, one copy per shared
@@ -76,14 +91,12 @@ function T.meta(p, s)
   local tile_m, tile_n = 16 * p.M_TILES, 32 * p.CW * p.WARPS_N
   return {
     threads = 32 * p.WARPS_N * p.WARPS_K,
-    smem = p.WARPS_K * tile_m * tile_n * 4 + x_smem(p, s) + sparse_smem(p, s),
-    -- XG = 1: whole rows of x, as many as the block holds
-    smem_row = p.XG == 1 and 2 * s.k or 0,
+    smem = p.WARPS_K * tile_m * tile_n * 4 + sx_smem(p, s) + x_smem(p, s) + sparse_smem(p, s),
+    smem_row = p.XG == 1 and xg_row(s, p) or 0,
     tile_m = tile_m, tile_n = tile_n, split_k = p.SPLIT_K,
     -- more m tiles only pay off once M fills them
     m_min = p.M_TILES == 1 and 1 or 8 * p.M_TILES + 1,
-    -- XG = 1: rows of x in shared memory, 8 at most (M <= 8)
-    m_max = p.XG == 1 and 8 or 32 * p.M_TILES,
+    m_max = p.XG == 1 and xg_rows(p, s) or 32 * p.M_TILES,
   }
 end
 
@@ -162,7 +175,9 @@ function T.default(s, m)
     if col_tiles * split >= 2 * 132 or units(s) < 2 * split * p.WARPS_K then break end
   end
   while units(s) < p.SPLIT_K * p.WARPS_K and p.WARPS_K > 2 do p.WARPS_K = p.WARPS_K // 2 end
-  if T.check(p, s) then return p end
+  -- (an XG = 1 block must hold all of the M rows)
+  local function holds(q) return q.XG == 0 or T.meta(q, s).m_max >= m end
+  if T.check(p, s) and holds(p) then return p end
   -- Not valid as it stands (act-order x too large for shared memory, or a
   -- small shape): the first choice that passes check with fewer m tiles,
   -- more split-K or fewer warps along K.
@@ -173,7 +188,7 @@ function T.default(s, m)
         for _, warps_k in ipairs({ 8, 4, 2 }) do
           local q = { WARPS_N = 1, CW = 1, WARPS_K = warps_k, M_TILES = m_tiles, UNROLL = unroll, PIPE = 0,
                       SPLIT_K = split, ORDER = order, XG = m_tiles == 1 and x_gather or 0 }
-          if T.check(q, s) then return q end
+          if T.check(q, s) and holds(q) then return q end
         end
       end
     end
@@ -182,7 +197,7 @@ function T.default(s, m)
 end
 
 function T.constants(p, s)
-  return { TEMPLATE = "q4_decode", Q4S_COPIES = Q4S_COPIES }
+  return { TEMPLATE = "q4_decode", Q4S_COPIES = Q4S_COPIES, FACTORED = factored(s) and 1 or 0 }
 end
 
 T.source = [==[
@@ -248,6 +263,14 @@ __device__ __forceinline__ uint2 load_small(const void *p, bool pred) {
   return v;
 }
 
+// One word's eight codes as four fp16 pairs in q4_unpack's order, each
+// code bare in the mantissa of a subnormal: q * 2^-24, exact, one AND (and
+// a shift) a pair. The mma multiplies and adds these exactly in fp32.
+__device__ __forceinline__ void q4_unpack_raw(u32 w, u32 (&b)[4]) {
+#pragma unroll
+  for (int j = 0; j < 4; ++j) b[j] = (w >> (4 * j)) & 0x000f000fu;
+}
+
 __device__ __forceinline__ u32 h2_bits(half2 h) { return *reinterpret_cast<u32 *>(&h); }
 
 // Scales and zeros of this thread's four columns in one group, as loaded.
@@ -301,35 +324,31 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
   const int kb_begin = blockIdx.z * KB_SPLIT;
   const int kb_end = min(KB, kb_begin + KB_SPLIT);
   const int u_begin = blockIdx.z * U_SPLIT, u_end = min(UNITS, u_begin + U_SPLIT);
+  // after the partial sums: per-channel weights' sums of x ([WARPS_K][TILE_M]),
+  // then the q4s table or act-order x
+  constexpr int SX_WORDS = {{FACTORED == 1 and "WARPS_K * TILE_M" or "0"}};
+  float *const xsum_s = red + WARPS_K * TILE_M * TILE_N, *const extra = xsum_s + SX_WORDS;
 //$ if SPARSE == 1 then
-  u32 *table = reinterpret_cast<u32 *>(red + WARPS_K * TILE_M * TILE_N);  // expansion selectors
+  u32 *table = reinterpret_cast<u32 *>(extra);  // expansion selectors
   u32 *bad_col = table + Q4S_TABLE_WORDS;                                 // [TILE_N] broken masks seen
 //$ end
-//$ if ACT_ORDER == 1 and XG == 0 then
+//$ if ACT_ORDER == 1 then
   // x[m0 + r][perm[k]] for this block's K range, in the weights' row order,
-  // gathered below into shared memory.
+  // gathered below into shared memory ([rows][XK]).
   constexpr int XK = KB_SPLIT * 32;
-  half *xs = reinterpret_cast<half *>(red + WARPS_K * TILE_M * TILE_N);  // [TILE_M][XK]
+//$ if XG == 1 then
+  // XG = 1: the block's perm slice first, then the gathered rows, then the
+  // same rows whole (copied in to gather from)
+  int *perm_s = reinterpret_cast<int *>(extra);
+  half *xs = reinterpret_cast<half *>(perm_s + XK);
+//$ else
+  half *xs = reinterpret_cast<half *>(extra);
+//$ end
   // x[row][k .. k + 7] (k a multiple of 8) from the gathered rows
   auto x8 = [&](int row, int k) {
     return *reinterpret_cast<const uint4 *>(&xs[(row - m0) * XK + k - kb_begin * 32]);
   };
   constexpr bool X_AHEAD = false;  // shared memory is near: read x where it is used
-//$ elseif ACT_ORDER == 1 then
-  // The block's rows of x, whole ([min(TILE_M, M - m0)][K] fp16, copied in
-  // below), gathered in the loop through perm entries fetched with the
-  // weights: x[row][perm[k + i]] for i < 8, from the two perm vectors.
-  half *xrows = reinterpret_cast<half *>(red + WARPS_K * TILE_M * TILE_N);
-  auto x_rows8 = [&](int row, uint4 p0, uint4 p1) {
-    const u32 idx[8] = {p0.x, p0.y, p0.z, p0.w, p1.x, p1.y, p1.z, p1.w};
-    const unsigned short *xr = reinterpret_cast<const unsigned short *>(xrows + (row - m0) * K);
-    uint4 v;
-    unsigned short *h = reinterpret_cast<unsigned short *>(&v);
-#pragma unroll
-    for (int i = 0; i < 8; ++i) h[i] = xr[idx[i]];
-    return v;
-  };
-  constexpr bool X_AHEAD = true;  // (the perm entries)
 //$ else
   auto x8 = [&](int row, int k) { return q4_load_x8(x, perm, row, k); };
   constexpr bool X_AHEAD = true;   // x comes from L2: fetch it with the weights
@@ -344,7 +363,12 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
       for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
 
   half2 s[CW][4], nzs[CW][4];
-//$ if GROUP_SIZE == K then
+//$ if FACTORED == 1 then
+  // per-channel: the codes go into the mma bare (q4_unpack_raw), their sum
+  // with x beside them through an mma with a B of ones
+  float xsum[M_TILES][4] = {};
+  constexpr u32 ONES = 0x3c003c00u;  // (1.0, 1.0)
+//$ elseif GROUP_SIZE == K then
 #pragma unroll
   for (int c = 0; c < CW; ++c)
     if (col_ok[c]) expand_group(load_group(scales, zeros, 0, col[c]), s[c], nzs[c]);
@@ -386,14 +410,6 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
           gv[group_slot(u)][c] = load_group(scales, zeros, kb * 32 / GROUP, col[c], load);
       }
       if (!X_AHEAD) continue;
-//$ if ACT_ORDER == 1 and XG == 1 then
-      // the unit's perm entries ride in the x slots (XR = 2, one chunk); x
-      // itself is gathered from the rows in shared memory where it is used
-      const bool ld = ok && m0 + g < M;
-      const uint4 *pk = reinterpret_cast<const uint4 *>(&perm[k_of(kb, 0)]);
-      xv[u][0][0] = ld ? __ldg(pk) : make_uint4(0, 0, 0, 0);
-      xv[u][1][0] = ld ? __ldg(pk + 1) : make_uint4(0, 0, 0, 0);
-//$ else
 #pragma unroll
       for (int i = 0; i < XR; ++i) {
         const int r = m0 + g + 8 * i;
@@ -407,7 +423,6 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
             if (ok && r < M) xv[u][i][q] = x8(r, k_of(kb, q));
         }
       }
-//$ end
     }
   };
   // The first round's loads go out before the block prepares the rest
@@ -421,20 +436,35 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
 //$ end
 //$ if ACT_ORDER == 1 and XG == 1 then
   {
-    // the block's rows of x into shared memory: coalesced 16-byte loads,
-    // four in flight per thread
-    constexpr int V = K / 8;  // 16-byte vectors per row
-    const int n = min(TILE_M, M - m0) * V;
-    const uint4 *src = reinterpret_cast<const uint4 *>(x + (size_t)m0 * K);
-    uint4 *dst = reinterpret_cast<uint4 *>(xrows);
-    for (int i0 = threadIdx.x; i0 < n; i0 += 4 * THREADS) {
-      uint4 v[4];
+    // The perm slice and the block's rows of x, whole, into shared memory:
+    // coalesced 16-byte loads, B in flight per thread, for most shapes all
+    // out together (one L2 latency, while the first round's weights are on
+    // their way). Then the gather, shared memory to shared memory.
+    const int rows = min(TILE_M, M - m0), kn = (kb_end - kb_begin) * 32;
+    half *xw = xs + rows * XK;  // [rows][K]
+    const uint4 *psrc = reinterpret_cast<const uint4 *>(perm + kb_begin * 32);
+    const uint4 *xsrc = reinterpret_cast<const uint4 *>(x + (size_t)m0 * K);
+    const int np = kn / 4, n = np + rows * (K / 8);  // 16-byte vectors: perm, then x
+    constexpr int B = 12;
+    for (int i0 = threadIdx.x; i0 < n; i0 += B * THREADS) {
+      uint4 v[B];
 #pragma unroll
-      for (int j = 0; j < 4; ++j)
-        if (i0 + j * THREADS < n) v[j] = __ldg(src + i0 + j * THREADS);
+      for (int j = 0; j < B; ++j) {
+        const int i = i0 + j * THREADS;
+        if (i < n) v[j] = __ldg(i < np ? psrc + i : xsrc + (i - np));
+      }
 #pragma unroll
-      for (int j = 0; j < 4; ++j)
-        if (i0 + j * THREADS < n) dst[i0 + j * THREADS] = v[j];
+      for (int j = 0; j < B; ++j) {
+        const int i = i0 + j * THREADS;
+        if (i < np) reinterpret_cast<uint4 *>(perm_s)[i] = v[j];
+        else if (i < n) reinterpret_cast<uint4 *>(xw)[i - np] = v[j];
+      }
+    }
+    __syncthreads();
+#pragma unroll 4
+    for (int i = threadIdx.x; i < rows * XK; i += THREADS) {
+      const int r = i / XK, k = i - r * XK;
+      xs[i] = k < kn ? xw[r * K + perm_s[k]] : __ushort_as_half(0);
     }
     __syncthreads();
   }
@@ -485,15 +515,10 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
 #pragma unroll
         for (int mt = 0; mt < M_TILES; ++mt) {
           const int r0 = m0 + mt * 16 + g, r1 = r0 + 8;
-//$ if ACT_ORDER == 1 and XG == 1 then
-          const uint4 xa = r0 < M && kb < kb_end ? x_rows8(r0, xg[u][0][0], xg[u][1][0]) : make_uint4(0, 0, 0, 0);
-          const uint4 xb = r1 < M && kb < kb_end ? x_rows8(r1, xg[u][0][0], xg[u][1][0]) : make_uint4(0, 0, 0, 0);
-//$ else
           const uint4 xa = mt == 0 && X_AHEAD ? xg[u][0][q]
                          : r0 < M && kb < kb_end ? x8(r0, k_of(kb, q)) : make_uint4(0, 0, 0, 0);
           const uint4 xb = XR == 2 && X_AHEAD ? xg[u][XR - 1][q]
                          : r1 < M && kb < kb_end ? x8(r1, k_of(kb, q)) : make_uint4(0, 0, 0, 0);
-//$ end
           // codes come in the order (i, i + 4) (q4s_expand keeps it): a[mt][h]
           // feeds the mma of half h (codes 2h, 2h+4 | 2h+1, 2h+5) of every column
           const u32 lo[4] = {xa.x, xb.x, xa.y, xb.y}, hi[4] = {xa.z, xb.z, xa.w, xb.w};
@@ -530,9 +555,13 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
 #pragma unroll
             for (int i = 0; i < 4; ++i) b[i] = h2_bits(q4_scale(v[i], s[c][j], nzs[c][j])) & ~pruned[i];
 //$ else
+//$ if FACTORED == 1 then
+            q4_unpack_raw(words[j], b);
+//$ else
             q4_unpack(words[j], v);
 #pragma unroll
             for (int i = 0; i < 4; ++i) b[i] = h2_bits(q4_scale(v[i], s[c][j], nzs[c][j]));
+//$ end
 //$ end
 #pragma unroll
             for (int mt = 0; mt < M_TILES; ++mt) {
@@ -541,6 +570,13 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
             }
           }
         }
+//$ if FACTORED == 1 then
+#pragma unroll
+        for (int mt = 0; mt < M_TILES; ++mt) {
+          mma16816(xsum[mt], a[mt][0], ONES, ONES);
+          mma16816(xsum[mt], a[mt][1], ONES, ONES);
+        }
+//$ end
       }
     }
 //$ if PIPE == 1 then
@@ -576,6 +612,16 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
         const int c = wn * 32 * CW + 32 * (j / 4) + 4 * (2 * t + (e & 1)) + j % 4;
         red[(wk * TILE_M + r) * TILE_N + c] = acc[mt][j][e];
       }
+//$ if FACTORED == 1 then
+  // every column of xsum holds the row's sum of x; warps side by side along
+  // N summed the same x, so one of them writes it
+#pragma unroll
+  for (int mt = 0; mt < M_TILES; ++mt)
+    if (wn == 0 && t == 0) {
+      xsum_s[wk * TILE_M + mt * 16 + g] = xsum[mt][0];
+      xsum_s[wk * TILE_M + mt * 16 + g + 8] = xsum[mt][2];
+    }
+//$ end
 //$ if SPARSE == 1 then
   // A column whose mask broke the 16-of-32 rule comes out NaN, never as a
   // plausible wrong number (q4_sparse_validate names the block).
@@ -592,6 +638,15 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
     for (int i = 0; i < WARPS_K; ++i) sum += red[(i * TILE_M + r) * TILE_N + c];
 //$ if SPARSE == 1 then
     if (bad_col[c]) sum = __int_as_float(0x7fffffff);
+//$ end
+//$ if FACTORED == 1 then
+    // sum is 2^-24 * sum of x * q (bare codes), sx the sum of x: scale and
+    // zero come in once, y = s * (q - z) . x
+    float sx = 0.f;
+#pragma unroll
+    for (int i = 0; i < WARPS_K; ++i) sx += xsum_s[i * TILE_M + r];
+    const int n = blockIdx.x * TILE_N + c;
+    sum = __half2float(scales[n]) * (sum * 16777216.f - __half2float(q4_zero(zeros, 0, n)) * sx);
 //$ end
     return sum;
   };
