@@ -107,7 +107,9 @@ local function valid(p, s)
   if s.n % 4 ~= 0 or s.k % 32 ~= 0 then return false, "needs N % 4 == 0 and K % 32 == 0" end
   if s.format == "q4s" and s.act_order then return false, "sparse weights have no act-order" end
   local m = T.meta(p, s)
-  if m.smem - x_smem(p, s) - sparse_smem(p, s) > 64 * 1024 then return false, "reduction buffer over 64 KB" end
+  if m.smem - sx_smem(p, s) - x_smem(p, s) - sparse_smem(p, s) > 64 * 1024 then
+    return false, "reduction buffer over 64 KB"
+  end
   if m.smem + m.smem_row * math.min(m.tile_m, m.m_max) > C.smem_max(s.arch) then
     return false, "shared memory over the limit"
   end
