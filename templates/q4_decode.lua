@@ -13,6 +13,13 @@
 -- rows of block t of the unit, so every lane loads its own mask and code
 -- words (a block of four columns is 48 bytes) and expands them eight rows
 -- at a time with q4s_expand; x is read in plain row order to match.
+--
+-- Per-channel dense weights go into the mma as bare codes: q * 2^-24, a
+-- subnormal fp16 (exact, and multiplied exactly), so the loop spends one
+-- AND on a pair of codes and no dequantization arithmetic; an mma against
+-- ones sums x beside them, and the epilogue applies the column's scale and
+-- zero once, y = s * (2^24 * sum - z * sum of x). Grouped weights are
+-- dequantized in registers, (q - z) * s in fp16, before the mma.
 local C = import("_q4common")
 
 local function ceil_div(a, b) return (a + b - 1) // b end
@@ -30,7 +37,7 @@ local T = {
     { "UNROLL",  { 1, 2, 4, 8 } }, -- units of K (one block; q4s: four) per warp per round
     { "PIPE",    { 0, 1 } },       -- 1: load round r + 1 while computing round r
     { "ORDER",   { 0, 1 } },       -- a warp's units in a round: 0 WARPS_K apart, 1 consecutive
-    { "XG",      { 0, 1 } },       -- act-order x: gathered to shared memory (0) or rows copied, gathered in the loop (1)
+    { "XG",      { 0, 1 } },       -- act-order x into shared memory: 0 gathered from global, 1 from rows copied in
   },
 }
 
