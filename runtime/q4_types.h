@@ -29,7 +29,7 @@ typedef struct q4_shape {
 **   bytes: smem, plus smem_row for each row of x a block holds (a block
 **   holds min(tile_m, M) rows).
 ** A variant with split_k > 1 needs a workspace of split_k * M * N floats plus
-** one zeroed counter (uint32) per (x, y) tile; see runtime/q4_launch.c. */
+** one zeroed counter (uint32) per (x, y) tile; see runtime/q4_dispatch.c. */
 typedef struct q4_variant {
   char tmpl[Q4_NAME_MAX];      /* template name, e.g. "q4_wmma" */
   char params[Q4_PARAMS_MAX];  /* "BLOCK_M=64,BLOCK_N=128,..." in declared order */
@@ -37,7 +37,8 @@ typedef struct q4_variant {
   int smem;                    /* dynamic shared memory, bytes */
   int smem_row;                /* more of it per row of x in the block, bytes */
   int tile_m, tile_n, split_k;
-  int m_min, m_max;            /* M range where the tuner tries this variant */
+  int m_min, m_max;            /* M range where the tuner tries this variant;
+                                  with smem_row, the most M it can launch */
   int chunk_n;                 /* 0: one fused kernel. > 0: a two-pass variant
                                   whose kernel q4tune_dequant expands chunk_n
                                   columns of W to fp16 at a time, each chunk

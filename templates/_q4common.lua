@@ -263,7 +263,7 @@ C.epilogue = [==[
   }
 ]==]
 
--- The kernel signature every family shares; runtime/q4_launch.c passes the
+-- The kernel signature every family shares; runtime/q4_dispatch.c (q4_launch) passes the
 -- arguments in this order.
 C.signature = [==[
 extern "C" __global__ void __launch_bounds__({{THREADS}})
