@@ -75,9 +75,9 @@ q4_status q4_kernel_get(q4_handle *h, q4_variant *v, q4_kernel **out) {
     st = q4_cuda_check(h->cu->ModuleGetFunction(&k->gather, k->module, "q4tune_gather_x"), "cuModuleGetFunction");
   /* opt in to all of it: static shared memory (a split-K ticket) comes on
   ** top, so exactly 48 KB of dynamic memory already needs the attribute */
-  if (!st && q4_variant_smem(v, v->m_max) > 0)
-    st = q4_cuda_check(h->cu->FuncSetAttribute(k->fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                                               q4_variant_smem(v, v->m_max)),
+  const int smem_max = q4_variant_smem(v, v->m_max);
+  if (!st && smem_max > 0)
+    st = q4_cuda_check(h->cu->FuncSetAttribute(k->fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem_max),
                        "raising the shared memory limit");
   if (!st) st = q4_cuda_check(h->cu->FuncGetAttribute(&k->regs, CU_FUNC_ATTRIBUTE_NUM_REGS, k->fn), "registers");
   if (!st) st = q4_cuda_check(h->cu->FuncGetAttribute(&k->spill_bytes, CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES, k->fn), "local memory");

@@ -66,6 +66,8 @@ end
 -- the loop multiplies x by the bare codes and keeps the sum of x, and the
 -- epilogue applies s * (sum - z * sum of x) once per column (see source).
 local function factored(s) return s.format == "q4" and s.group_size >= s.k end
+-- The partial sums of the block's warps along K, [WARPS_K][TILE_M][TILE_N] fp32.
+local function red_smem(p) return p.WARPS_K * 16 * p.M_TILES * 32 * p.CW * p.WARPS_N * 4 end
 local function sx_smem(p, s) return factored(s) and p.WARPS_K * 16 * p.M_TILES * 4 or 0 end
 
 -- Act-order weights: the block's rows of x, gathered once through perm into
@@ -79,10 +81,10 @@ end
 
 -- XG = 1: shared memory per row of x (gathered and whole), and the rows an
 -- XG = 1 block can hold on this architecture, 8 at most (M <= 8).
-local function xg_row(s, p) return 2 * (u_split(p, s) * 32 + s.k) end
+local function xg_row(p, s) return 2 * (u_split(p, s) * 32 + s.k) end
 local function xg_rows(p, s)
-  local fixed = p.WARPS_K * 16 * p.M_TILES * 32 * p.CW * p.WARPS_N * 4 + sx_smem(p, s) + x_smem(p, s)
-  return math.max(1, math.min(8, (C.smem_max(s.arch) - fixed) // xg_row(s, p)))
+  local fixed = red_smem(p) + sx_smem(p, s) + x_smem(p, s)
+  return math.max(1, math.min(8, (C.smem_max(s.arch) - fixed) // xg_row(p, s)))
 end
 
 -- Sparse weights: the expansion table (256 words, one copy per shared
@@ -98,8 +100,8 @@ function T.meta(p, s)
   local tile_m, tile_n = 16 * p.M_TILES, 32 * p.CW * p.WARPS_N
   return {
     threads = 32 * p.WARPS_N * p.WARPS_K,
-    smem = p.WARPS_K * tile_m * tile_n * 4 + sx_smem(p, s) + x_smem(p, s) + sparse_smem(p, s),
-    smem_row = p.XG == 1 and xg_row(s, p) or 0,
+    smem = red_smem(p) + sx_smem(p, s) + x_smem(p, s) + sparse_smem(p, s),
+    smem_row = p.XG == 1 and xg_row(p, s) or 0,
     tile_m = tile_m, tile_n = tile_n, split_k = p.SPLIT_K,
     -- more m tiles only pay off once M fills them
     m_min = p.M_TILES == 1 and 1 or 8 * p.M_TILES + 1,
@@ -114,9 +116,7 @@ local function valid(p, s)
   if s.n % 4 ~= 0 or s.k % 32 ~= 0 then return false, "needs N % 4 == 0 and K % 32 == 0" end
   if s.format == "q4s" and s.act_order then return false, "sparse weights have no act-order" end
   local m = T.meta(p, s)
-  if m.smem - sx_smem(p, s) - x_smem(p, s) - sparse_smem(p, s) > 64 * 1024 then
-    return false, "reduction buffer over 64 KB"
-  end
+  if red_smem(p) > 64 * 1024 then return false, "reduction buffer over 64 KB" end
   if m.smem + m.smem_row * math.min(m.tile_m, m.m_max) > C.smem_max(s.arch) then
     return false, "shared memory over the limit"
   end

@@ -391,11 +391,18 @@ static void test_load_errors(void) {
 }
 
 /* Every variant of every real template renders, when there are any. */
-static void test_real_templates(void) {
-  if (q4_templates_count == 0) return;
+/* A generator over the project's own templates (embedded at build time),
+** or NULL when the build embedded none or opening failed (a failed check). */
+static q4gen *open_real_templates(void) {
+  if (q4_templates_count == 0) return NULL;
   unsetenv("Q4TUNE_TEMPLATE_DIR");
   q4gen *g = NULL;
   CHECK_OK(q4gen_open(&g));
+  return g;
+}
+
+static void test_real_templates(void) {
+  q4gen *g = open_real_templates();
   if (!g) return;
   for (int i = 0; i < q4gen_count(g); i++) {
     const char *name = q4gen_name(g, i);
@@ -424,10 +431,7 @@ static void test_real_templates(void) {
 ** consecutive units for groups spanning several units, rows of x in shared
 ** memory for act-order weights (and then for M <= 8). */
 static void test_decode_space(void) {
-  if (q4_templates_count == 0) return;
-  unsetenv("Q4TUNE_TEMPLATE_DIR");
-  q4gen *g = NULL;
-  CHECK_OK(q4gen_open(&g));
+  q4gen *g = open_real_templates();
   if (!g) return;
   const q4_shape shapes[] = {{Q4_FORMAT_Q4, 22016, 4096, 4096, 0}, {Q4_FORMAT_Q4, 22016, 4096, 32, 0},
                              {Q4_FORMAT_Q4, 22016, 4096, 128, 0}, {Q4_FORMAT_Q4, 22016, 4096, 128, Q4_SHAPE_ACT_ORDER}};
@@ -463,10 +467,7 @@ static void test_decode_space(void) {
 /* q4_matmul never fails for lack of tuning: every valid shape, with every
 ** weight kind, gets a default kernel for every M, on sm_80 and sm_90. */
 static void test_real_defaults(void) {
-  if (q4_templates_count == 0) return;
-  unsetenv("Q4TUNE_TEMPLATE_DIR");
-  q4gen *g = NULL;
-  CHECK_OK(q4gen_open(&g));
+  q4gen *g = open_real_templates();
   if (!g) return;
   static const int shapes[][3] = {{4096, 4096, 128}, {22016, 4096, 4096}, {4096, 11008, 128},
                                   {12288, 4096, 64},  {4104, 4096, 32},    {8, 32, 32},
