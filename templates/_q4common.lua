@@ -107,6 +107,13 @@ __device__ __forceinline__ uint4 q4_load_x8(const half *x, const int *perm, int 
 -- Q4S_COPIES copies (a template constant): 32, one per bank, where the
 -- lookups are the hot loop (32 lanes looking up random entries of one copy
 -- meet bank conflicts on most lookups), 1 where they are not.
+--
+-- With Q4S_BARE = 1 (per-channel weights, whose scale and zero the caller
+-- applies after the sum) q4s_expand_bare gives the rows as bare codes
+-- instead, q * 2^-24 as q4_unpack_raw does, with their keep flags beside
+-- them: its table has four selectors an entry, one PRMT for each pair of
+-- rows and one for its flags, and 8 copies of 16-byte entries keep a
+-- warp's lookups conflict-free (a quarter warp reads 128 bytes at once).
 C.sparse = [==[
 __device__ __forceinline__ u32 prmt(u32 a, u32 b, u32 sel) {
   u32 r;
@@ -119,7 +126,27 @@ __device__ __forceinline__ u32 prmt(u32 a, u32 b, u32 sel) {
 // odd codes in bytes 4..7): code number rank = kept rows below that row.
 // A pruned row gets 8, PRMT's "sign of byte 0", which is 0x00 for a code.
 // Laid out [256][Q4S_COPIES]: lane l reads copy l % Q4S_COPIES.
-constexpr int Q4S_COPIES = {{Q4S_COPIES}}, Q4S_TABLE_WORDS = 256 * Q4S_COPIES;
+constexpr int Q4S_COPIES = {{Q4S_COPIES}}, Q4S_TABLE_WORDS = 256 * Q4S_COPIES * {{Q4S_BARE == 1 and 4 or 1}};
+//$ if Q4S_BARE == 1 then
+__device__ __forceinline__ u32 q4s_source_byte(int m8, int row) {
+  const int rank = __popc(m8 & ((1 << row) - 1));
+  return (m8 >> row & 1) ? ((rank & 1) ? 4 + rank / 2 : rank / 2) : 8;
+}
+
+// Bare codes (Q4S_BARE): entry m8 holds four selectors, one for each pair
+// i of rows (i, i + 4), each making the pair's half2 in one PRMT: byte 0
+// the code of row i (0x00 for a pruned row: sign mode), byte 1 0x00, byte
+// 2 the code of row i + 4, byte 3 0x00. The same selector over bytes 0x01
+// gives the pair's keep flags (1 kept, 0 pruned), as bare as the codes.
+__device__ __forceinline__ void q4s_build_table(u32 *table) {
+  for (int m8 = threadIdx.x; m8 < 256; m8 += blockDim.x) {
+    uint4 e;
+    u32 *sel = reinterpret_cast<u32 *>(&e);
+    for (int i = 0; i < 4; ++i) sel[i] = q4s_source_byte(m8, i) | 0x8080u | q4s_source_byte(m8, i + 4) << 8;
+    for (int l = 0; l < Q4S_COPIES; ++l) reinterpret_cast<uint4 *>(table)[m8 * Q4S_COPIES + l] = e;
+  }
+}
+//$ else
 __device__ __forceinline__ void q4s_build_table(u32 *table) {
   for (int m8 = threadIdx.x; m8 < 256; m8 += blockDim.x) {
     u32 sel = 0;
@@ -133,6 +160,40 @@ __device__ __forceinline__ void q4s_build_table(u32 *table) {
     for (int l = 0; l < Q4S_COPIES; ++l) table[m8 * Q4S_COPIES + (l + m8) % Q4S_COPIES] = sel;
   }
 }
+//$ end
+
+// Codes o .. o+7 of a block's two code words (o <= 16; past c1 they read
+// as zeros), nibble j holding code o + j. With q known at compile time the
+// range of o spares the general case: q = 1 has o <= 8, q = 3 has o >= 8.
+__device__ __forceinline__ u32 q4s_codes_from(u32 c0, u32 c1, int q, int o) {
+  if (q == 0) return c0;
+  if (q == 1) return __funnelshift_rc(c0, c1, 4 * o);
+  if (q == 3) return __funnelshift_rc(c1, 0u, 4 * (o - 8));
+  return o >= 8 ? __funnelshift_rc(c1, 0u, 4 * (o - 8)) : __funnelshift_r(c0, c1, 4 * o);
+}
+
+//$ if Q4S_BARE == 1 then
+// Rows 8q .. 8q+7 (q = 0..3) of the block with mask m and code words c0,
+// c1 as bare codes, b[i] = rows (i, i + 4) as q4_unpack_raw gives them (a
+// pruned row 0), and keep[i] their keep flags, bare likewise. (A mask word
+// without 16 bits set reads codes that are not its own; callers test
+// __popc(m) == 16.)
+__device__ __forceinline__ void q4s_expand_bare(u32 m, u32 c0, u32 c1, int q, const u32 *table, u32 (&b)[4],
+                                                u32 (&keep)[4]) {
+  const int o = __popc(m & ((1u << (8 * q)) - 1u));  // codes of the rows below
+  const uint4 e = reinterpret_cast<const uint4 *>(table)[((m >> (8 * q)) & 0xffu) * Q4S_COPIES +
+                                                         (threadIdx.x % Q4S_COPIES)];
+  const u32 src = q4s_codes_from(c0, c1, q, o);
+  // code o + j as byte j / 2 of even (j even) or of odd (j odd)
+  const u32 even = src & 0x0f0f0f0fu, odd = (src >> 4) & 0x0f0f0f0fu;
+  const u32 sel[4] = {e.x, e.y, e.z, e.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    b[i] = prmt(even, odd, sel[i]);
+    keep[i] = prmt(0x01010101u, 0x01010101u, sel[i]);
+  }
+}
+//$ else
 
 // Rows 8q .. 8q+7 (q = 0..3) of the block with mask m and code words c0,
 // c1: v[i] = rows (i, i + 4) as 1024 + code, as q4_unpack gives a dense
@@ -142,16 +203,9 @@ __device__ __forceinline__ void q4s_build_table(u32 *table) {
 // __popc(m) == 16.)
 __device__ __forceinline__ void q4s_expand(u32 m, u32 c0, u32 c1, int q, const u32 *table, half2 (&v)[4],
                                            u32 (&pruned)[4]) {
-  const int o = __popc(m & ((1u << (8 * q)) - 1u));  // codes of the rows below (q = 3: at least 8)
+  const int o = __popc(m & ((1u << (8 * q)) - 1u));  // codes of the rows below
   const u32 sel = table[((m >> (8 * q)) & 0xffu) * Q4S_COPIES + (threadIdx.x % Q4S_COPIES)];
-  // codes o .. o+7 (o <= 16; past c1 the codes read as zeros). With q
-  // known at compile time the range of o spares the general case: q = 1
-  // has o <= 8, q = 3 has o >= 8.
-  u32 src;
-  if (q == 0) src = c0;
-  else if (q == 1) src = __funnelshift_rc(c0, c1, 4 * o);
-  else if (q == 3) src = __funnelshift_rc(c1, 0u, 4 * (o - 8));
-  else src = o >= 8 ? __funnelshift_rc(c1, 0u, 4 * (o - 8)) : __funnelshift_r(c0, c1, 4 * o);
+  const u32 src = q4s_codes_from(c0, c1, q, o);
 //$ if SYMMETRIC == 1 then
   // Symmetric weights: a pruned row may read as code 8, which (8 - 8) * s
   // makes exactly 0, so no mask is needed. The deposit writes 0 for a
@@ -182,6 +236,7 @@ __device__ __forceinline__ void q4s_expand(u32 m, u32 c0, u32 c1, int q, const u
 #pragma unroll
   for (int i = 0; i < 4; ++i) v[i] = *reinterpret_cast<half2 *>(&h[i]);
 }
+//$ end
 ]==]
 
 -- 16-byte global -> shared copies. On sm_80+ they are cp.async (the copy

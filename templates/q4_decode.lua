@@ -62,13 +62,14 @@ local function group_units(s)
   return s.group_size // rows
 end
 
--- Per-channel dense weights factor their scale and zero out of the sum:
--- the loop multiplies x by the bare codes and keeps the sum of x, and the
--- epilogue applies s * (sum - z * sum of x) once per column (see source).
-local function factored(s) return s.format == "q4" and s.group_size >= s.k end
+-- Per-channel weights factor their scale and zero out of the sum: the
+-- loop multiplies x by the bare codes and keeps the sum of x (for q4s, of
+-- x over each column's kept rows), and the epilogue applies
+-- s * (sum - z * sum of x) once per column (see source).
+local function factored(s) return s.group_size >= s.k end
 -- The partial sums of the block's warps along K, [WARPS_K][TILE_M][TILE_N] fp32.
 local function red_smem(p) return p.WARPS_K * 16 * p.M_TILES * 32 * p.CW * p.WARPS_N * 4 end
-local function sx_smem(p, s) return factored(s) and p.WARPS_K * 16 * p.M_TILES * 4 or 0 end
+local function sx_smem(p, s) return factored(s) and s.format == "q4" and p.WARPS_K * 16 * p.M_TILES * 4 or 0 end
 
 -- Act-order weights: the block's rows of x, gathered once through perm into
 -- shared memory ([TILE_M][rows of a split] fp16), so the loop reads them as
@@ -87,13 +88,14 @@ local function xg_rows(p, s)
   return math.max(1, math.min(8, (C.smem_max(s.arch) - fixed) // xg_row(p, s)))
 end
 
--- Sparse weights: the expansion table (256 words, one copy per shared
--- memory bank: see _q4common.lua) and one flag per column of the tile for
--- a mask that breaks the format.
-local Q4S_COPIES = 32
+-- Sparse weights: the expansion table and one flag per column of the tile
+-- for a mask that breaks the format. The table has 256 entries, in copies
+-- that keep a warp's lookups free of bank conflicts (see _q4common.lua):
+-- one word an entry, 32 copies; for bare codes four words, 8 copies.
+local function q4s_copies(s) return factored(s) and 8 or 32 end
 local function sparse_smem(p, s)
   if s.format ~= "q4s" then return 0 end
-  return 256 * Q4S_COPIES * 4 + 32 * p.CW * p.WARPS_N * 4
+  return 256 * q4s_copies(s) * (factored(s) and 16 or 4) + 32 * p.CW * p.WARPS_N * 4
 end
 
 function T.meta(p, s)
@@ -206,7 +208,8 @@ function T.default(s, m)
 end
 
 function T.constants(p, s)
-  return { TEMPLATE = "q4_decode", Q4S_COPIES = Q4S_COPIES, FACTORED = factored(s) and 1 or 0 }
+  return { TEMPLATE = "q4_decode", Q4S_COPIES = q4s_copies(s), FACTORED = factored(s) and 1 or 0,
+           Q4S_BARE = (factored(s) and s.format == "q4s") and 1 or 0 }
 end
 
 T.source = [==[
@@ -335,7 +338,7 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
   const int u_begin = blockIdx.z * U_SPLIT, u_end = min(UNITS, u_begin + U_SPLIT);
   // after the partial sums: per-channel weights' sums of x ([WARPS_K][TILE_M]),
   // then the q4s table or act-order x
-  constexpr int SX_WORDS = {{FACTORED == 1 and "WARPS_K * TILE_M" or "0"}};
+  constexpr int SX_WORDS = {{(FACTORED == 1 and SPARSE == 0) and "WARPS_K * TILE_M" or "0"}};
   float *const xsum_s = red + WARPS_K * TILE_M * TILE_N, *const extra = xsum_s + SX_WORDS;
 //$ if SPARSE == 1 then
   u32 *table = reinterpret_cast<u32 *>(extra);  // expansion selectors
@@ -372,7 +375,17 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
       for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
 
   half2 s[CW][4], nzs[CW][4];
-//$ if FACTORED == 1 then
+//$ if FACTORED == 1 and SPARSE == 1 then
+  // per-channel q4s: bare codes (pruned rows 0) and, through a second mma,
+  // the sum of x over each column's kept rows, in the same layout
+  float kacc[M_TILES][4 * CW][4];
+#pragma unroll
+  for (int i = 0; i < M_TILES; ++i)
+#pragma unroll
+    for (int j = 0; j < 4 * CW; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) kacc[i][j][e] = 0.f;
+//$ elseif FACTORED == 1 then
   // per-channel: the codes go into the mma bare (q4_unpack_raw), their sum
   // with x beside them through an mma with a B of ones
   float xsum[M_TILES][4] = {};
@@ -558,11 +571,21 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
             half2 v[4];
             u32 b[4];
 //$ if SPARSE == 1 then
-            u32 pruned[4];
             if (q == 0) bad[c][j] |= __popc(mw[j]) ^ 16u;
+//$ if FACTORED == 1 then
+            u32 keep[4];
+            q4s_expand_bare(mw[j], c0[j], c1[j], q, table, b, keep);
+#pragma unroll
+            for (int mt = 0; mt < M_TILES; ++mt) {
+              mma16816(kacc[mt][4 * c + j], a[mt][0], keep[0], keep[1]);
+              mma16816(kacc[mt][4 * c + j], a[mt][1], keep[2], keep[3]);
+            }
+//$ else
+            u32 pruned[4];
             q4s_expand(mw[j], c0[j], c1[j], q, table, v, pruned);
 #pragma unroll
             for (int i = 0; i < 4; ++i) b[i] = h2_bits(q4_scale(v[i], s[c][j], nzs[c][j])) & ~pruned[i];
+//$ end
 //$ else
 //$ if FACTORED == 1 then
             q4_unpack_raw(words[j], b);
@@ -579,7 +602,7 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
             }
           }
         }
-//$ if FACTORED == 1 then
+//$ if FACTORED == 1 and SPARSE == 0 then
 #pragma unroll
         for (int mt = 0; mt < M_TILES; ++mt) {
           mma16816(xsum[mt], a[mt][0], ONES, ONES);
@@ -611,6 +634,26 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
 
   // Accumulator element e of column tile j is row g + 8(e / 2), column
   // 4(2t + e % 2) + j % 4 of strip j / 4: undo the column interleave here.
+//$ if FACTORED == 1 and SPARSE == 1 then
+  // q4s per channel: acc - z * kacc, each column's codes less its zero over
+  // its kept rows (this thread's accumulators cover columns 8t .. 8t+7 of
+  // each strip)
+#pragma unroll
+  for (int c = 0; c < CW; ++c) {
+    const int n0 = blockIdx.x * TILE_N + wn * 32 * CW + 32 * c + 8 * t;
+    float z[2][4];
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) z[h][i] = n0 + 4 * h < N ? __half2float(q4_zero(zeros, 0, n0 + 4 * h + i)) : 0.f;
+#pragma unroll
+    for (int mt = 0; mt < M_TILES; ++mt)
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc[mt][4 * c + j][e] -= z[e & 1][j] * kacc[mt][4 * c + j][e];
+  }
+//$ end
 #pragma unroll
   for (int mt = 0; mt < M_TILES; ++mt)
 #pragma unroll
@@ -621,7 +664,7 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
         const int c = wn * 32 * CW + 32 * (j / 4) + 4 * (2 * t + (e & 1)) + j % 4;
         red[(wk * TILE_M + r) * TILE_N + c] = acc[mt][j][e];
       }
-//$ if FACTORED == 1 then
+//$ if FACTORED == 1 and SPARSE == 0 then
   // every column of xsum holds the row's sum of x; warps side by side along
   // N summed the same x, so one of them writes it
 #pragma unroll
@@ -648,7 +691,10 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
 //$ if SPARSE == 1 then
     if (bad_col[c]) sum = __int_as_float(0x7fffffff);
 //$ end
-//$ if FACTORED == 1 then
+//$ if FACTORED == 1 and SPARSE == 1 then
+    // sum is 2^-24 * (q - z) . x over the kept rows (bare codes, see above)
+    sum = __half2float(scales[blockIdx.x * TILE_N + c]) * (sum * 16777216.f);
+//$ elseif FACTORED == 1 then
     // sum is 2^-24 * sum of x * q (bare codes), sx the sum of x: scale and
     // zero come in once, y = s * (q - z) . x
     float sx = 0.f;

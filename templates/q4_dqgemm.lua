@@ -43,7 +43,7 @@ end
 
 function T.constants(p, s)
   -- q4s: the expansion is not this pass's bottleneck, one table copy will do
-  return { TEMPLATE = "q4_dqgemm", Q4S_COPIES = 1 }
+  return { TEMPLATE = "q4_dqgemm", Q4S_COPIES = 1, Q4S_BARE = 0 }
 end
 
 T.source = [==[
