@@ -18,8 +18,14 @@
 -- subnormal fp16 (exact, and multiplied exactly), so the loop spends one
 -- AND on a pair of codes and no dequantization arithmetic; an mma against
 -- ones sums x beside them, and the epilogue applies the column's scale and
--- zero once, y = s * (2^24 * sum - z * sum of x). Grouped weights are
+-- zero once, y = s * (2^24 * sum - z * sum of x). Per-channel q4s does the
+-- same with pruned rows as 0, and sums x over each column's kept rows
+-- through a second mma whose B holds the keep flags. Grouped weights are
 -- dequantized in registers, (q - z) * s in fp16, before the mma.
+--
+-- With XT = 1 (per-channel q4s, M <= 8) the roles turn round: x is the
+-- mma's B, its 8 columns the rows of x, and the weights its A, 16 columns
+-- of W a tile, so no mma spends half its rows on absent rows of x.
 local C = import("_q4common")
 
 local function ceil_div(a, b) return (a + b - 1) // b end
@@ -38,6 +44,7 @@ local T = {
     { "PIPE",    { 0, 1 } },       -- 1: load round r + 1 while computing round r
     { "ORDER",   { 0, 1 } },       -- a warp's units in a round: 0 WARPS_K apart, 1 consecutive
     { "XG",      { 0, 1 } },       -- act-order x into shared memory: 0 gathered from global, 1 from rows copied in
+    { "XT",      { 0, 1 } },       -- per-channel q4s, M <= 8: 1 puts x in the mma's B (8 rows) and W in its A
   },
 }
 
@@ -67,8 +74,10 @@ end
 -- x over each column's kept rows), and the epilogue applies
 -- s * (sum - z * sum of x) once per column (see source).
 local function factored(s) return s.group_size >= s.k end
+-- Rows of x a block takes: 16 per m tile, 8 with x as the mma's B (XT).
+local function tile_m(p) return p.XT == 1 and 8 or 16 * p.M_TILES end
 -- The partial sums of the block's warps along K, [WARPS_K][TILE_M][TILE_N] fp32.
-local function red_smem(p) return p.WARPS_K * 16 * p.M_TILES * 32 * p.CW * p.WARPS_N * 4 end
+local function red_smem(p) return p.WARPS_K * tile_m(p) * 32 * p.CW * p.WARPS_N * 4 end
 local function sx_smem(p, s) return factored(s) and s.format == "q4" and p.WARPS_K * 16 * p.M_TILES * 4 or 0 end
 
 -- Act-order weights: the block's rows of x, gathered once through perm into
@@ -99,15 +108,15 @@ local function sparse_smem(p, s)
 end
 
 function T.meta(p, s)
-  local tile_m, tile_n = 16 * p.M_TILES, 32 * p.CW * p.WARPS_N
+  local tile_n = 32 * p.CW * p.WARPS_N
   return {
     threads = 32 * p.WARPS_N * p.WARPS_K,
     smem = red_smem(p) + sx_smem(p, s) + x_smem(p, s) + sparse_smem(p, s),
     smem_row = p.XG == 1 and xg_row(p, s) or 0,
-    tile_m = tile_m, tile_n = tile_n, split_k = p.SPLIT_K,
+    tile_m = tile_m(p), tile_n = tile_n, split_k = p.SPLIT_K,
     -- more m tiles only pay off once M fills them
     m_min = p.M_TILES == 1 and 1 or 8 * p.M_TILES + 1,
-    m_max = p.XG == 1 and xg_rows(p, s) or 32 * p.M_TILES,
+    m_max = p.XG == 1 and xg_rows(p, s) or p.XT == 1 and 8 or 32 * p.M_TILES,
   }
 end
 
@@ -117,6 +126,9 @@ local function valid(p, s)
   if s.arch < 80 then return false, "mma.sync.m16n8k16 needs sm_80" end
   if s.n % 4 ~= 0 or s.k % 32 ~= 0 then return false, "needs N % 4 == 0 and K % 32 == 0" end
   if s.format == "q4s" and s.act_order then return false, "sparse weights have no act-order" end
+  if p.XT == 1 and (s.format ~= "q4s" or not factored(s) or p.M_TILES ~= 1) then
+    return false, "XT=1: per-channel q4s, one m tile"
+  end
   local m = T.meta(p, s)
   if red_smem(p) > 64 * 1024 then return false, "reduction buffer over 64 KB" end
   if m.smem + m.smem_row * math.min(m.tile_m, m.m_max) > C.smem_max(s.arch) then
@@ -125,7 +137,7 @@ local function valid(p, s)
   -- registers for loads in flight (16-byte loads per unit: weights plus
   -- x rows; for q4s three words per block and four pieces of x per row),
   -- twice with PIPE
-  local xr = p.M_TILES == 1 and 2 or 1
+  local xr = (p.M_TILES == 1 and p.XT == 0) and 2 or 1
   local per_unit = s.format == "q4s" and p.CW * 3 + xr * 4 or p.CW + xr
   if p.UNROLL * per_unit * (1 + p.PIPE) > 24 then
     return false, "too many loads in flight for the registers"
@@ -179,7 +191,7 @@ function T.default(s, m)
   -- and M <= 8, whole rows of x in shared memory, gathered in the loop
   local order, xg = group_units(s) >= 2 and 1 or 0, (s.act_order and m <= 8) and 1 or 0
   local p = { WARPS_N = 1, CW = 1, WARPS_K = 8, M_TILES = m <= 16 and 1 or m <= 32 and 2 or 4, UNROLL = unroll,
-              PIPE = 0, ORDER = order, XG = xg }
+              PIPE = 0, ORDER = order, XG = xg, XT = 0 }
   local col_tiles = ceil_div(s.n, 32)
   for _, split in ipairs({ 1, 2, 4, 8 }) do
     p.SPLIT_K = split
@@ -198,7 +210,7 @@ function T.default(s, m)
       for _, split in ipairs(m_tiles <= p.M_TILES and { 1, 2, 4, 8 } or {}) do
         for _, warps_k in ipairs({ 8, 4, 2 }) do
           local q = { WARPS_N = 1, CW = 1, WARPS_K = warps_k, M_TILES = m_tiles, UNROLL = unroll, PIPE = 0,
-                      SPLIT_K = split, ORDER = order, XG = m_tiles == 1 and x_gather or 0 }
+                      SPLIT_K = split, ORDER = order, XG = m_tiles == 1 and x_gather or 0, XT = 0 }
           if T.check(q, s) and holds(q) then return q end
         end
       end
@@ -218,7 +230,7 @@ T.source = [==[
 {{ render(C.sparse) }}
 //$ end
 constexpr int WARPS_N = {{WARPS_N}}, WARPS_K = {{WARPS_K}}, CW = {{CW}};
-constexpr int M_TILES = {{M_TILES}}, UNROLL = {{UNROLL}}, PIPE = {{PIPE}}, ORDER = {{ORDER}};
+constexpr int M_TILES = {{M_TILES}}, UNROLL = {{UNROLL}}, PIPE = {{PIPE}}, ORDER = {{ORDER}}, XT = {{XT}};
 constexpr int KB = K / 32;  // 32-row blocks of K
 // The loop runs over units of BPU blocks. q4: one block, whose four word
 // rows the four lanes of a column group share out. q4s: four blocks, lane
@@ -375,7 +387,20 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
       for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
 
   half2 s[CW][4], nzs[CW][4];
-//$ if FACTORED == 1 and SPARSE == 1 then
+//$ if XT == 1 then
+  // XT = 1: x is the mma's B (its 8 columns are rows of x) and the weights
+  // its A (16 rows: columns 4g + 2i and 4g + 2i + 1 of a strip for tile
+  // i), so one mma covers twice the weights of one with x as A, of which
+  // M <= 8 would leave half the rows empty. Per strip and tile, the sums of
+  // bare codes and of keep flags times x, as with XT = 0 below.
+  float tacc[CW][2][4], tkeep[CW][2][4];
+#pragma unroll
+  for (int c = 0; c < CW; ++c)
+#pragma unroll
+    for (int i = 0; i < 2; ++i)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) tacc[c][i][e] = tkeep[c][i][e] = 0.f;
+//$ elseif FACTORED == 1 and SPARSE == 1 then
   // per-channel q4s: bare codes (pruned rows 0) and, through a second mma,
   // the sum of x over each column's kept rows, in the same layout
   float kacc[M_TILES][4 * CW][4];
@@ -400,7 +425,7 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
   // the first m tile's x rows of a round are loaded before any use (with
   // PIPE, a round ahead), so their latencies overlap.
   constexpr int STEP = WARPS_K * UNROLL;
-  constexpr int XR = M_TILES == 1 ? 2 : 1;  // x rows fetched ahead: g (and g + 8 with one m tile)
+  constexpr int XR = M_TILES == 1 && !XT ? 2 : 1;  // x rows fetched ahead: g (and g + 8 with one m tile)
   // group scales fetched per round: one per group the round touches
   constexpr int GR = GROUP == K ? 1 : GROUP_ALIGNED ? (UNROLL + GROUP_UNITS - 1) / GROUP_UNITS : UNROLL;
   // 16-byte words per column group and unit: the codes of rows 8t .. 8t+7
@@ -529,6 +554,39 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
     for (int u = 0; u < UNROLL; ++u) {
       if (un0 + u * USTRIDE >= u_end) break;
       const int kb = block_of(un0 + u * USTRIDE);
+//$ if XT == 1 then
+#pragma unroll
+      for (int q = 0; q < CHUNKS; ++q) {
+        // B fragments: x[g][k .. k + 7] of this thread's chunk as the pairs
+        // (i, i + 4) of q4s_expand_bare's order, two for each mma
+        const uint4 xa = X_AHEAD ? xg[u][0][q] : m0 + g < M && kb < kb_end ? x8(m0 + g, k_of(kb, q)) : make_uint4(0, 0, 0, 0);
+        const u32 bx[4] = {__byte_perm(xa.x, xa.z, 0x5410), __byte_perm(xa.x, xa.z, 0x7632),
+                           __byte_perm(xa.y, xa.w, 0x5410), __byte_perm(xa.y, xa.w, 0x7632)};
+#pragma unroll
+        for (int c = 0; c < CW; ++c) {
+          const u32 mw[4] = {w[u][c][0].x, w[u][c][0].y, w[u][c][0].z, w[u][c][0].w};
+          const u32 c0[4] = {w[u][c][1].x, w[u][c][1].y, w[u][c][1].z, w[u][c][1].w};
+          const u32 c1[4] = {w[u][c][2].x, w[u][c][2].y, w[u][c][2].z, w[u][c][2].w};
+#pragma unroll
+          for (int i = 0; i < 2; ++i) {
+            // columns 2i (A rows g) and 2i + 1 (A rows g + 8) of this thread's four
+            u32 b[2][4], keep[2][4];
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+              if (q == 0) bad[c][2 * i + h] |= __popc(mw[2 * i + h]) ^ 16u;
+              q4s_expand_bare(mw[2 * i + h], c0[2 * i + h], c1[2 * i + h], q, table, b[h], keep[h]);
+            }
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+              const u32 aw[4] = {b[0][2 * h], b[1][2 * h], b[0][2 * h + 1], b[1][2 * h + 1]};
+              const u32 ak[4] = {keep[0][2 * h], keep[1][2 * h], keep[0][2 * h + 1], keep[1][2 * h + 1]};
+              mma16816(tacc[c][i], aw, bx[2 * h], bx[2 * h + 1]);
+              mma16816(tkeep[c][i], ak, bx[2 * h], bx[2 * h + 1]);
+            }
+          }
+        }
+      }
+//$ else
 #pragma unroll
       for (int q = 0; q < CHUNKS; ++q) {
         // A fragments of every m tile: rows g and g + 8, x[k .. k + 7] of
@@ -610,6 +668,7 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
         }
 //$ end
       }
+//$ end
     }
 //$ if PIPE == 1 then
 #pragma unroll
@@ -632,6 +691,20 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
 //$ end
   }
 
+//$ if XT == 1 then
+  // Element e of tile i is row 2t + e % 2 of x, column 4g + 2i + e / 2 of
+  // the strip: codes less the column's zero over its kept rows.
+#pragma unroll
+  for (int c = 0; c < CW; ++c)
+#pragma unroll
+    for (int i = 0; i < 2; ++i)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int cc = wn * 32 * CW + 32 * c + 4 * g + 2 * i + (e >> 1);
+        const float z = col_ok[c] ? __half2float(q4_zero(zeros, 0, col[c] + 2 * i + (e >> 1))) : 0.f;
+        red[(wk * TILE_M + 2 * t + (e & 1)) * TILE_N + cc] = tacc[c][i][e] - z * tkeep[c][i][e];
+      }
+//$ else
   // Accumulator element e of column tile j is row g + 8(e / 2), column
   // 4(2t + e % 2) + j % 4 of strip j / 4: undo the column interleave here.
 //$ if FACTORED == 1 and SPARSE == 1 then
@@ -664,6 +737,7 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
         const int c = wn * 32 * CW + 32 * (j / 4) + 4 * (2 * t + (e & 1)) + j % 4;
         red[(wk * TILE_M + r) * TILE_N + c] = acc[mt][j][e];
       }
+//$ end
 //$ if FACTORED == 1 and SPARSE == 0 then
   // every column of xsum holds the row's sum of x; warps side by side along
   // N summed the same x, so one of them writes it

@@ -427,17 +427,19 @@ static void test_real_templates(void) {
   q4gen_close(g);
 }
 
-/* q4_decode's ORDER and XG exist only where they change something:
+/* q4_decode's ORDER, XG and XT exist only where they change something:
 ** consecutive units for groups spanning several units, rows of x in shared
-** memory for act-order weights (and then for M <= 8). */
+** memory for act-order weights (and then for M <= 8), x as the mma's B for
+** per-channel q4s (blocks of 8 rows, M <= 8). */
 static void test_decode_space(void) {
   q4gen *g = open_real_templates();
   if (!g) return;
   const q4_shape shapes[] = {{Q4_FORMAT_Q4, 22016, 4096, 4096, 0}, {Q4_FORMAT_Q4, 22016, 4096, 32, 0},
-                             {Q4_FORMAT_Q4, 22016, 4096, 128, 0}, {Q4_FORMAT_Q4, 22016, 4096, 128, Q4_SHAPE_ACT_ORDER}};
-  for (int i = 0; i < 4; i++) {
+                             {Q4_FORMAT_Q4, 22016, 4096, 128, 0}, {Q4_FORMAT_Q4, 22016, 4096, 128, Q4_SHAPE_ACT_ORDER},
+                             {Q4_FORMAT_Q4S, 22016, 4096, 4096, 0}, {Q4_FORMAT_Q4S, 22016, 4096, 128, 0}};
+  for (int i = 0; i < 6; i++) {
     q4_variant *list = NULL;
-    int n = 0, order = 0, xg = 0, xg_ok = 0;
+    int n = 0, order = 0, xg = 0, xg_ok = 0, xt = 0, xt_ok = 0;
     CHECK_OK(q4gen_enumerate(g, "q4_decode", &shapes[i], 90, &list, &n));
     for (int j = 0; j < n; j++) {
       order += strstr(list[j].params, "ORDER=1") != NULL;
@@ -449,9 +451,15 @@ static void test_decode_space(void) {
       } else {
         CHECK(list[j].smem_row == 0);
       }
+      if (strstr(list[j].params, "XT=1")) {
+        xt++;
+        xt_ok += list[j].tile_m == 8 && list[j].m_max == 8 && strstr(list[j].params, "M_TILES=1") != NULL;
+      }
     }
-    CHECK_MSG((order > 0) == (i >= 2), "shape %d: %d of %d variants with ORDER=1", i, order, n);
+    /* (q4s lanes take whole 128-row units: groups of 128 span one) */
+    CHECK_MSG((order > 0) == (i == 2 || i == 3), "shape %d: %d of %d variants with ORDER=1", i, order, n);
     CHECK_MSG((xg > 0) == (i == 3) && xg_ok == xg, "shape %d: %d variants with XG=1, %d as expected", i, xg, xg_ok);
+    CHECK_MSG((xt > 0) == (i == 4) && xt_ok == xt, "shape %d: %d variants with XT=1, %d as expected", i, xt, xt_ok);
     q4gen_free_list(list, n);
   }
   q4_variant v;
