@@ -76,9 +76,15 @@ end
 local function factored(s) return s.group_size >= s.k end
 -- Rows of x a block takes: 16 per m tile, 8 with x as the mma's B (XT).
 local function tile_m(p) return p.XT == 1 and 8 or 16 * p.M_TILES end
+-- XT = 1 takes every shape but grouped q4s (whose expansion dequantizes
+-- for the other operand order only); where it does, it is the kernel for
+-- M <= 8 (it was faster for every shape measured), and XT = 0 for M > 8.
+local function xt_shape(s) return s.format == "q4" or s.group_size >= s.k end
 -- The partial sums of the block's warps along K, [WARPS_K][TILE_M][TILE_N] fp32.
 local function red_smem(p) return p.WARPS_K * tile_m(p) * 32 * p.CW * p.WARPS_N * 4 end
-local function sx_smem(p, s) return factored(s) and s.format == "q4" and p.WARPS_K * 16 * p.M_TILES * 4 or 0 end
+local function sx_smem(p, s)
+  return (factored(s) and s.format == "q4" and p.XT == 0) and p.WARPS_K * 16 * p.M_TILES * 4 or 0
+end
 
 -- Act-order weights: the block's rows of x, gathered once through perm into
 -- shared memory ([TILE_M][rows of a split] fp16), so the loop reads them as
@@ -86,7 +92,7 @@ local function sx_smem(p, s) return factored(s) and s.format == "q4" and p.WARPS
 local function x_smem(p, s)
   if not s.act_order then return 0 end
   if p.XG == 1 then return u_split(p, s) * 32 * 4 end  -- the perm slice; the rows: smem_row
-  return 16 * p.M_TILES * u_split(p, s) * 32 * 2
+  return tile_m(p) * u_split(p, s) * 32 * 2
 end
 
 -- XG = 1: shared memory per row of x (gathered and whole), and the rows an
@@ -115,7 +121,7 @@ function T.meta(p, s)
     smem_row = p.XG == 1 and xg_row(p, s) or 0,
     tile_m = tile_m(p), tile_n = tile_n, split_k = p.SPLIT_K,
     -- more m tiles only pay off once M fills them
-    m_min = p.M_TILES == 1 and 1 or 8 * p.M_TILES + 1,
+    m_min = p.M_TILES > 1 and 8 * p.M_TILES + 1 or (p.XT == 0 and xt_shape(s)) and 9 or 1,
     m_max = p.XG == 1 and xg_rows(p, s) or p.XT == 1 and 8 or 32 * p.M_TILES,
   }
 end
@@ -126,9 +132,7 @@ local function valid(p, s)
   if s.arch < 80 then return false, "mma.sync.m16n8k16 needs sm_80" end
   if s.n % 4 ~= 0 or s.k % 32 ~= 0 then return false, "needs N % 4 == 0 and K % 32 == 0" end
   if s.format == "q4s" and s.act_order then return false, "sparse weights have no act-order" end
-  if p.XT == 1 and (s.format ~= "q4s" or not factored(s) or p.M_TILES ~= 1) then
-    return false, "XT=1: per-channel q4s, one m tile"
-  end
+  if p.XT == 1 and (not xt_shape(s) or p.M_TILES ~= 1) then return false, "XT=1: one m tile, not grouped q4s" end
   local m = T.meta(p, s)
   if red_smem(p) > 64 * 1024 then return false, "reduction buffer over 64 KB" end
   if m.smem + m.smem_row * math.min(m.tile_m, m.m_max) > C.smem_max(s.arch) then
@@ -164,6 +168,10 @@ function T.check(p, s)
   if p.XG == 1 and not s.act_order then return false, "XG=1: no act-order x to gather" end
   if p.XG == 1 and p.M_TILES ~= 1 then return false, "XG=1: one m tile (M <= 8)" end
   local m = T.meta(p, s)
+  -- (XG = 1 holds at most 8 rows, where XT = 1 takes over)
+  if m.m_min > m.m_max then return false, "no M left for it" end
+  -- dense XT = 1: the winners measured had one warp along N, by 3 to 10 %
+  if p.XT == 1 and s.format == "q4" and p.WARPS_N > 1 then return false, "XT=1: one warp along N (dense)" end
   local kb = s.k // 32
   if units(s) < p.SPLIT_K * p.WARPS_K and (p.SPLIT_K > 1 or p.WARPS_K > 2) then
     return false, "fewer units of K than warps along K"
@@ -190,8 +198,10 @@ function T.default(s, m)
   -- consecutive units where groups span several; for act-order weights
   -- and M <= 8, whole rows of x in shared memory, gathered in the loop
   local order, xg = group_units(s) >= 2 and 1 or 0, (s.act_order and m <= 8) and 1 or 0
+  -- x as the mma's B for M <= 8 (see xt_shape)
+  local xt = (m <= 8 and xt_shape(s)) and 1 or 0
   local p = { WARPS_N = 1, CW = 1, WARPS_K = 8, M_TILES = m <= 16 and 1 or m <= 32 and 2 or 4, UNROLL = unroll,
-              PIPE = 0, ORDER = order, XG = xg, XT = 0 }
+              PIPE = 0, ORDER = order, XG = xg, XT = xt }
   local col_tiles = ceil_div(s.n, 32)
   for _, split in ipairs({ 1, 2, 4, 8 }) do
     p.SPLIT_K = split
@@ -210,7 +220,8 @@ function T.default(s, m)
       for _, split in ipairs(m_tiles <= p.M_TILES and { 1, 2, 4, 8 } or {}) do
         for _, warps_k in ipairs({ 8, 4, 2 }) do
           local q = { WARPS_N = 1, CW = 1, WARPS_K = warps_k, M_TILES = m_tiles, UNROLL = unroll, PIPE = 0,
-                      SPLIT_K = split, ORDER = order, XG = m_tiles == 1 and x_gather or 0, XT = 0 }
+                      SPLIT_K = split, ORDER = order, XG = m_tiles == 1 and x_gather or 0,
+                      XT = m_tiles == 1 and xt or 0 }
           if T.check(q, s) and holds(q) then return q end
         end
       end
@@ -350,7 +361,7 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
   const int u_begin = blockIdx.z * U_SPLIT, u_end = min(UNITS, u_begin + U_SPLIT);
   // after the partial sums: per-channel weights' sums of x ([WARPS_K][TILE_M]),
   // then the q4s table or act-order x
-  constexpr int SX_WORDS = {{(FACTORED == 1 and SPARSE == 0) and "WARPS_K * TILE_M" or "0"}};
+  constexpr int SX_WORDS = {{(FACTORED == 1 and SPARSE == 0 and XT == 0) and "WARPS_K * TILE_M" or "0"}};
   float *const xsum_s = red + WARPS_K * TILE_M * TILE_N, *const extra = xsum_s + SX_WORDS;
 //$ if SPARSE == 1 then
   u32 *table = reinterpret_cast<u32 *>(extra);  // expansion selectors
@@ -391,9 +402,11 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
   // XT = 1: x is the mma's B (its 8 columns are rows of x) and the weights
   // its A (16 rows: columns 4g + 2i and 4g + 2i + 1 of a strip for tile
   // i), so one mma covers twice the weights of one with x as A, of which
-  // M <= 8 would leave half the rows empty. Per strip and tile, the sums of
-  // bare codes and of keep flags times x, as with XT = 0 below.
-  float tacc[CW][2][4], tkeep[CW][2][4];
+  // M <= 8 would leave half the rows empty. Per strip and tile the sums
+  // below, as with XT = 0; per-channel weights' sums of x (dense) or of x
+  // over the kept rows (q4s) in the units of the bare codes.
+  float tacc[CW][2][4], tkeep[CW][2][4], txsum[4] = {};  // (tkeep: q4s; txsum: dense per channel)
+  constexpr u32 BARE_ONES = 0x00010001u;                  // (2^-24, 2^-24), as bare as the codes
 #pragma unroll
   for (int c = 0; c < CW; ++c)
 #pragma unroll
@@ -544,6 +557,36 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
     __syncthreads();
   }
 //$ end
+  // Column j of strip c over the rows of chunk q of unit u, as the mma's
+  // operand: b the weights (bare codes for per-channel weights, else
+  // dequantized, pruned rows 0), keep the keep flags of per-channel q4s.
+  auto column_b = [&](int u, int c, int j, int q, u32 (&b)[4], u32 (&keep)[4]) {
+//$ if SPARSE == 1 then
+    const u32 mw[4] = {w[u][c][0].x, w[u][c][0].y, w[u][c][0].z, w[u][c][0].w};
+    const u32 c0[4] = {w[u][c][1].x, w[u][c][1].y, w[u][c][1].z, w[u][c][1].w};
+    const u32 c1[4] = {w[u][c][2].x, w[u][c][2].y, w[u][c][2].z, w[u][c][2].w};
+    if (q == 0) bad[c][j] |= __popc(mw[j]) ^ 16u;
+//$ if FACTORED == 1 then
+    q4s_expand_bare(mw[j], c0[j], c1[j], q, table, b, keep);
+//$ else
+    half2 v[4];
+    u32 pruned[4];
+    q4s_expand(mw[j], c0[j], c1[j], q, table, v, pruned);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) b[i] = h2_bits(q4_scale(v[i], s[c][j], nzs[c][j])) & ~pruned[i];
+//$ end
+//$ else
+    const u32 words[4] = {w[u][c][0].x, w[u][c][0].y, w[u][c][0].z, w[u][c][0].w};
+//$ if FACTORED == 1 then
+    q4_unpack_raw(words[j], b);
+//$ else
+    half2 v[4];
+    q4_unpack(words[j], v);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) b[i] = h2_bits(q4_scale(v[i], s[c][j], nzs[c][j]));
+//$ end
+//$ end
+  };
   for (int un0 = u_begin + wk * WSTART; un0 < u_end; un0 += STEP) {
 //$ if PIPE == 1 then
     uint4 w_next[UNROLL][CW][WORDS], x_next[UNROLL][XR][CHUNKS];
@@ -558,33 +601,38 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
 #pragma unroll
       for (int q = 0; q < CHUNKS; ++q) {
         // B fragments: x[g][k .. k + 7] of this thread's chunk as the pairs
-        // (i, i + 4) of q4s_expand_bare's order, two for each mma
+        // (i, i + 4) of the weights' order, two for each mma
         const uint4 xa = X_AHEAD ? xg[u][0][q] : m0 + g < M && kb < kb_end ? x8(m0 + g, k_of(kb, q)) : make_uint4(0, 0, 0, 0);
         const u32 bx[4] = {__byte_perm(xa.x, xa.z, 0x5410), __byte_perm(xa.x, xa.z, 0x7632),
                            __byte_perm(xa.y, xa.w, 0x5410), __byte_perm(xa.y, xa.w, 0x7632)};
 #pragma unroll
         for (int c = 0; c < CW; ++c) {
-          const u32 mw[4] = {w[u][c][0].x, w[u][c][0].y, w[u][c][0].z, w[u][c][0].w};
-          const u32 c0[4] = {w[u][c][1].x, w[u][c][1].y, w[u][c][1].z, w[u][c][1].w};
-          const u32 c1[4] = {w[u][c][2].x, w[u][c][2].y, w[u][c][2].z, w[u][c][2].w};
+//$ if GROUP_SIZE < K then
+          if (q == 0 && group_starts(u)) expand_group(gr[group_slot(u)][c], s[c], nzs[c]);
+//$ end
 #pragma unroll
           for (int i = 0; i < 2; ++i) {
             // columns 2i (A rows g) and 2i + 1 (A rows g + 8) of this thread's four
             u32 b[2][4], keep[2][4];
-#pragma unroll
-            for (int h = 0; h < 2; ++h) {
-              if (q == 0) bad[c][2 * i + h] |= __popc(mw[2 * i + h]) ^ 16u;
-              q4s_expand_bare(mw[2 * i + h], c0[2 * i + h], c1[2 * i + h], q, table, b[h], keep[h]);
-            }
+            column_b(u, c, 2 * i, q, b[0], keep[0]);
+            column_b(u, c, 2 * i + 1, q, b[1], keep[1]);
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
               const u32 aw[4] = {b[0][2 * h], b[1][2 * h], b[0][2 * h + 1], b[1][2 * h + 1]};
-              const u32 ak[4] = {keep[0][2 * h], keep[1][2 * h], keep[0][2 * h + 1], keep[1][2 * h + 1]};
               mma16816(tacc[c][i], aw, bx[2 * h], bx[2 * h + 1]);
+//$ if SPARSE == 1 and FACTORED == 1 then
+              const u32 ak[4] = {keep[0][2 * h], keep[1][2 * h], keep[0][2 * h + 1], keep[1][2 * h + 1]};
               mma16816(tkeep[c][i], ak, bx[2 * h], bx[2 * h + 1]);
+//$ end
             }
           }
         }
+//$ if SPARSE == 0 and FACTORED == 1 then
+        // and the sums of x, through an A of bare ones (in the codes' units)
+        const u32 ones[4] = {BARE_ONES, BARE_ONES, BARE_ONES, BARE_ONES};
+        mma16816(txsum, ones, bx[0], bx[1]);
+        mma16816(txsum, ones, bx[2], bx[3]);
+//$ end
       }
 //$ else
 #pragma unroll
@@ -617,46 +665,18 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
 //$ if GROUP_SIZE < K then
           if (q == 0 && group_starts(u)) expand_group(gr[group_slot(u)][c], s[c], nzs[c]);
 //$ end
-//$ if SPARSE == 1 then
-          const u32 mw[4] = {w[u][c][0].x, w[u][c][0].y, w[u][c][0].z, w[u][c][0].w};
-          const u32 c0[4] = {w[u][c][1].x, w[u][c][1].y, w[u][c][1].z, w[u][c][1].w};
-          const u32 c1[4] = {w[u][c][2].x, w[u][c][2].y, w[u][c][2].z, w[u][c][2].w};
-//$ else
-          const u32 words[4] = {w[u][c][0].x, w[u][c][0].y, w[u][c][0].z, w[u][c][0].w};
-//$ end
 #pragma unroll
           for (int j = 0; j < 4; ++j) {
-            half2 v[4];
-            u32 b[4];
-//$ if SPARSE == 1 then
-            if (q == 0) bad[c][j] |= __popc(mw[j]) ^ 16u;
-//$ if FACTORED == 1 then
-            u32 keep[4];
-            q4s_expand_bare(mw[j], c0[j], c1[j], q, table, b, keep);
-#pragma unroll
-            for (int mt = 0; mt < M_TILES; ++mt) {
-              mma16816(kacc[mt][4 * c + j], a[mt][0], keep[0], keep[1]);
-              mma16816(kacc[mt][4 * c + j], a[mt][1], keep[2], keep[3]);
-            }
-//$ else
-            u32 pruned[4];
-            q4s_expand(mw[j], c0[j], c1[j], q, table, v, pruned);
-#pragma unroll
-            for (int i = 0; i < 4; ++i) b[i] = h2_bits(q4_scale(v[i], s[c][j], nzs[c][j])) & ~pruned[i];
-//$ end
-//$ else
-//$ if FACTORED == 1 then
-            q4_unpack_raw(words[j], b);
-//$ else
-            q4_unpack(words[j], v);
-#pragma unroll
-            for (int i = 0; i < 4; ++i) b[i] = h2_bits(q4_scale(v[i], s[c][j], nzs[c][j]));
-//$ end
-//$ end
+            u32 b[4], keep[4];
+            column_b(u, c, j, q, b, keep);
 #pragma unroll
             for (int mt = 0; mt < M_TILES; ++mt) {
               mma16816(acc[mt][4 * c + j], a[mt][0], b[0], b[1]);
               mma16816(acc[mt][4 * c + j], a[mt][1], b[2], b[3]);
+//$ if SPARSE == 1 and FACTORED == 1 then
+              mma16816(kacc[mt][4 * c + j], a[mt][0], keep[0], keep[1]);
+              mma16816(kacc[mt][4 * c + j], a[mt][1], keep[2], keep[3]);
+//$ end
             }
           }
         }
@@ -693,7 +713,8 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
 
 //$ if XT == 1 then
   // Element e of tile i is row 2t + e % 2 of x, column 4g + 2i + e / 2 of
-  // the strip: codes less the column's zero over its kept rows.
+  // the strip; per-channel weights take their zero here, times the sum of
+  // x (over the kept rows for q4s), and their scale in the epilogue.
 #pragma unroll
   for (int c = 0; c < CW; ++c)
 #pragma unroll
@@ -701,8 +722,13 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int cc = wn * 32 * CW + 32 * c + 4 * g + 2 * i + (e >> 1);
+//$ if FACTORED == 1 then
         const float z = col_ok[c] ? __half2float(q4_zero(zeros, 0, col[c] + 2 * i + (e >> 1))) : 0.f;
-        red[(wk * TILE_M + 2 * t + (e & 1)) * TILE_N + cc] = tacc[c][i][e] - z * tkeep[c][i][e];
+        red[(wk * TILE_M + 2 * t + (e & 1)) * TILE_N + cc] =
+            tacc[c][i][e] - z * {{SPARSE == 1 and "tkeep[c][i][e]" or "txsum[e]"}};
+//$ else
+        red[(wk * TILE_M + 2 * t + (e & 1)) * TILE_N + cc] = tacc[c][i][e];
+//$ end
       }
 //$ else
   // Accumulator element e of column tile j is row g + 8(e / 2), column
@@ -738,7 +764,7 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
         red[(wk * TILE_M + r) * TILE_N + c] = acc[mt][j][e];
       }
 //$ end
-//$ if FACTORED == 1 and SPARSE == 0 then
+//$ if FACTORED == 1 and SPARSE == 0 and XT == 0 then
   // every column of xsum holds the row's sum of x; warps side by side along
   // N summed the same x, so one of them writes it
 #pragma unroll
@@ -765,8 +791,8 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
 //$ if SPARSE == 1 then
     if (bad_col[c]) sum = __int_as_float(0x7fffffff);
 //$ end
-//$ if FACTORED == 1 and SPARSE == 1 then
-    // sum is 2^-24 * (q - z) . x over the kept rows (bare codes, see above)
+//$ if FACTORED == 1 and (SPARSE == 1 or XT == 1) then
+    // sum is 2^-24 * (q - z) . x (over the kept rows for q4s; see above)
     sum = __half2float(scales[blockIdx.x * TILE_N + c]) * (sum * 16777216.f);
 //$ elseif FACTORED == 1 then
     // sum is 2^-24 * sum of x * q (bare codes), sx the sum of x: scale and

@@ -430,7 +430,8 @@ static void test_real_templates(void) {
 /* q4_decode's ORDER, XG and XT exist only where they change something:
 ** consecutive units for groups spanning several units, rows of x in shared
 ** memory for act-order weights (and then for M <= 8), x as the mma's B for
-** per-channel q4s (blocks of 8 rows, M <= 8). */
+** M <= 8 (blocks of 8 rows; not for grouped q4s), where the variants with x
+** as the mma's A take M > 8 only. */
 static void test_decode_space(void) {
   q4gen *g = open_real_templates();
   if (!g) return;
@@ -447,28 +448,38 @@ static void test_decode_space(void) {
         xg++;
         /* per row: the row whole (2 K bytes) and its gathered slice (at least 32 rows of K) */
         xg_ok += list[j].smem_row >= 2 * (4096 + 32) && list[j].smem_row <= 2 * (4096 + 4096 + 256) &&
-                 list[j].m_max >= 1 && list[j].m_max <= 8 && list[j].tile_m == 16;
+                 list[j].m_max >= 1 && list[j].m_max <= 8 && list[j].tile_m == 8 &&
+                 strstr(list[j].params, "XT=1") != NULL;
       } else {
         CHECK(list[j].smem_row == 0);
       }
       if (strstr(list[j].params, "XT=1")) {
         xt++;
-        xt_ok += list[j].tile_m == 8 && list[j].m_max == 8 && strstr(list[j].params, "M_TILES=1") != NULL;
+        xt_ok += list[j].tile_m == 8 && list[j].m_min == 1 && list[j].m_max <= 8 &&
+                 strstr(list[j].params, "M_TILES=1") != NULL;
+      } else if (i != 5) {
+        CHECK(list[j].m_min >= 9);
       }
     }
     /* (q4s lanes take whole 128-row units: groups of 128 span one) */
     CHECK_MSG((order > 0) == (i == 2 || i == 3), "shape %d: %d of %d variants with ORDER=1", i, order, n);
     CHECK_MSG((xg > 0) == (i == 3) && xg_ok == xg, "shape %d: %d variants with XG=1, %d as expected", i, xg, xg_ok);
-    CHECK_MSG((xt > 0) == (i == 4) && xt_ok == xt, "shape %d: %d variants with XT=1, %d as expected", i, xt, xt_ok);
+    CHECK_MSG((xt > 0) == (i != 5) && xt_ok == xt, "shape %d: %d variants with XT=1, %d as expected", i, xt, xt_ok);
     q4gen_free_list(list, n);
   }
   q4_variant v;
   CHECK_OK(q4gen_default(g, &shapes[3], 90, 1, &v));
-  CHECK_MSG(strstr(v.params, "XG=1") && strstr(v.params, "ORDER=1"), "act-order M=1 default: %s", v.params);
+  CHECK_MSG(strstr(v.params, "XG=1") && strstr(v.params, "ORDER=1") && strstr(v.params, "XT=1"),
+            "act-order M=1 default: %s", v.params);
   q4_variant_free(&v);
   CHECK_OK(q4gen_default(g, &shapes[3], 90, 16, &v));
-  CHECK_MSG(strstr(v.params, "XG=0") != NULL, "act-order M=16 default: %s", v.params);
+  CHECK_MSG(strstr(v.params, "XG=0") && strstr(v.params, "XT=0"), "act-order M=16 default: %s", v.params);
   q4_variant_free(&v);
+  for (int i = 0; i < 6; i++) {
+    CHECK_OK(q4gen_default(g, &shapes[i], 90, 8, &v));
+    CHECK_MSG((strstr(v.params, "XT=1") != NULL) == (i != 5), "shape %d M=8 default: %s", i, v.params);
+    q4_variant_free(&v);
+  }
   q4gen_close(g);
 }
 
