@@ -521,10 +521,24 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
       }
     }
     __syncthreads();
-#pragma unroll 4
-    for (int i = threadIdx.x; i < rows * XK; i += THREADS) {
-      const int r = i / XK, k = i - r * XK;
-      xs[i] = k < kn ? xw[r * K + perm_s[k]] : __ushort_as_half(0);
+    // Eight consecutive k a thread: their perm entries read once for all
+    // rows, each row's eight values written as one 16-byte store.
+    const unsigned short *xu = reinterpret_cast<const unsigned short *>(xw);
+#pragma unroll 2
+    for (int k = 8 * threadIdx.x; k < XK; k += 8 * THREADS) {
+      int p[8] = {};
+      if (k < kn) {
+        const int4 p0 = *reinterpret_cast<const int4 *>(&perm_s[k]), p1 = *reinterpret_cast<const int4 *>(&perm_s[k + 4]);
+        p[0] = p0.x, p[1] = p0.y, p[2] = p0.z, p[3] = p0.w, p[4] = p1.x, p[5] = p1.y, p[6] = p1.z, p[7] = p1.w;
+      }
+      for (int r = 0; r < rows; ++r) {
+        u32 v[4] = {};
+        if (k < kn) {
+#pragma unroll
+          for (int j = 0; j < 4; ++j) v[j] = xu[r * K + p[2 * j]] | (u32)xu[r * K + p[2 * j + 1]] << 16;
+        }
+        *reinterpret_cast<uint4 *>(&xs[r * XK + k]) = make_uint4(v[0], v[1], v[2], v[3]);
+      }
     }
     __syncthreads();
   }
