@@ -33,7 +33,8 @@ constexpr int N = {{N}};
 constexpr int K = {{K}};
 constexpr int GROUP = {{GROUP_SIZE}};     // rows sharing one scale and zero
 constexpr int GROUPS = K / GROUP;
-// Launch geometry (runtime/q4_launch.c launches grid (N/TILE_N, M/TILE_M, SPLIT_K)).
+// Launch geometry (q4_launch in runtime/q4_dispatch.c launches grid
+// (N/TILE_N, M/TILE_M, SPLIT_K)).
 constexpr int TILE_M = {{TILE_M}}, TILE_N = {{TILE_N}}, SPLIT_K = {{SPLIT_K}}, THREADS = {{THREADS}};
 
 // One 32-bit word holds eight 4-bit codes of one column (rows 8r .. 8r+7,

@@ -365,7 +365,7 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
   float *const xsum_s = red + WARPS_K * TILE_M * TILE_N, *const extra = xsum_s + SX_WORDS;
 //$ if SPARSE == 1 then
   u32 *table = reinterpret_cast<u32 *>(extra);  // expansion selectors
-  u32 *bad_col = table + Q4S_TABLE_WORDS;                                 // [TILE_N] broken masks seen
+  u32 *bad_col = table + Q4S_TABLE_WORDS;       // [TILE_N] broken masks seen
 //$ end
 //$ if ACT_ORDER == 1 then
   // x[m0 + r][perm[k]] for this block's K range, in the weights' row order,
@@ -397,7 +397,9 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
 #pragma unroll
       for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
 
-  half2 s[CW][4], nzs[CW][4];
+//$ if FACTORED == 0 then
+  half2 s[CW][4], nzs[CW][4];  // grouped: the current group's scale and -zero*scale, per column
+//$ end
 //$ if XT == 1 then
   // XT = 1: x is the mma's B (its 8 columns are rows of x) and the weights
   // its A (16 rows: columns 4g + 2i and 4g + 2i + 1 of a strip for tile
@@ -428,10 +430,6 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
   // with x beside them through an mma with a B of ones
   float xsum[M_TILES][4] = {};
   constexpr u32 ONES = 0x3c003c00u;  // (1.0, 1.0)
-//$ elseif GROUP_SIZE == K then
-#pragma unroll
-  for (int c = 0; c < CW; ++c)
-    if (col_ok[c]) expand_group(load_group(scales, zeros, 0, col[c]), s[c], nzs[c]);
 //$ end
 
   // Rounds of UNROLL units (STEP units a round for the block). Weights and
