@@ -76,8 +76,8 @@ end
 local function factored(s) return s.group_size >= s.k end
 -- Rows of x a block takes: 16 per m tile, 8 with x as the mma's B (XT).
 local function tile_m(p) return p.XT == 1 and 8 or 16 * p.M_TILES end
--- XT = 1 takes every shape but grouped q4s (whose expansion dequantizes
--- for the other operand order only); where it does, it is the kernel for
+-- XT = 1 takes every shape but grouped q4s (not measured with it yet:
+-- column_b would serve it unchanged); where it does, it is the kernel for
 -- M <= 8 (it was faster for every shape measured), and XT = 0 for M > 8.
 local function xt_shape(s) return s.format == "q4" or s.group_size >= s.k end
 -- The partial sums of the block's warps along K, [WARPS_K][TILE_M][TILE_N] fp32.
