@@ -23,9 +23,9 @@
 -- through a second mma whose B holds the keep flags. Grouped weights are
 -- dequantized in registers, (q - z) * s in fp16, before the mma.
 --
--- With XT = 1 (per-channel q4s, M <= 8) the roles turn round: x is the
--- mma's B, its 8 columns the rows of x, and the weights its A, 16 columns
--- of W a tile, so no mma spends half its rows on absent rows of x.
+-- With XT = 1 (M <= 8; every shape but grouped q4s) the roles turn round:
+-- x is the mma's B, its 8 columns the rows of x, and the weights its A, 16
+-- columns of W a tile, so no mma spends half its rows on absent rows of x.
 local C = import("_q4common")
 
 local function ceil_div(a, b) return (a + b - 1) // b end
@@ -44,7 +44,7 @@ local T = {
     { "PIPE",    { 0, 1 } },       -- 1: load round r + 1 while computing round r
     { "ORDER",   { 0, 1 } },       -- a warp's units in a round: 0 WARPS_K apart, 1 consecutive
     { "XG",      { 0, 1 } },       -- act-order x into shared memory: 0 gathered from global, 1 from rows copied in
-    { "XT",      { 0, 1 } },       -- per-channel q4s, M <= 8: 1 puts x in the mma's B (8 rows) and W in its A
+    { "XT",      { 0, 1 } },       -- M <= 8: 1 puts x in the mma's B (8 rows) and W in its A
   },
 }
 
