@@ -79,7 +79,7 @@ local function tile_m(p) return p.XT == 1 and 8 or 16 * p.M_TILES end
 -- XT = 1 takes every shape but grouped q4s (not measured with it yet:
 -- column_b would serve it unchanged); where it does, it is the kernel for
 -- M <= 8 (it was faster for every shape measured), and XT = 0 for M > 8.
-local function xt_shape(s) return s.format == "q4" or s.group_size >= s.k end
+local function xt_shape(s) return s.format == "q4" or factored(s) end
 -- The partial sums of the block's warps along K, [WARPS_K][TILE_M][TILE_N] fp32.
 local function red_smem(p) return p.WARPS_K * tile_m(p) * 32 * p.CW * p.WARPS_N * 4 end
 local function sx_smem(p, s)
