@@ -323,6 +323,7 @@ static void read_meta(lua_State *L, int t, q4_variant *v) {
   v->m_min = int_field(L, t, "m_min");
   v->m_max = int_field(L, t, "m_max");
   v->chunk_n = int_field(L, t, "chunk_n");
+  v->split_cluster = int_field(L, t, "split_cluster");
 }
 
 q4_status q4gen_enumerate(q4gen *g, const char *tmpl, const q4_shape *s, int arch,

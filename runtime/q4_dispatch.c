@@ -183,7 +183,7 @@ q4_status q4_launch(q4_handle *h, const q4_kernel *k, const q4_weights *w, const
   if (v->smem_row && m > v->m_max)
     return q4_err(Q4_ERR_UNSUPPORTED, "%s[%s] holds at most %d rows of x, not M=%d", v->tmpl, v->params, v->m_max, m);
   CUdeviceptr partials = 0, counters = 0;
-  if (v->split_k > 1) {
+  if (v->split_k > 1 && !v->split_cluster) {
     q4_workspace *ws = NULL;
     q4_status st = workspace_for(h, stream, (size_t)v->split_k * m * w->n * 4, (size_t)gx * gy, 0, 0, &ws);
     if (st) return st;

@@ -37,6 +37,10 @@ typedef struct q4_variant {
   int smem;                    /* dynamic shared memory, bytes */
   int smem_row;                /* more of it per row of x in the block, bytes */
   int tile_m, tile_n, split_k;
+  int split_cluster;           /* 1: the split_k blocks of a tile run as one
+                                  cluster (sm_90+) and sum their partial tiles
+                                  in distributed shared memory; 0: through a
+                                  global workspace and counters */
   int m_min, m_max;            /* M range where the tuner tries this variant;
                                   with smem_row, the most M it can launch */
   int chunk_n;                 /* 0: one fused kernel. > 0: a two-pass variant

@@ -89,6 +89,23 @@ __device__ __forceinline__ uint4 q4_load_x8(const half *x, const int *perm, int 
   return __ldg(reinterpret_cast<const uint4 *>(&x[(size_t)row * K + k0]));
 //$ end
 }
+//$ if SPLIT_CLUSTER == 1 then
+
+// Barrier of every thread of every block of the cluster; writes to shared
+// memory before it are visible to the cluster's reads after it.
+__device__ __forceinline__ void q4_cluster_sync() {
+  asm volatile("barrier.cluster.arrive.release.aligned;\n barrier.cluster.wait.acquire.aligned;" ::: "memory");
+}
+
+// Two floats at shared address `local` of the cluster's block `rank`.
+__device__ __forceinline__ float2 q4_cluster_load(u32 local, u32 rank) {
+  u32 remote;
+  float2 v;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(local), "r"(rank));
+  asm volatile("ld.shared::cluster.v2.f32 {%0, %1}, [%2];" : "=f"(v.x), "=f"(v.y) : "r"(remote) : "memory");
+  return v;
+}
+//$ end
 ]==]
 
 -- The 16:32 sparse format (q4s): a 32-row block of one column is a mask
@@ -282,6 +299,43 @@ C.epilogue = [==[
         *reinterpret_cast<half2 *>(&y[(size_t)(row0 + r) * N + col0 + c]) =
             __floats2half2_rn(tile(r, c), tile(r, c + 1));
     }
+//$ elseif SPLIT_CLUSTER == 1 then
+    // The SPLIT_K blocks of this tile are one cluster (sm_90): each puts its
+    // partial tile into its own shared memory (epi_buf, which the template
+    // gives, TILE_M * TILE_N floats, free once tile() has been read), and
+    // block z sums part z of all of them through distributed shared memory
+    // and writes it to y. No workspace, no counters, no fences through L2.
+    constexpr int PAIRS = TILE_M * TILE_N / 2, PER_THREAD = (PAIRS + THREADS - 1) / THREADS;
+    constexpr int PART = (PAIRS + SPLIT_K - 1) / SPLIT_K;  // pairs each block sums
+    auto in_y = [&](int i) {
+      return i < PAIRS && row0 + i / (TILE_N / 2) < M && col0 + 2 * (i % (TILE_N / 2)) < N;
+    };
+    float2 mine[PER_THREAD];
+#pragma unroll
+    for (int j = 0; j < PER_THREAD; ++j) {
+      const int i = threadIdx.x + j * THREADS, r = i / (TILE_N / 2), c = 2 * (i % (TILE_N / 2));
+      mine[j] = in_y(i) ? make_float2(tile(r, c), tile(r, c + 1)) : make_float2(0.f, 0.f);
+    }
+    __syncthreads();  // tile() has read what epi_buf overlays
+    float2 *part = reinterpret_cast<float2 *>(epi_buf);
+#pragma unroll
+    for (int j = 0; j < PER_THREAD; ++j)
+      if (threadIdx.x + j * THREADS < PAIRS) part[threadIdx.x + j * THREADS] = mine[j];
+    q4_cluster_sync();  // every block's partial tile written and visible
+    const u32 rank = blockIdx.z, local = (u32)__cvta_generic_to_shared(part);
+    for (int i = rank * PART + threadIdx.x; i < min(PAIRS, (int)(rank + 1) * PART); i += THREADS) {
+      if (!in_y(i)) continue;
+      float2 sum = make_float2(0.f, 0.f);
+#pragma unroll
+      for (int z = 0; z < SPLIT_K; ++z) {
+        const float2 p = q4_cluster_load(local + 8 * i, z);
+        sum.x += p.x;
+        sum.y += p.y;
+      }
+      const int r = i / (TILE_N / 2), c = 2 * (i % (TILE_N / 2));
+      *reinterpret_cast<half2 *>(&y[(size_t)(row0 + r) * N + col0 + c]) = __floats2half2_rn(sum.x, sum.y);
+    }
+    q4_cluster_sync();  // no block leaves while another still reads its part
 //$ else
     float *part = workspace + (size_t)blockIdx.z * M * N;
     for (int i = threadIdx.x; i < TILE_M * TILE_N / 2; i += THREADS) {
@@ -322,7 +376,12 @@ C.epilogue = [==[
 -- The kernel signature every family shares; runtime/q4_dispatch.c (q4_launch) passes the
 -- arguments in this order.
 C.signature = [==[
+//$ if SPLIT_CLUSTER == 1 then
+// the SPLIT_K blocks of one tile (blockIdx.z) run together as a cluster
+extern "C" __global__ void __launch_bounds__({{THREADS}}) __cluster_dims__(1, 1, {{SPLIT_K}})
+//$ else
 extern "C" __global__ void __launch_bounds__({{THREADS}})
+//$ end
 q4tune_kernel(const u32 *__restrict__ qweight, const half *__restrict__ scales,
               const half *__restrict__ zeros, const u32 *__restrict__ mask,
               const int *__restrict__ perm, const half *__restrict__ x, half *__restrict__ y, int M,

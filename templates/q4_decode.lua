@@ -120,6 +120,8 @@ function T.meta(p, s)
     smem = red_smem(p) + sx_smem(p, s) + x_smem(p, s) + sparse_smem(p, s),
     smem_row = p.XG == 1 and xg_row(p, s) or 0,
     tile_m = tile_m(p), tile_n = tile_n, split_k = p.SPLIT_K,
+    -- split-K on sm_90: the blocks of a tile sum their partials as one cluster
+    split_cluster = (p.SPLIT_K > 1 and s.arch >= 90) and 1 or 0,
     -- more m tiles only pay off once M fills them
     m_min = p.M_TILES > 1 and 8 * p.M_TILES + 1 or (p.XT == 0 and xt_shape(s)) and 9 or 1,
     m_max = p.XG == 1 and xg_rows(p, s) or p.XT == 1 and 8 or 32 * p.M_TILES,
@@ -796,6 +798,7 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
       if (bad[c][j]) bad_col[wn * 32 * CW + 32 * c + 4 * g + j] = 1;
 //$ end
   __syncthreads();
+  float *const epi_buf = red;  // (split clusters: the partial tile, after tile() has read red)
   auto tile = [&](int r, int c) {
     float sum = 0.f;
 #pragma unroll

@@ -195,9 +195,11 @@ static void test_meta(q4gen *g) {
       "smem = -1 is negative", "tile_m = 0 is below 1", "split_k = 0 is below 1",
       "m_min = 0 is below 1", "m_max = 5 is below m_min = 10", "threads = false is not a number",
       "unknown field 'thread'", "smem = 1.5 is not an integer", "missing field 'threads'",
-      NULL, NULL, "smem_row = -2 is negative"};
-  for (int c = 1; c <= 14; c++) {
-    if (!msgs[c - 1]) continue;  /* 12, 13: valid */
+      NULL, NULL, "smem_row = -2 is negative", NULL, "split_cluster = 2 is not 0 or 1",
+      "split_cluster = 1 needs split_k in 2..8 and sm_90 or newer (split_k = 4, sm_80)",
+      "split_cluster = 1 needs split_k in 2..8 and sm_90 or newer (split_k = 16, sm_80)"};
+  for (int c = 1; c <= 18; c++) {
+    if (!msgs[c - 1]) continue;  /* 12, 13, 15: valid */
     char params[32];
     snprintf(params, sizeof params, "CASE=%d", c);
     CHECK(render1(g, "t_meta", params, NULL) == Q4_ERR_TEMPLATE);
@@ -216,6 +218,14 @@ static void test_meta(q4gen *g) {
   CHECK(v.smem == 100 && v.smem_row == 10 && v.tile_m == 16 && v.m_max == 8);
   CHECK(q4_variant_smem(&v, 1) == 110 && q4_variant_smem(&v, v.m_max) == 180 && q4_variant_smem(&v, 100) == 260);
   q4_variant_free(&v);
+  /* a split cluster: sm_90 and 2..8 blocks */
+  q4_variant c = variant("t_meta", "CASE=17");
+  CHECK_OK(q4gen_render(g, &SHAPE, 90, &c));
+  CHECK(c.split_k == 4 && c.split_cluster == 1);
+  q4_variant_free(&c);
+  c = variant("t_meta", "CASE=18");
+  CHECK(q4gen_render(g, &SHAPE, 90, &c) == Q4_ERR_TEMPLATE && has(q4_last_error(), "(split_k = 16, sm_90)"));
+  q4_variant_free(&c);
   /* enumerate stops at the first bad meta */
   q4_variant *list;
   int n;
@@ -483,6 +493,33 @@ static void test_decode_space(void) {
   q4gen_close(g);
 }
 
+/* q4_decode's split-K blocks sum through a cluster on sm_90 (its source
+** declares the cluster), through global memory before. */
+static void test_decode_split_cluster(void) {
+  q4gen *g = open_real_templates();
+  if (!g) return;
+  const q4_shape s = {Q4_FORMAT_Q4, 4096, 11008, 11008, 0};
+  for (int arch = 80; arch <= 90; arch += 10) {
+    q4_variant *list = NULL;
+    int n = 0, split = 0, ok = 0;
+    CHECK_OK(q4gen_enumerate(g, "q4_decode", &s, arch, &list, &n));
+    for (int j = 0; j < n; j++) {
+      split += list[j].split_k > 1;
+      ok += list[j].split_cluster == (list[j].split_k > 1 && arch == 90);
+    }
+    CHECK_MSG(split > 0 && ok == n, "sm_%d: %d of %d variants split, %d with the expected split_cluster", arch, split,
+              n, ok);
+    q4gen_free_list(list, n);
+    q4_variant v = variant("q4_decode", "WARPS_N=1,CW=2,WARPS_K=8,SPLIT_K=4,M_TILES=1,UNROLL=2,PIPE=1,ORDER=0,XG=0,XT=0");
+    CHECK_OK(q4gen_render(g, &s, arch, &v));
+    CHECK_MSG((strstr(v.source, "__cluster_dims__(1, 1, 4)") != NULL) == (arch == 90) &&
+                  (strstr(v.source, "workspace + ") != NULL) == (arch == 80),
+              "sm_%d: split-K reduction in the source", arch);
+    q4_variant_free(&v);
+  }
+  q4gen_close(g);
+}
+
 /* q4_matmul never fails for lack of tuning: every valid shape, with every
 ** weight kind, gets a default kernel for every M, on sm_80 and sm_90. */
 static void test_real_defaults(void) {
@@ -539,6 +576,7 @@ int main(void) {
   test_load_errors();
   test_real_templates();
   test_decode_space();
+  test_decode_split_cluster();
   test_real_defaults();
   return q4test_done("test_generator");
 }

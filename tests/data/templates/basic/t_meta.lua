@@ -1,4 +1,4 @@
--- meta() validation: CASE picks one mistake (12, 13, 15: valid).
+-- meta() validation: CASE picks one mistake (12, 13, 15: valid; 17: valid on sm_90).
 local bad = {
   [1] = {threads = 100},
   [2] = {threads = 2048},
@@ -15,11 +15,14 @@ local bad = {
   [13] = {m_max = 1e30, split_k = 4.0},
   [14] = {smem_row = -2},
   [15] = {smem = 100, smem_row = 10, m_max = 8},
+  [16] = {split_cluster = 2},
+  [17] = {split_cluster = 1, split_k = 4},
+  [18] = {split_cluster = 1, split_k = 16},
 }
 return {
   name = "t_meta",
   formats = {"q4"},
-  params = {{"CASE", {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}}},
+  params = {{"CASE", {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18}}},
   check = function(p, s) return true end,
   meta = function(p, s)
     local m = {threads = 64, smem = 0, tile_m = 16, tile_n = 32}
