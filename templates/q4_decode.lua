@@ -120,8 +120,10 @@ function T.meta(p, s)
     smem = red_smem(p) + sx_smem(p, s) + x_smem(p, s) + sparse_smem(p, s),
     smem_row = p.XG == 1 and xg_row(p, s) or 0,
     tile_m = tile_m(p), tile_n = tile_n, split_k = p.SPLIT_K,
-    -- split-K on sm_90: the blocks of a tile sum their partials as one cluster
-    split_cluster = (p.SPLIT_K > 1 and s.arch >= 90) and 1 or 0,
+    -- split-K on sm_90: the blocks of a tile sum their partials as one
+    -- cluster (not for act-order weights, whose blocks, heavy in shared
+    -- memory, were slower so: a block waiting for its cluster holds its SM)
+    split_cluster = (p.SPLIT_K > 1 and s.arch >= 90 and not s.act_order) and 1 or 0,
     -- more m tiles only pay off once M fills them
     m_min = p.M_TILES > 1 and 8 * p.M_TILES + 1 or (p.XT == 0 and xt_shape(s)) and 9 or 1,
     m_max = p.XG == 1 and xg_rows(p, s) or p.XT == 1 and 8 or 32 * p.M_TILES,
@@ -315,17 +317,19 @@ struct group_raw {
   uint2 s, z;
 };
 
+// Zeros of columns col .. col + 3 in group grp, as loaded (0 if not).
+__device__ __forceinline__ uint2 load_zeros4(const half *zeros, int grp, int col, bool pred) {
+//$ if SYMMETRIC == 1 then
+  return make_uint2(0x48004800u, 0x48004800u);  // every zero is 8.0
+//$ else
+  return load_small(&zeros[(size_t)grp * N + col], pred);
+//$ end
+}
+
 // (Not loaded: scale 0, so whatever codes there are give exact zeros.)
 __device__ __forceinline__ group_raw load_group(const half *scales, const half *zeros, int grp, int col,
                                                 bool pred = true) {
-  group_raw g;
-  g.s = load_small(&scales[(size_t)grp * N + col], pred);
-//$ if SYMMETRIC == 1 then
-  g.z = make_uint2(0x48004800u, 0x48004800u);  // every zero is 8.0
-//$ else
-  g.z = load_small(&zeros[(size_t)grp * N + col], pred);
-//$ end
-  return g;
+  return {load_small(&scales[(size_t)grp * N + col], pred), load_zeros4(zeros, grp, col, pred)};
 }
 
 // Scale and -zero*scale of each column, broadcast to both halves. fp16
@@ -391,14 +395,9 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
   constexpr bool X_AHEAD = true;   // x comes from L2: fetch it with the weights
 //$ end
 
-  float acc[M_TILES][4 * CW][4];  // [m tile][column j of strip j / 4][mma fragment]
-#pragma unroll
-  for (int i = 0; i < M_TILES; ++i)
-#pragma unroll
-    for (int j = 0; j < 4 * CW; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
-
+//$ if XT == 0 then
+  float acc[M_TILES][4 * CW][4] = {};  // [m tile][column j of strip j / 4][mma fragment]
+//$ end
 //$ if FACTORED == 0 then
   half2 s[CW][4], nzs[CW][4];  // grouped: the current group's scale and -zero*scale, per column
 //$ end
@@ -409,24 +408,12 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
   // M <= 8 would leave half the rows empty. Per strip and tile the sums
   // below, as with XT = 0; per-channel weights' sums of x (dense) or of x
   // over the kept rows (q4s) in the units of the bare codes.
-  float tacc[CW][2][4], tkeep[CW][2][4], txsum[4] = {};  // (tkeep: q4s; txsum: dense per channel)
-  constexpr u32 BARE_ONES = 0x00010001u;                  // (2^-24, 2^-24), as bare as the codes
-#pragma unroll
-  for (int c = 0; c < CW; ++c)
-#pragma unroll
-    for (int i = 0; i < 2; ++i)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) tacc[c][i][e] = tkeep[c][i][e] = 0.f;
+  float tacc[CW][2][4] = {}, tkeep[CW][2][4] = {}, txsum[4] = {};  // (tkeep: q4s; txsum: dense per channel)
+  constexpr u32 BARE_ONES = 0x00010001u;                            // (2^-24, 2^-24), as bare as the codes
 //$ elseif FACTORED == 1 and SPARSE == 1 then
   // per-channel q4s: bare codes (pruned rows 0) and, through a second mma,
   // the sum of x over each column's kept rows, in the same layout
-  float kacc[M_TILES][4 * CW][4];
-#pragma unroll
-  for (int i = 0; i < M_TILES; ++i)
-#pragma unroll
-    for (int j = 0; j < 4 * CW; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) kacc[i][j][e] = 0.f;
+  float kacc[M_TILES][4 * CW][4] = {};
 //$ elseif FACTORED == 1 then
   // per-channel: the codes go into the mma bare (q4_unpack_raw), their sum
   // with x beside them through an mma with a B of ones
@@ -730,20 +717,25 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
   // the strip; per-channel weights take their zero here, times the sum of
   // x (over the kept rows for q4s), and their scale in the epilogue.
 #pragma unroll
-  for (int c = 0; c < CW; ++c)
+  for (int c = 0; c < CW; ++c) {
+//$ if FACTORED == 1 then
+    const uint2 zw = load_zeros4(zeros, 0, col[c], col_ok[c]);  // this thread's four columns
+    const half *z4 = reinterpret_cast<const half *>(&zw);
+//$ end
 #pragma unroll
     for (int i = 0; i < 2; ++i)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int cc = wn * 32 * CW + 32 * c + 4 * g + 2 * i + (e >> 1);
 //$ if FACTORED == 1 then
-        const float z = col_ok[c] ? __half2float(q4_zero(zeros, 0, col[c] + 2 * i + (e >> 1))) : 0.f;
+        const float z = __half2float(z4[2 * i + (e >> 1)]);
         red[(wk * TILE_M + 2 * t + (e & 1)) * TILE_N + cc] =
             tacc[c][i][e] - z * {{SPARSE == 1 and "tkeep[c][i][e]" or "txsum[e]"}};
 //$ else
         red[(wk * TILE_M + 2 * t + (e & 1)) * TILE_N + cc] = tacc[c][i][e];
 //$ end
       }
+  }
 //$ else
   // Accumulator element e of column tile j is row g + 8(e / 2), column
   // 4(2t + e % 2) + j % 4 of strip j / 4: undo the column interleave here.
@@ -754,17 +746,14 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
 #pragma unroll
   for (int c = 0; c < CW; ++c) {
     const int n0 = blockIdx.x * TILE_N + wn * 32 * CW + 32 * c + 8 * t;
-    float z[2][4];
-#pragma unroll
-    for (int h = 0; h < 2; ++h)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) z[h][i] = n0 + 4 * h < N ? __half2float(q4_zero(zeros, 0, n0 + 4 * h + i)) : 0.f;
+    const uint2 zw[2] = {load_zeros4(zeros, 0, n0, n0 < N), load_zeros4(zeros, 0, n0 + 4, n0 + 4 < N)};
+    const half *z = reinterpret_cast<const half *>(zw);  // columns n0 .. n0 + 7
 #pragma unroll
     for (int mt = 0; mt < M_TILES; ++mt)
 #pragma unroll
       for (int j = 0; j < 4; ++j)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) acc[mt][4 * c + j][e] -= z[e & 1][j] * kacc[mt][4 * c + j][e];
+        for (int e = 0; e < 4; ++e) acc[mt][4 * c + j][e] -= __half2float(z[4 * (e & 1) + j]) * kacc[mt][4 * c + j][e];
   }
 //$ end
 #pragma unroll

@@ -494,7 +494,8 @@ static void test_decode_space(void) {
 }
 
 /* q4_decode's split-K blocks sum through a cluster on sm_90 (its source
-** declares the cluster), through global memory before. */
+** declares the cluster), through global memory before and for act-order
+** weights. */
 static void test_decode_split_cluster(void) {
   q4gen *g = open_real_templates();
   if (!g) return;
@@ -516,6 +517,16 @@ static void test_decode_split_cluster(void) {
                   (strstr(v.source, "workspace + ") != NULL) == (arch == 80),
               "sm_%d: split-K reduction in the source", arch);
     q4_variant_free(&v);
+    const q4_shape act = {Q4_FORMAT_Q4, 4096, 11008, 128, Q4_SHAPE_ACT_ORDER};
+    split = 0;
+    ok = 0;
+    CHECK_OK(q4gen_enumerate(g, "q4_decode", &act, arch, &list, &n));
+    for (int j = 0; j < n; j++) {
+      split += list[j].split_k > 1;
+      ok += list[j].split_cluster == 0;
+    }
+    CHECK_MSG(split > 0 && ok == n, "sm_%d act-order: %d of %d variants split, %d without a cluster", arch, split, n, ok);
+    q4gen_free_list(list, n);
   }
   q4gen_close(g);
 }
