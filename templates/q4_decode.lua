@@ -23,7 +23,7 @@
 -- through a second mma whose B holds the keep flags. Grouped weights are
 -- dequantized in registers, (q - z) * s in fp16, before the mma.
 --
--- With XT = 1 (M <= 8; every shape but grouped q4s) the roles turn round:
+-- With XT = 1 (M <= 8) the roles turn round:
 -- x is the mma's B, its 8 columns the rows of x, and the weights its A, 16
 -- columns of W a tile, so no mma spends half its rows on absent rows of x.
 local C = import("_q4common")
@@ -76,10 +76,6 @@ end
 local function factored(s) return s.group_size >= s.k end
 -- Rows of x a block takes: 16 per m tile, 8 with x as the mma's B (XT).
 local function tile_m(p) return p.XT == 1 and 8 or 16 * p.M_TILES end
--- XT = 1 takes every shape but grouped q4s (not measured with it yet:
--- column_b would serve it unchanged); where it does, it is the kernel for
--- M <= 8 (it was faster for every shape measured), and XT = 0 for M > 8.
-local function xt_shape(s) return s.format == "q4" or factored(s) end
 -- The partial sums of the block's warps along K, [WARPS_K][TILE_M][TILE_N] fp32.
 local function red_smem(p) return p.WARPS_K * tile_m(p) * 32 * p.CW * p.WARPS_N * 4 end
 local function sx_smem(p, s)
@@ -125,7 +121,8 @@ function T.meta(p, s)
     -- memory, were slower so: a block waiting for its cluster holds its SM)
     split_cluster = (p.SPLIT_K > 1 and s.arch >= 90 and not s.act_order) and 1 or 0,
     -- more m tiles only pay off once M fills them
-    m_min = p.M_TILES > 1 and 8 * p.M_TILES + 1 or (p.XT == 0 and xt_shape(s)) and 9 or 1,
+    -- (XT = 1 is the kernel for M <= 8: it was faster for every shape measured)
+    m_min = p.M_TILES > 1 and 8 * p.M_TILES + 1 or p.XT == 0 and 9 or 1,
     m_max = p.XG == 1 and xg_rows(p, s) or p.XT == 1 and 8 or 32 * p.M_TILES,
   }
 end
@@ -136,7 +133,7 @@ local function valid(p, s)
   if s.arch < 80 then return false, "mma.sync.m16n8k16 needs sm_80" end
   if s.n % 4 ~= 0 or s.k % 32 ~= 0 then return false, "needs N % 4 == 0 and K % 32 == 0" end
   if s.format == "q4s" and s.act_order then return false, "sparse weights have no act-order" end
-  if p.XT == 1 and (not xt_shape(s) or p.M_TILES ~= 1) then return false, "XT=1: one m tile, not grouped q4s" end
+  if p.XT == 1 and p.M_TILES ~= 1 then return false, "XT=1: one m tile" end
   local m = T.meta(p, s)
   if red_smem(p) > 64 * 1024 then return false, "reduction buffer over 64 KB" end
   if m.smem + m.smem_row * math.min(m.tile_m, m.m_max) > C.smem_max(s.arch) then
@@ -202,8 +199,8 @@ function T.default(s, m)
   -- consecutive units where groups span several; for act-order weights
   -- and M <= 8, whole rows of x in shared memory, gathered in the loop
   local order, xg = group_units(s) >= 2 and 1 or 0, (s.act_order and m <= 8) and 1 or 0
-  -- x as the mma's B for M <= 8 (see xt_shape)
-  local xt = (m <= 8 and xt_shape(s)) and 1 or 0
+  -- x as the mma's B for M <= 8
+  local xt = m <= 8 and 1 or 0
   local p = { WARPS_N = 1, CW = 1, WARPS_K = 8, M_TILES = m <= 16 and 1 or m <= 32 and 2 or 4, UNROLL = unroll,
               PIPE = 0, ORDER = order, XG = xg, XT = xt }
   local col_tiles = ceil_div(s.n, 32)
