@@ -139,16 +139,23 @@ static q4_status measure(tune_run *r, q4_bed *bed, candidate *c, int samples, q4
   out->median_us = out->min_us = out->max_us = out->rel_error = -1;
   q4_status st = c->compile_st;
   q4_kernel *k = NULL;
+  int unloadable = 0; /* the driver refused the module, and the context is fine */
   if (!st) {
     pthread_mutex_lock(&h->lock);
     if (!(st = q4_ctx_push(h))) {
       st = q4_kernel_get(h, &c->v, &k);
+      /* A variant the driver will not load (say, over a limit the
+      ** generator did not foresee) is rejected like one that fails to
+      ** compile, as long as the context still works. */
+      unloadable = st == Q4_ERR_CUDA && h->cu->CtxSynchronize() == CUDA_SUCCESS;
       q4_ctx_pop(h);
     }
     pthread_mutex_unlock(&h->lock);
   }
   if (st) {
-    snprintf(out->note, sizeof out->note, "%s", c->compile_st ? c->compile_msg : q4_last_error());
+    snprintf(out->note, sizeof out->note, "%s%.230s", unloadable ? "not loaded: " : "",
+             c->compile_st ? c->compile_msg : q4_last_error());
+    if (unloadable) st = Q4_OK;
   } else if (k->spill_bytes > 0) {
     /* registers spilled to local memory: never the fastest, not worth timing */
     snprintf(out->note, sizeof out->note, "uses %d bytes of local memory per thread (register spills)",

@@ -10,13 +10,18 @@ C.smem_limits = { { 70, 96 * 1024 }, { 75, 64 * 1024 }, { 80, 163 * 1024 }, { 86
                   { 87, 163 * 1024 }, { 89, 99 * 1024 }, { 90, 227 * 1024 }, { 100, 227 * 1024 },
                   { 120, 99 * 1024 } }
 
--- The limit of the newest listed architecture not newer than `arch`.
+-- Static shared memory a kernel may declare on top of its dynamic memory
+-- (the split-K epilogue's ticket), which the opt-in limit also covers.
+C.smem_static = 16
+
+-- Dynamic shared memory a block may use: the limit of the newest listed
+-- architecture not newer than `arch`, less the static memory above.
 function C.smem_max(arch)
   local best = 48 * 1024
   for _, e in ipairs(C.smem_limits) do
     if e[1] <= arch then best = e[2] end
   end
-  return best
+  return best - C.smem_static
 end
 
 -- Problem constants and helpers every kernel starts with.

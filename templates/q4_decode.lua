@@ -86,8 +86,7 @@ end
 -- shared memory ([TILE_M][rows of a split] fp16), so the loop reads them as
 -- plain 16-byte vectors.
 local function x_smem(p, s)
-  if not s.act_order then return 0 end
-  if p.XG == 1 then return u_split(p, s) * 32 * 4 end  -- the perm slice; the rows: smem_row
+  if not s.act_order or p.XG == 1 then return 0 end  -- (XG = 1: all of it per row, smem_row)
   return tile_m(p) * u_split(p, s) * 32 * 2
 end
 
@@ -197,7 +196,7 @@ function T.default(s, m)
   if m > 64 and s.n % 64 == 0 and not s.act_order and s.format == "q4" then return nil end
   local unroll = s.format == "q4s" and 1 or 4
   -- consecutive units where groups span several; for act-order weights
-  -- and M <= 8, whole rows of x in shared memory, gathered in the loop
+  -- and M <= 8, whole rows of x in shared memory, gathered from there
   local order, xg = group_units(s) >= 2 and 1 or 0, (s.act_order and m <= 8) and 1 or 0
   -- x as the mma's B for M <= 8
   local xt = m <= 8 and 1 or 0
@@ -374,14 +373,8 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
   // x[m0 + r][perm[k]] for this block's K range, in the weights' row order,
   // gathered below into shared memory ([rows][XK]).
   constexpr int XK = KB_SPLIT * 32;
-//$ if XG == 1 then
-  // XG = 1: the block's perm slice first, then the gathered rows, then the
-  // same rows whole (copied in to gather from)
-  int *perm_s = reinterpret_cast<int *>(extra);
-  half *xs = reinterpret_cast<half *>(perm_s + XK);
-//$ else
+  // (XG = 1: the same rows whole after them, copied in to gather from)
   half *xs = reinterpret_cast<half *>(extra);
-//$ end
   // x[row][k .. k + 7] (k a multiple of 8) from the gathered rows
   auto x8 = [&](int row, int k) {
     return *reinterpret_cast<const uint4 *>(&xs[(row - m0) * XK + k - kb_begin * 32]);
@@ -405,8 +398,13 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
   // M <= 8 would leave half the rows empty. Per strip and tile the sums
   // below, as with XT = 0; per-channel weights' sums of x (dense) or of x
   // over the kept rows (q4s) in the units of the bare codes.
-  float tacc[CW][2][4] = {}, tkeep[CW][2][4] = {}, txsum[4] = {};  // (tkeep: q4s; txsum: dense per channel)
-  constexpr u32 BARE_ONES = 0x00010001u;                            // (2^-24, 2^-24), as bare as the codes
+  float tacc[CW][2][4] = {};
+//$ if FACTORED == 1 and SPARSE == 1 then
+  float tkeep[CW][2][4] = {};  // the sums of x over each column's kept rows
+//$ elseif FACTORED == 1 then
+  float txsum[4] = {};                    // the sums of x
+  constexpr u32 BARE_ONES = 0x00010001u;  // (2^-24, 2^-24), as bare as the codes
+//$ end
 //$ elseif FACTORED == 1 and SPARSE == 1 then
   // per-channel q4s: bare codes (pruned rows 0) and, through a second mma,
   // the sum of x over each column's kept rows, in the same layout
@@ -480,48 +478,58 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
 //$ end
 //$ if ACT_ORDER == 1 and XG == 1 then
   {
-    // The perm slice and the block's rows of x, whole, into shared memory:
-    // coalesced 16-byte loads, B in flight per thread, for most shapes all
-    // out together (one L2 latency, while the first round's weights are on
-    // their way). Then the gather, shared memory to shared memory.
+    // The block's rows of x, whole, into shared memory: coalesced 16-byte
+    // loads, B in flight per thread (for M = 1 all out together: one L2
+    // latency, while the first round's weights are on their way). Then the
+    // gather, shared memory to shared memory, eight consecutive k a thread:
+    // their perm entries come straight from global memory into registers
+    // (the first PB items' with the rows of x), read once for all rows, and
+    // each row's eight values go out as one 16-byte store. perm never
+    // passes through shared memory: the prologue is bound by its shared
+    // memory and L1 traffic, not by latency.
     const int rows = min(TILE_M, M - m0), kn = (kb_end - kb_begin) * 32;
     half *xw = xs + rows * XK;  // [rows][K]
-    const uint4 *psrc = reinterpret_cast<const uint4 *>(perm + kb_begin * 32);
+    const int4 *pg = reinterpret_cast<const int4 *>(perm + kb_begin * 32);
+    constexpr int PB = 4;
+    int4 pf[PB][2];
+    auto load_perm = [&](int k0) {
+#pragma unroll
+      for (int j = 0; j < PB; ++j) {
+        const int k = k0 + 8 * j * THREADS;
+        pf[j][0] = k < kn ? __ldg(pg + k / 4) : make_int4(0, 0, 0, 0);
+        pf[j][1] = k < kn ? __ldg(pg + k / 4 + 1) : make_int4(0, 0, 0, 0);
+      }
+    };
+    load_perm(8 * threadIdx.x);
     const uint4 *xsrc = reinterpret_cast<const uint4 *>(x + (size_t)m0 * K);
-    const int np = kn / 4, n = np + rows * (K / 8);  // 16-byte vectors: perm, then x
-    constexpr int B = 12;
+    const int n = rows * (K / 8);
+    constexpr int B = 8;
     for (int i0 = threadIdx.x; i0 < n; i0 += B * THREADS) {
       uint4 v[B];
 #pragma unroll
-      for (int j = 0; j < B; ++j) {
-        const int i = i0 + j * THREADS;
-        if (i < n) v[j] = __ldg(i < np ? psrc + i : xsrc + (i - np));
-      }
+      for (int j = 0; j < B; ++j)
+        if (i0 + j * THREADS < n) v[j] = __ldg(xsrc + i0 + j * THREADS);
 #pragma unroll
-      for (int j = 0; j < B; ++j) {
-        const int i = i0 + j * THREADS;
-        if (i < np) reinterpret_cast<uint4 *>(perm_s)[i] = v[j];
-        else if (i < n) reinterpret_cast<uint4 *>(xw)[i - np] = v[j];
-      }
+      for (int j = 0; j < B; ++j)
+        if (i0 + j * THREADS < n) reinterpret_cast<uint4 *>(xw)[i0 + j * THREADS] = v[j];
     }
     __syncthreads();
-    // Eight consecutive k a thread: their perm entries read once for all
-    // rows, each row's eight values written as one 16-byte store.
     const unsigned short *xu = reinterpret_cast<const unsigned short *>(xw);
-#pragma unroll 2
-    for (int k = 8 * threadIdx.x; k < XK; k += 8 * THREADS) {
-      int p[8] = {};
-      if (k < kn) {
-        const int4 p0 = *reinterpret_cast<const int4 *>(&perm_s[k]), p1 = *reinterpret_cast<const int4 *>(&perm_s[k + 4]);
-        p[0] = p0.x, p[1] = p0.y, p[2] = p0.z, p[3] = p0.w, p[4] = p1.x, p[5] = p1.y, p[6] = p1.z, p[7] = p1.w;
-      }
-      for (int r = 0; r < rows; ++r) {
-        u32 v[4] = {};
-        if (k < kn) {
+    for (int k0 = 8 * threadIdx.x; k0 < XK; k0 += 8 * PB * THREADS) {
+      if (k0 != 8 * (int)threadIdx.x) load_perm(k0);
 #pragma unroll
-          for (int j = 0; j < 4; ++j) v[j] = xu[r * K + p[2 * j]] | (u32)xu[r * K + p[2 * j + 1]] << 16;
+      for (int j = 0; j < PB; ++j) {
+        const int k = k0 + 8 * j * THREADS;
+        if (k >= XK) break;
+        const int p[8] = {pf[j][0].x, pf[j][0].y, pf[j][0].z, pf[j][0].w, pf[j][1].x, pf[j][1].y, pf[j][1].z, pf[j][1].w};
+        for (int r = 0; r < rows; ++r) {
+          u32 v[4] = {};
+          if (k < kn) {
+#pragma unroll
+            for (int i = 0; i < 4; ++i) v[i] = xu[r * K + p[2 * i]] | (u32)xu[r * K + p[2 * i + 1]] << 16;
+          }
+          *reinterpret_cast<uint4 *>(&xs[r * XK + k]) = make_uint4(v[0], v[1], v[2], v[3]);
         }
-        *reinterpret_cast<uint4 *>(&xs[r * XK + k]) = make_uint4(v[0], v[1], v[2], v[3]);
       }
     }
     __syncthreads();
@@ -595,6 +603,12 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
     for (int u = 0; u < UNROLL; ++u) {
       if (un0 + u * USTRIDE >= u_end) break;
       const int kb = block_of(un0 + u * USTRIDE);
+//$ if GROUP_SIZE < K then
+      // a new group: its scales and zeros, expanded once for the unit's chunks
+      if (group_starts(u))
+#pragma unroll
+        for (int c = 0; c < CW; ++c) expand_group(gr[group_slot(u)][c], s[c], nzs[c]);
+//$ end
 //$ if XT == 1 then
 #pragma unroll
       for (int q = 0; q < CHUNKS; ++q) {
@@ -605,9 +619,6 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
                            __byte_perm(xa.y, xa.w, 0x5410), __byte_perm(xa.y, xa.w, 0x7632)};
 #pragma unroll
         for (int c = 0; c < CW; ++c) {
-//$ if GROUP_SIZE < K then
-          if (q == 0 && group_starts(u)) expand_group(gr[group_slot(u)][c], s[c], nzs[c]);
-//$ end
 #pragma unroll
           for (int i = 0; i < 2; ++i) {
             // columns 2i (A rows g) and 2i + 1 (A rows g + 8) of this thread's four
@@ -660,9 +671,6 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
         // registers of dequantized weights are live at once.
 #pragma unroll
         for (int c = 0; c < CW; ++c) {
-//$ if GROUP_SIZE < K then
-          if (q == 0 && group_starts(u)) expand_group(gr[group_slot(u)][c], s[c], nzs[c]);
-//$ end
 #pragma unroll
           for (int j = 0; j < 4; ++j) {
             u32 b[4], keep[4];
