@@ -490,7 +490,8 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
     const int rows = min(TILE_M, M - m0), kn = (kb_end - kb_begin) * 32;
     half *xw = xs + rows * XK;  // [rows][K]
     const int4 *pg = reinterpret_cast<const int4 *>(perm + kb_begin * 32);
-    constexpr int PB = 4;
+    // items a thread gathers, all loaded at once where they are few
+    constexpr int PB = (KB_SPLIT * 4 + THREADS - 1) / THREADS < 8 ? (KB_SPLIT * 4 + THREADS - 1) / THREADS : 8;
     int4 pf[PB][2];
     auto load_perm = [&](int k0) {
 #pragma unroll
