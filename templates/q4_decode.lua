@@ -467,6 +467,33 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
       }
     }
   };
+//$ if ACT_ORDER == 1 and XG == 1 then
+  // Act-order, XG = 1: the loads the prologue waits for (the block's rows
+  // of x, whole, and this thread's first perm entries) go out first, ahead
+  // of the first round's weights: behind them, in the memory system's
+  // queues, they would come back only once most of that round had.
+  const int x_rows = min(TILE_M, M - m0), x_kn = (kb_end - kb_begin) * 32;
+  const int4 *pg = reinterpret_cast<const int4 *>(perm + kb_begin * 32);
+  // perm items (eight consecutive k) a thread gathers, all loaded at once where they are few
+  constexpr int PB = (KB_SPLIT * 4 + THREADS - 1) / THREADS < 8 ? (KB_SPLIT * 4 + THREADS - 1) / THREADS : 8;
+  int4 pf[PB][2];
+  auto load_perm = [&](int k0) {
+#pragma unroll
+    for (int j = 0; j < PB; ++j) {
+      const int k = k0 + 8 * j * THREADS;
+      pf[j][0] = k < x_kn ? __ldg(pg + k / 4) : make_int4(0, 0, 0, 0);
+      pf[j][1] = k < x_kn ? __ldg(pg + k / 4 + 1) : make_int4(0, 0, 0, 0);
+    }
+  };
+  const uint4 *xsrc = reinterpret_cast<const uint4 *>(x + (size_t)m0 * K);
+  const int xn = x_rows * (K / 8);  // 16-byte vectors of x to copy
+  constexpr int XB = 8;             // of them in flight per thread
+  uint4 xv0[XB];                    // the first XB
+#pragma unroll
+  for (int j = 0; j < XB; ++j)
+    if (threadIdx.x + j * THREADS < xn) xv0[j] = __ldg(xsrc + threadIdx.x + j * THREADS);
+  load_perm(8 * threadIdx.x);
+//$ end
   // The first round's loads go out before the block prepares the rest
   // (the q4s table, the gathered x), so their latencies overlap.
   fetch(u_begin + wk * WSTART, w, xg, gr);
@@ -478,41 +505,24 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
 //$ end
 //$ if ACT_ORDER == 1 and XG == 1 then
   {
-    // The block's rows of x, whole, into shared memory: coalesced 16-byte
-    // loads, B in flight per thread (for M = 1 all out together: one L2
-    // latency, while the first round's weights are on their way). Then the
-    // gather, shared memory to shared memory, eight consecutive k a thread:
-    // their perm entries come straight from global memory into registers
-    // (the first PB items' with the rows of x), read once for all rows, and
-    // each row's eight values go out as one 16-byte store. perm never
-    // passes through shared memory: the prologue is bound by its shared
-    // memory and L1 traffic, not by latency.
-    const int rows = min(TILE_M, M - m0), kn = (kb_end - kb_begin) * 32;
-    half *xw = xs + rows * XK;  // [rows][K]
-    const int4 *pg = reinterpret_cast<const int4 *>(perm + kb_begin * 32);
-    // items a thread gathers, all loaded at once where they are few
-    constexpr int PB = (KB_SPLIT * 4 + THREADS - 1) / THREADS < 8 ? (KB_SPLIT * 4 + THREADS - 1) / THREADS : 8;
-    int4 pf[PB][2];
-    auto load_perm = [&](int k0) {
+    // The block's rows of x, whole, into shared memory (the first XB
+    // vectors a thread were loaded above, the rest, for larger M, here).
+    // Then the gather, shared memory to shared memory, eight consecutive k
+    // a thread: their perm entries come straight from global memory into
+    // registers (the first PB items' loaded above), read once for all rows,
+    // and each row's eight values go out as one 16-byte store.
+    half *xw = xs + x_rows * XK;  // [x_rows][K]
 #pragma unroll
-      for (int j = 0; j < PB; ++j) {
-        const int k = k0 + 8 * j * THREADS;
-        pf[j][0] = k < kn ? __ldg(pg + k / 4) : make_int4(0, 0, 0, 0);
-        pf[j][1] = k < kn ? __ldg(pg + k / 4 + 1) : make_int4(0, 0, 0, 0);
-      }
-    };
-    load_perm(8 * threadIdx.x);
-    const uint4 *xsrc = reinterpret_cast<const uint4 *>(x + (size_t)m0 * K);
-    const int n = rows * (K / 8);
-    constexpr int B = 8;
-    for (int i0 = threadIdx.x; i0 < n; i0 += B * THREADS) {
-      uint4 v[B];
+    for (int j = 0; j < XB; ++j)
+      if (threadIdx.x + j * THREADS < xn) reinterpret_cast<uint4 *>(xw)[threadIdx.x + j * THREADS] = xv0[j];
+    for (int i0 = threadIdx.x + XB * THREADS; i0 < xn; i0 += XB * THREADS) {
+      uint4 v[XB];
 #pragma unroll
-      for (int j = 0; j < B; ++j)
-        if (i0 + j * THREADS < n) v[j] = __ldg(xsrc + i0 + j * THREADS);
+      for (int j = 0; j < XB; ++j)
+        if (i0 + j * THREADS < xn) v[j] = __ldg(xsrc + i0 + j * THREADS);
 #pragma unroll
-      for (int j = 0; j < B; ++j)
-        if (i0 + j * THREADS < n) reinterpret_cast<uint4 *>(xw)[i0 + j * THREADS] = v[j];
+      for (int j = 0; j < XB; ++j)
+        if (i0 + j * THREADS < xn) reinterpret_cast<uint4 *>(xw)[i0 + j * THREADS] = v[j];
     }
     __syncthreads();
     const unsigned short *xu = reinterpret_cast<const unsigned short *>(xw);
@@ -523,9 +533,9 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
         const int k = k0 + 8 * j * THREADS;
         if (k >= XK) break;
         const int p[8] = {pf[j][0].x, pf[j][0].y, pf[j][0].z, pf[j][0].w, pf[j][1].x, pf[j][1].y, pf[j][1].z, pf[j][1].w};
-        for (int r = 0; r < rows; ++r) {
+        for (int r = 0; r < x_rows; ++r) {
           u32 v[4] = {};
-          if (k < kn) {
+          if (k < x_kn) {
 #pragma unroll
             for (int i = 0; i < 4; ++i) v[i] = xu[r * K + p[2 * i]] | (u32)xu[r * K + p[2 * i + 1]] << 16;
           }
