@@ -45,6 +45,7 @@ local T = {
     { "ORDER",   { 0, 1 } },       -- a warp's units in a round: 0 WARPS_K apart, 1 consecutive
     { "XG",      { 0, 1 } },       -- act-order x into shared memory: 0 gathered from global, 1 from rows copied in
     { "XT",      { 0, 1 } },       -- M <= 8: 1 puts x in the mma's B (8 rows) and W in its A
+    { "PF",      { 0, 2, 4 } },    -- act-order XG = 1: rounds after the first prefetched into L2 before the prologue
   },
 }
 
@@ -167,6 +168,7 @@ function T.check(p, s)
   if p.ORDER == 1 and group_units(s) < 2 then return false, "ORDER=1: no group spans two units" end
   if p.XG == 1 and not s.act_order then return false, "XG=1: no act-order x to gather" end
   if p.XG == 1 and p.M_TILES ~= 1 then return false, "XG=1: one m tile (M <= 8)" end
+  if p.PF > 0 and p.XG == 0 then return false, "PF: only ahead of an act-order prologue (XG=1)" end
   local m = T.meta(p, s)
   -- (XG = 1 holds at most 8 rows, where XT = 1 takes over)
   if m.m_min > m.m_max then return false, "no M left for it" end
@@ -201,7 +203,7 @@ function T.default(s, m)
   -- x as the mma's B for M <= 8
   local xt = m <= 8 and 1 or 0
   local p = { WARPS_N = 1, CW = 1, WARPS_K = 8, M_TILES = m <= 16 and 1 or m <= 32 and 2 or 4, UNROLL = unroll,
-              PIPE = 0, ORDER = order, XG = xg, XT = xt }
+              PIPE = 0, ORDER = order, XG = xg, XT = xt, PF = 0 }
   local col_tiles = ceil_div(s.n, 32)
   for _, split in ipairs({ 1, 2, 4, 8 }) do
     p.SPLIT_K = split
@@ -221,7 +223,7 @@ function T.default(s, m)
         for _, warps_k in ipairs({ 8, 4, 2 }) do
           local q = { WARPS_N = 1, CW = 1, WARPS_K = warps_k, M_TILES = m_tiles, UNROLL = unroll, PIPE = 0,
                       SPLIT_K = split, ORDER = order, XG = m_tiles == 1 and x_gather or 0,
-                      XT = m_tiles == 1 and xt or 0 }
+                      XT = m_tiles == 1 and xt or 0, PF = 0 }
           if T.check(q, s) and holds(q) then return q end
         end
       end
@@ -241,7 +243,7 @@ T.source = [==[
 {{ render(C.sparse) }}
 //$ end
 constexpr int WARPS_N = {{WARPS_N}}, WARPS_K = {{WARPS_K}}, CW = {{CW}};
-constexpr int M_TILES = {{M_TILES}}, UNROLL = {{UNROLL}}, PIPE = {{PIPE}}, ORDER = {{ORDER}}, XT = {{XT}};
+constexpr int M_TILES = {{M_TILES}}, UNROLL = {{UNROLL}}, PIPE = {{PIPE}}, ORDER = {{ORDER}}, XT = {{XT}}, PF = {{PF}};
 constexpr int KB = K / 32;  // 32-row blocks of K
 // The loop runs over units of BPU blocks. q4: one block, whose four word
 // rows the four lanes of a column group share out. q4s: four blocks, lane
@@ -289,6 +291,11 @@ __device__ __forceinline__ uint4 load_stream(const u32 *p, bool pred, u32 fill =
   return v;
 }
 
+//$ if PF > 0 then
+// The 128-byte line at p into L2, ahead of its load: no register, no wait.
+__device__ __forceinline__ void prefetch_l2(const void *p) { asm volatile("prefetch.global.L2 [%0];" :: "l"(p)); }
+
+//$ end
 // 8 bytes through the read-only path, predicated likewise (zeros if not).
 __device__ __forceinline__ uint2 load_small(const void *p, bool pred) {
   uint2 v;
@@ -497,6 +504,23 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
   // The first round's loads go out before the block prepares the rest
   // (the q4s table, the gathered x), so their latencies overlap.
   fetch(u_begin + wk * WSTART, w, xg, gr);
+//$ if PF > 0 then
+  // Act-order: rounds 1 .. PF of this warp's weights into L2 now, one lane
+  // per 128-byte line. The prologue below leaves only the first round in
+  // flight, and where an SM holds one block (few column tiles) nothing else
+  // would keep the memory busy meanwhile; the loop then finds them in L2.
+  if (g == 0) {
+    for (int r = 1; r <= PF; ++r) {
+#pragma unroll
+      for (int u = 0; u < UNROLL; ++u) {
+        const int kb = block_of(u_begin + wk * WSTART + r * STEP + u * USTRIDE);
+#pragma unroll
+        for (int c = 0; c < CW; ++c)
+          if (kb < kb_end && col_ok[c]) prefetch_l2(&qweight[(size_t)(4 * kb + t) * N + col[c]]);
+      }
+    }
+  }
+//$ end
 //$ if SPARSE == 1 then
   q4s_build_table(table);
   for (int i = threadIdx.x; i < TILE_N; i += THREADS) bad_col[i] = 0;

@@ -437,11 +437,11 @@ static void test_real_templates(void) {
   q4gen_close(g);
 }
 
-/* q4_decode's ORDER, XG and XT exist only where they change something:
+/* q4_decode's ORDER, XG, XT and PF exist only where they change something:
 ** consecutive units for groups spanning several units, rows of x in shared
 ** memory for act-order weights (and then for M <= 8), x as the mma's B for
-** M <= 8 (blocks of 8 rows), where the variants with x
-** as the mma's A take M > 8 only. */
+** M <= 8 (blocks of 8 rows), where the variants with x as the mma's A take
+** M > 8 only, and weights prefetched into L2 ahead of an XG = 1 prologue. */
 static void test_decode_space(void) {
   q4gen *g = open_real_templates();
   if (!g) return;
@@ -450,7 +450,7 @@ static void test_decode_space(void) {
                              {Q4_FORMAT_Q4S, 22016, 4096, 4096, 0}, {Q4_FORMAT_Q4S, 22016, 4096, 128, 0}};
   for (int i = 0; i < 6; i++) {
     q4_variant *list = NULL;
-    int n = 0, order = 0, xg = 0, xg_ok = 0, xt = 0, xt_ok = 0;
+    int n = 0, order = 0, xg = 0, xg_ok = 0, xt = 0, xt_ok = 0, pf = 0, pf_ok = 0;
     CHECK_OK(q4gen_enumerate(g, "q4_decode", &shapes[i], 90, &list, &n));
     for (int j = 0; j < n; j++) {
       order += strstr(list[j].params, "ORDER=1") != NULL;
@@ -468,6 +468,10 @@ static void test_decode_space(void) {
       } else {
         CHECK(list[j].smem_row == 0);
       }
+      if (!strstr(list[j].params, "PF=0")) {
+        pf++;
+        pf_ok += strstr(list[j].params, "XG=1") != NULL;
+      }
       if (strstr(list[j].params, "XT=1")) {
         xt++;
         xt_ok += list[j].tile_m == 8 && list[j].m_min == 1 && list[j].m_max <= 8 &&
@@ -480,11 +484,13 @@ static void test_decode_space(void) {
     CHECK_MSG((order > 0) == (i == 2 || i == 3), "shape %d: %d of %d variants with ORDER=1", i, order, n);
     CHECK_MSG((xg > 0) == (i == 3) && xg_ok == xg, "shape %d: %d variants with XG=1, %d as expected", i, xg, xg_ok);
     CHECK_MSG(xt > 0 && xt_ok == xt, "shape %d: %d variants with XT=1, %d as expected", i, xt, xt_ok);
+    CHECK_MSG((pf > 0) == (i == 3) && pf_ok == pf, "shape %d: %d variants with PF > 0, %d as expected", i, pf, pf_ok);
     q4gen_free_list(list, n);
   }
   q4_variant v;
   CHECK_OK(q4gen_default(g, &shapes[3], 90, 1, &v));
-  CHECK_MSG(strstr(v.params, "XG=1") && strstr(v.params, "ORDER=1") && strstr(v.params, "XT=1"),
+  CHECK_MSG(strstr(v.params, "XG=1") && strstr(v.params, "ORDER=1") && strstr(v.params, "XT=1") &&
+                strstr(v.params, "PF=0"),
             "act-order M=1 default: %s", v.params);
   q4_variant_free(&v);
   CHECK_OK(q4gen_default(g, &shapes[3], 90, 16, &v));
@@ -516,7 +522,7 @@ static void test_decode_split_cluster(void) {
     CHECK_MSG(split > 0 && ok == n, "sm_%d: %d of %d variants split, %d with the expected split_cluster", arch, split,
               n, ok);
     q4gen_free_list(list, n);
-    q4_variant v = variant("q4_decode", "WARPS_N=1,CW=2,WARPS_K=8,SPLIT_K=4,M_TILES=1,UNROLL=2,PIPE=1,ORDER=0,XG=0,XT=0");
+    q4_variant v = variant("q4_decode", "WARPS_N=1,CW=2,WARPS_K=8,SPLIT_K=4,M_TILES=1,UNROLL=2,PIPE=1,ORDER=0,XG=0,XT=0,PF=0");
     CHECK_OK(q4gen_render(g, &s, arch, &v));
     CHECK_MSG((strstr(v.source, "__cluster_dims__(1, 1, 4)") != NULL) == (arch == 90) &&
                   (strstr(v.source, "workspace + ") != NULL) == (arch == 80),
