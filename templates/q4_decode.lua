@@ -482,7 +482,7 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
   const int x_rows = min(TILE_M, M - m0), x_kn = (kb_end - kb_begin) * 32;
   const int4 *pg = reinterpret_cast<const int4 *>(perm + kb_begin * 32);
   // perm items (eight consecutive k) a thread gathers, all loaded at once where they are few
-  constexpr int PB = (KB_SPLIT * 4 + THREADS - 1) / THREADS < 8 ? (KB_SPLIT * 4 + THREADS - 1) / THREADS : 8;
+  constexpr int ITEMS = (KB_SPLIT * 4 + THREADS - 1) / THREADS, PB = ITEMS < 8 ? ITEMS : 8;
   int4 pf[PB][2];
   auto load_perm = [&](int k0) {
 #pragma unroll
@@ -494,11 +494,14 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
   };
   const uint4 *xsrc = reinterpret_cast<const uint4 *>(x + (size_t)m0 * K);
   const int xn = x_rows * (K / 8);  // 16-byte vectors of x to copy
-  constexpr int XB = 8;             // of them in flight per thread
-  uint4 xv0[XB];                    // the first XB
+  constexpr int XB = 8;             // of them in flight per thread and pass
+  uint4 xv[XB];                     // this thread's of the current pass
+  auto load_x = [&](int i0) {
 #pragma unroll
-  for (int j = 0; j < XB; ++j)
-    if (threadIdx.x + j * THREADS < xn) xv0[j] = __ldg(xsrc + threadIdx.x + j * THREADS);
+    for (int j = 0; j < XB; ++j)
+      if (i0 + j * THREADS < xn) xv[j] = __ldg(xsrc + i0 + j * THREADS);
+  };
+  load_x(threadIdx.x);
   load_perm(8 * threadIdx.x);
 //$ end
   // The first round's loads go out before the block prepares the rest
@@ -529,24 +532,18 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
 //$ end
 //$ if ACT_ORDER == 1 and XG == 1 then
   {
-    // The block's rows of x, whole, into shared memory (the first XB
-    // vectors a thread were loaded above, the rest, for larger M, here).
-    // Then the gather, shared memory to shared memory, eight consecutive k
-    // a thread: their perm entries come straight from global memory into
-    // registers (the first PB items' loaded above), read once for all rows,
-    // and each row's eight values go out as one 16-byte store.
+    // The block's rows of x, whole, into shared memory, XB vectors a
+    // thread and pass (the first pass's loaded above; more passes for
+    // larger M). Then the gather, shared memory to shared memory, eight
+    // consecutive k a thread: their perm entries come straight from global
+    // memory into registers (the first PB items' loaded above), read once
+    // for all rows, and each row's eight values go out as one 16-byte store.
     half *xw = xs + x_rows * XK;  // [x_rows][K]
-#pragma unroll
-    for (int j = 0; j < XB; ++j)
-      if (threadIdx.x + j * THREADS < xn) reinterpret_cast<uint4 *>(xw)[threadIdx.x + j * THREADS] = xv0[j];
-    for (int i0 = threadIdx.x + XB * THREADS; i0 < xn; i0 += XB * THREADS) {
-      uint4 v[XB];
+    for (int i0 = threadIdx.x; i0 < xn; i0 += XB * THREADS) {
+      if (i0 != (int)threadIdx.x) load_x(i0);
 #pragma unroll
       for (int j = 0; j < XB; ++j)
-        if (i0 + j * THREADS < xn) v[j] = __ldg(xsrc + i0 + j * THREADS);
-#pragma unroll
-      for (int j = 0; j < XB; ++j)
-        if (i0 + j * THREADS < xn) reinterpret_cast<uint4 *>(xw)[i0 + j * THREADS] = v[j];
+        if (i0 + j * THREADS < xn) reinterpret_cast<uint4 *>(xw)[i0 + j * THREADS] = xv[j];
     }
     __syncthreads();
     const unsigned short *xu = reinterpret_cast<const unsigned short *>(xw);
