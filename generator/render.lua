@@ -286,7 +286,16 @@ function H.load_template(name)
       list[#list + 1] = iv
       if #tostring(iv) > width then width = #tostring(iv) end
     end
-    info.params[i] = { pname, list }
+    local when = pr.when
+    if when ~= nil and type(when) ~= 'function' then
+      bad(name, "parameter '%s': when must be a function of the shape", pname)
+    end
+    for k in pairs(pr) do
+      if k ~= 1 and k ~= 2 and k ~= 'when' then
+        bad(name, "parameter '%s': unknown field '%s'", pname, tostring(k))
+      end
+    end
+    info.params[i] = { pname, list, when }
     info.index[pname] = i
     info.allowed[i] = set
     longest = longest + #pname + 2 + width
@@ -396,16 +405,32 @@ local function meta(info, vals, s)
   return r
 end
 
+-- The values of parameter i enumerated for shape s: all of them, or only
+-- the first where the parameter's when(s) says it changes nothing.
+local function values_for(info, i, s)
+  local pr = info.params[i]
+  if pr[3] == nil then return pr[2] end
+  C.reset()
+  local on = pr[3](shape_copy(s))
+  if type(on) ~= 'boolean' then
+    bad(info.name, "parameter '%s': when(s) must return a boolean (got %s)", pr[1], type(on))
+  end
+  return on and pr[2] or { pr[2][1] }
+end
+
 -- Every variant check() accepts, in declared order (last parameter fastest):
 -- a list of meta tables, each with .params set. The instruction budget
 -- restarts for every call into the template.
 function H.enumerate(name, s)
   local info = info_of[name]
-  local out, idx, n = {}, {}, #info.params
-  for i = 1, n do idx[i] = 1 end
+  local out, idx, n, lists = {}, {}, #info.params, {}
+  for i = 1, n do
+    idx[i] = 1
+    lists[i] = values_for(info, i, s)
+  end
   while true do
     local vals = {}
-    for i = 1, n do vals[i] = info.params[i][2][idx[i]] end
+    for i = 1, n do vals[i] = lists[i][idx[i]] end
     C.reset()
     if check(info, vals, s) then
       C.reset()
@@ -416,7 +441,7 @@ function H.enumerate(name, s)
     local i = n
     while i >= 1 do
       idx[i] = idx[i] + 1
-      if idx[i] <= #info.params[i][2] then break end
+      if idx[i] <= #lists[i] then break end
       idx[i] = 1
       i = i - 1
     end

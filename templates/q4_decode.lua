@@ -29,6 +29,8 @@
 local C = import("_q4common")
 
 local function ceil_div(a, b) return (a + b - 1) // b end
+-- (XG and PF exist for act-order weights only: elsewhere only their 0 is enumerated)
+local function act_order(s) return s.act_order end
 
 local T = {
   name = "q4_decode",
@@ -43,9 +45,9 @@ local T = {
     { "UNROLL",  { 1, 2, 4, 8 } }, -- units of K (one block; q4s: four) per warp per round
     { "PIPE",    { 0, 1 } },       -- 1: load round r + 1 while computing round r
     { "ORDER",   { 0, 1 } },       -- a warp's units in a round: 0 WARPS_K apart, 1 consecutive
-    { "XG",      { 0, 1 } },       -- act-order x into shared memory: 0 gathered from global, 1 from rows copied in
+    { "XG",      { 0, 1 }, when = act_order }, -- act-order x into shared memory: 0 gathered from global, 1 from rows copied in
     { "XT",      { 0, 1 } },       -- M <= 8: 1 puts x in the mma's B (8 rows) and W in its A
-    { "PF",      { 0, 2, 4 } },    -- act-order XG = 1: rounds after the first prefetched into L2 before the prologue
+    { "PF",      { 0, 2, 4 }, when = act_order }, -- XG = 1: rounds after the first prefetched into L2 before the prologue
   },
 }
 
@@ -162,13 +164,15 @@ end
 -- Valid, and worth timing: the rest prunes the tuner's space (defaults
 -- must pass it too, so it never rejects every variant of a valid shape).
 function T.check(p, s)
+  -- (the parameters that exist for act-order alone first: rejecting them
+  -- before valid() keeps enumerating the space cheap)
+  if p.XG == 1 and not s.act_order then return false, "XG=1: no act-order x to gather" end
+  if p.PF > 0 and p.XG == 0 then return false, "PF: only ahead of an act-order prologue (XG=1)" end
   local ok, why = valid(p, s)
   if not ok then return false, why end
   -- the same kernel as ORDER = 0 / XG = 0 where they change nothing
   if p.ORDER == 1 and group_units(s) < 2 then return false, "ORDER=1: no group spans two units" end
-  if p.XG == 1 and not s.act_order then return false, "XG=1: no act-order x to gather" end
   if p.XG == 1 and p.M_TILES ~= 1 then return false, "XG=1: one m tile (M <= 8)" end
-  if p.PF > 0 and p.XG == 0 then return false, "PF: only ahead of an act-order prologue (XG=1)" end
   local m = T.meta(p, s)
   -- (XG = 1 holds at most 8 rows, where XT = 1 takes over)
   if m.m_min > m.m_max then return false, "no M left for it" end

@@ -76,10 +76,11 @@ static q4_status render1(q4gen *g, const char *tmpl, const char *params, q4_vari
 }
 
 static void test_open_and_list(q4gen *g) {
-  CHECK(q4gen_count(g) == 10);
+  CHECK(q4gen_count(g) == 11);
   CHECK(!strcmp(q4gen_name(g, 0), "t_enum_os"));
   CHECK(!strcmp(q4gen_name(g, 9), "t_text"));
-  CHECK(q4gen_name(g, 10) == NULL && q4gen_name(g, -1) == NULL);
+  CHECK(!strcmp(q4gen_name(g, 10), "t_when"));
+  CHECK(q4gen_name(g, 11) == NULL && q4gen_name(g, -1) == NULL);
   int text = -1, loopcheck = -1;
   for (int i = 0; i < q4gen_count(g); i++) {
     if (!strcmp(q4gen_name(g, i), "t_text")) text = i;
@@ -158,6 +159,37 @@ static void test_enumerate(q4gen *g) {
   q4_shape bad = SHAPE;
   bad.k = 0;
   CHECK(q4gen_enumerate(g, "t_text", &bad, 80, &list, &n) == Q4_ERR_INVALID_ARG);
+}
+
+/* A parameter with `when` takes all its values where when(s) is true and
+** only its first elsewhere; when(s) must answer a boolean. */
+static void test_enumerate_when(q4gen *g) {
+  q4_variant *list;
+  int n;
+  CHECK_OK(q4gen_enumerate(g, "t_when", &SHAPE, 80, &list, &n));  /* group 128: B varies */
+  static const char *grouped[] = {"A=1,B=0,C=3", "A=1,B=5,C=3", "A=1,B=7,C=3",
+                                  "A=2,B=0,C=3", "A=2,B=5,C=3", "A=2,B=7,C=3"};
+  CHECK_MSG(n == 6, "n = %d", n);
+  for (int i = 0; i < n && i < 6; i++) CHECK_MSG(!strcmp(list[i].params, grouped[i]), "%d: %s", i, list[i].params);
+  q4gen_free_list(list, n);
+  q4_shape pc = SHAPE;
+  pc.group_size = pc.k;
+  CHECK_OK(q4gen_enumerate(g, "t_when", &pc, 80, &list, &n));  /* per-channel: B and C fixed */
+  CHECK_MSG(n == 2 && !strcmp(list[0].params, "A=1,B=0,C=3") && !strcmp(list[1].params, "A=2,B=0,C=3"),
+            "n = %d", n);
+  q4gen_free_list(list, n);
+  /* every value still renders where when(s) is false */
+  q4_variant v = {0};
+  snprintf(v.tmpl, sizeof v.tmpl, "t_when");
+  snprintf(v.params, sizeof v.params, "A=2,B=7,C=4");
+  CHECK_OK(q4gen_render(g, &pc, 80, &v));
+  CHECK(v.source && !strcmp(v.source, "2 7 4"));
+  q4_variant_free(&v);
+  q4_shape k1024 = SHAPE;
+  k1024.k = 1024;
+  CHECK(q4gen_enumerate(g, "t_when", &k1024, 80, &list, &n) == Q4_ERR_TEMPLATE);
+  CHECK_MSG(has(q4_last_error(), "parameter 'C': when(s) must return a boolean (got number)"), "%s",
+            q4_last_error());
 }
 
 static void test_render_params(q4gen *g) {
@@ -382,6 +414,7 @@ static void test_load_errors(void) {
       {"bad_params", "t_name"},
       {"bad_nocheck", "t_nocheck.lua: check must be a function"},
       {"bad_field", "t_field.lua: unknown field 'defualt'"},
+      {"bad_when", "t_when.lua: parameter 'X': when must be a function of the shape"},
       {"only_libs", "no templates in"},
       {"no_such_dir", "cannot open template directory"},
   };
@@ -585,6 +618,7 @@ int main(void) {
     test_open_and_list(g);
     test_render_text(g);
     test_enumerate(g);
+    test_enumerate_when(g);
     test_render_params(g);
     test_meta(g);
     test_sandbox(g);
