@@ -1,0 +1,336 @@
+-- q4_mma: int4 matrix product for mid-size M (tens to hundreds of rows) on
+-- the tensor cores through mma.sync.m16n8k16, the weights dequantized in
+-- registers.
+--
+-- Why this shape of kernel: from a few dozen rows on, each weight meets
+-- many rows of x, and x itself is read again by every column tile. So a
+-- block takes a BLOCK_M x BLOCK_N tile of y, and both x rows and packed
+-- codes come through shared memory in a STAGES-deep cp.async pipeline,
+-- as they lie in memory. Each warp turns its codes into mma fragments in
+-- registers once and uses them for all MT of its 16-row m tiles, so the
+-- dequantization costs one fp16 FMA per pair of weights per MT mmas, and
+-- no fp16 copy of W is ever written (q4_wmma writes one to shared memory,
+-- q4_dqgemm to global memory).
+--
+-- Fragments take q4_decode's order (see there): lane 4g + t takes word row
+-- t of a 32-row block (rows 8t .. 8t+7) of four neighbouring columns, one
+-- column for each of four 8-column mma tiles, and q4_unpack gives the word
+-- as the row pairs (j, j + 4); mma 0 of the block takes pairs 0 and 1, mma
+-- 1 pairs 2 and 3. A 16-byte piece x[r][8t .. 8t+7] of x, permuted into
+-- the same pairs (four PRMTs), feeds every column of the warp.
+local C = import("_q4common")
+
+local T = {
+  name = "q4_mma",
+  formats = { "q4" },
+  priority = 15,
+  -- (the space is what won on the H100 at M = 64 and 256, tuned over a
+  -- wider one: three warps along M, 16 and 64 rows per warp lost there)
+  params = {
+    { "WARPS_M", { 1, 2 } },       -- warps along M, 32 rows each
+    { "WARPS_N", { 2, 4 } },       -- warps along N
+    { "CW",      { 1, 2 } },       -- 32-column strips per warp
+    { "BK",      { 64, 128 } },    -- rows of K per pipeline stage
+    { "STAGES",  { 2, 3, 4 } },    -- pipeline depth
+    { "SPLIT_K", { 1, 2, 4 } },    -- blocks splitting K, reduced in the epilogue
+  },
+}
+
+local MT = 2  -- 16-row m tiles per warp
+
+local XPAD, WPAD = 32, 8  -- x rows 64 bytes, code rows 32 bytes apart in bank order (see source)
+
+local function block_m(p) return 16 * MT * p.WARPS_M end
+local function block_n(p) return 32 * p.CW * p.WARPS_N end
+-- Groups of scales and zeros a stage spans (grouped weights only).
+local function stage_groups(p, s)
+  if s.group_size >= s.k then return 0 end
+  return math.max(1, p.BK // s.group_size)
+end
+
+local function smem_bytes(p, s)
+  local bm, bn = block_m(p), block_n(p)
+  local x = bm * (p.BK + XPAD) * 2
+  local w = (p.BK // 8) * (bn + WPAD) * 4
+  local sz = stage_groups(p, s) * bn * 2 * (s.symmetric and 1 or 2)
+  local pipe = p.STAGES * (x + w + sz)
+  local epilogue = bm * (bn + 4) * 4
+  return math.max(pipe, epilogue)
+end
+
+function T.meta(p, s)
+  local bm = block_m(p)
+  return {
+    threads = 32 * p.WARPS_M * p.WARPS_N,
+    smem = smem_bytes(p, s),
+    tile_m = bm, tile_n = block_n(p), split_k = p.SPLIT_K,
+    -- q4_decode below 33 rows; past 512, cuBLAS on expanded weights (q4_dqgemm)
+    m_min = 33,
+    m_max = 512,
+  }
+end
+
+function T.check(p, s)
+  if s.arch < 80 then return false, "mma.sync.m16n8k16 and cp.async need sm_80" end
+  -- act-order weights gather x through perm: q4_decode and q4_dqgemm do that once
+  if s.act_order then return false, "act-order weights: q4_decode or q4_dqgemm" end
+  local warps = p.WARPS_M * p.WARPS_N
+  if warps ~= 4 and warps ~= 8 then return false, "4 or 8 warps per block" end
+  if s.n % block_n(p) ~= 0 then return false, "N not a multiple of the block's columns" end
+  if s.k % (p.BK * p.SPLIT_K) ~= 0 then return false, "K steps don't split evenly" end
+  local kt = s.k // p.BK // p.SPLIT_K
+  if kt < p.STAGES then return false, "fewer K steps than stages" end
+  if s.group_size < s.k then
+    local g = s.group_size
+    if g % 32 ~= 0 or (g % p.BK ~= 0 and p.BK % g ~= 0) then
+      return false, "group size neither a multiple nor a divisor of BK"
+    end
+  end
+  if smem_bytes(p, s) > C.smem_max(s.arch) then return false, "shared memory over the limit" end
+  -- split-K only where the column tiles leave SMs idle (one row tile assumed)
+  if p.SPLIT_K > 1 and (s.n // block_n(p)) * p.SPLIT_K > 4 * 132 then return false, "split-K not needed" end
+  return true
+end
+
+function T.default(s, m)
+  if s.act_order or m <= 64 or m > 512 then return nil end
+  for _, p in ipairs({ { WARPS_M = 1, WARPS_N = 4, CW = 1, BK = 64, STAGES = 4, SPLIT_K = 1 },
+                       { WARPS_M = 2, WARPS_N = 2, CW = 1, BK = 64, STAGES = 4, SPLIT_K = 1 } }) do
+    if T.check(p, s) then return p end
+  end
+  return nil
+end
+
+function T.constants(p, s)
+  return { TEMPLATE = "q4_mma", MT = MT, XPAD = XPAD, WPAD = WPAD, SG = stage_groups(p, s) }
+end
+
+T.source = [==[
+{{ render(C.prelude) }}
+{{ render(C.async_copy) }}
+constexpr int WARPS_M = {{WARPS_M}}, WARPS_N = {{WARPS_N}}, MT = {{MT}}, CW = {{CW}};
+constexpr int BK = {{BK}}, STAGES = {{STAGES}};
+constexpr int WTM = 16 * MT, WTN = 32 * CW;  // a warp's tile of y
+constexpr int KT = K / BK / SPLIT_K;         // k-steps per block
+// Shared rows are padded so that a quarter warp's 16-byte reads (lanes
+// 4g + t, g = 0, 1, t = 0..3) fall in eight distinct bank groups: x rows
+// g, g + 1 are 64 bytes apart (mod 128) and pieces t 16 bytes; code rows
+// t are 32 bytes apart (mod 128) and columns 4g 16 bytes.
+constexpr int LDX = BK + {{XPAD}};           // halves per x row
+constexpr int LDW = TILE_N + {{WPAD}};       // words per code row
+constexpr int LDC = TILE_N + 4;              // floats per row of the finished tile
+// Grouped weights: the SG groups of scales (and zeros) a stage spans
+// come with it, one row of TILE_N halves each (SG = 0: per-channel).
+constexpr int SG = {{SG}}, SG_ROWS = SG * {{SYMMETRIC == 1 and 1 or 2}};
+constexpr int X_STAGE = TILE_M * LDX;          // halves
+constexpr int W_STAGE = BK / 8 * LDW;          // words
+constexpr int S_STAGE = SG_ROWS * TILE_N / 2;  // words
+constexpr int STAGE_WORDS = X_STAGE / 2 + W_STAGE + S_STAGE;
+
+// D += A * B for one 16x8x16 tile: fp16 in, fp32 accumulate.
+__device__ __forceinline__ void mma16816(float (&d)[4], const u32 (&a)[4], u32 b0, u32 b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+               "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ u32 h2_bits(half2 h) { return *reinterpret_cast<u32 *>(&h); }
+
+// Queue the copies of k-step kt into one stage: TILE_M rows of x (rows
+// past M zero-filled), BK / 8 rows of codes, and for grouped weights the
+// stage's rows of scales and zeros. Each thread's share is a fixed number
+// of 16-byte pieces, unrolled, so that their offsets are computed once
+// outside the k loop and a k-step's copy costs an add and the copy.
+template <int PIECES, typename F> __device__ __forceinline__ void for_pieces(F f) {
+#pragma unroll
+  for (int j = 0; j < (PIECES + THREADS - 1) / THREADS; ++j) {
+    const int i = threadIdx.x + j * THREADS;
+    if (PIECES % THREADS == 0 || i < PIECES) f(i);
+  }
+}
+
+__device__ __forceinline__ void load_stage(u32 *stage, const half *x, const u32 *qweight, const half *scales,
+                                           const half *zeros, int M, int m0, int n0, int kt) {
+  half *xs = reinterpret_cast<half *>(stage);
+  u32 *ws = stage + X_STAGE / 2;
+  for_pieces<TILE_M * BK / 8>([&](int i) {
+    const int r = i / (BK / 8), c = 8 * (i % (BK / 8));
+    const bool ok = m0 + r < M;
+    copy16(&xs[r * LDX + c], ok ? &x[(size_t)(m0 + r) * K + kt * BK + c] : x, ok);
+  });
+  for_pieces<BK / 8 * TILE_N / 4>([&](int i) {
+    const int r = i / (TILE_N / 4), c = 4 * (i % (TILE_N / 4));
+    copy16(&ws[r * LDW + c], &qweight[(size_t)(kt * BK / 8 + r) * N + n0 + c], true);
+  });
+//$ if SG > 0 then
+  half *ss = reinterpret_cast<half *>(ws + W_STAGE);  // [SG_ROWS][TILE_N]: scales, then zeros
+  for_pieces<SG_ROWS * TILE_N / 8>([&](int i) {
+    const int r = i / (TILE_N / 8), c = 8 * (i % (TILE_N / 8));
+    const half *src = r < SG ? scales : zeros;
+    copy16(&ss[r * TILE_N + c], &src[(size_t)(kt * BK / GROUP + r % SG) * N + n0 + c], true);
+  });
+//$ end
+}
+
+// Scale and -zero*scale of four neighbouring columns, each broadcast to
+// both halves of a pair. fp16 multiplication rounds once, like the fp32
+// product rounded to fp16.
+__device__ __forceinline__ void column_scales(uint2 s4, uint2 z4, half2 (&s)[4], half2 (&nzs)[4]) {
+  const half2 *s2 = reinterpret_cast<const half2 *>(&s4), *z2 = reinterpret_cast<const half2 *>(&z4);
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    const half2 nz = __hmul2(__hneg2(z2[i]), s2[i]);
+    s[2 * i] = __low2half2(s2[i]);
+    s[2 * i + 1] = __high2half2(s2[i]);
+    nzs[2 * i] = __low2half2(nz);
+    nzs[2 * i + 1] = __high2half2(nz);
+  }
+}
+
+{{ render(C.signature) }}
+{
+  extern __shared__ __align__(128) u32 smem[];  // [STAGES][STAGE_WORDS], then the finished tile
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int wm = warp / WARPS_N, wn = warp % WARPS_N;
+  const int g = lane >> 2, t = lane & 3;
+  const int m0 = blockIdx.y * TILE_M, n0 = blockIdx.x * TILE_N;
+  const int kt0 = blockIdx.z * KT;
+  // this thread's first column in strip c of the warp, within the tile
+  auto col_of = [&](int c) { return wn * WTN + 32 * c + 4 * g; };
+
+  // acc[m tile][8-column tile 4c + i]: column 4g' + i of strip c is column
+  // g' of tile 4c + i, so the fragment's columns 2t, 2t + 1 are 8t + i and
+  // 8t + 4 + i of the strip.
+  float acc[MT][4 * CW][4] = {};
+//$ if SG > 0 then
+  half2 s[CW][4], nzs[CW][4];  // the current group's scale and -zero*scale per column
+//$ else
+  // Per-channel weights go into the mma as bare codes, q * 2^-24 (see
+  // q4_decode), and an mma against ones sums each row of x beside them;
+  // the epilogue applies y = s * 2^24 * (sum - z * sum of x) once.
+  float xsum[MT][4] = {};
+  constexpr u32 BARE_ONES = 0x00010001u;  // (2^-24, 2^-24), as bare as the codes
+//$ end
+
+  // Prologue: STAGES - 1 k-steps in flight. Every step commits one group of
+  // copies (possibly empty) so that the wait counts stay uniform.
+#pragma unroll
+  for (int st = 0; st < STAGES - 1; ++st) {
+    if (st < KT) load_stage(smem + st * STAGE_WORDS, x, qweight, scales, zeros, M, m0, n0, kt0 + st);
+    copy_commit();
+  }
+
+  for (int i = 0; i < KT; ++i) {
+    copy_wait<STAGES - 2>();  // k-step i has landed for this thread
+    __syncthreads();          // ... and for every thread; step i - 1's stage is free
+    const int next = i + STAGES - 1;
+    if (next < KT)
+      load_stage(smem + (next % STAGES) * STAGE_WORDS, x, qweight, scales, zeros, M, m0, n0, kt0 + next);
+    copy_commit();
+
+    const u32 *stage = smem + (i % STAGES) * STAGE_WORDS;
+    const half *xs = reinterpret_cast<const half *>(stage) + wm * WTM * LDX;
+    const u32 *ws = stage + X_STAGE / 2;
+#pragma unroll
+    for (int b = 0; b < BK / 32; ++b) {  // 32-row blocks of the stage
+//$ if SG > 0 then
+      if (b * 32 % GROUP == 0) {  // a new group starts: its scales and zeros
+        const half *ss = reinterpret_cast<const half *>(ws + W_STAGE) + (b * 32 / GROUP) * TILE_N;
+#pragma unroll
+        for (int c = 0; c < CW; ++c) {
+          const uint2 s4 = *reinterpret_cast<const uint2 *>(&ss[col_of(c)]);
+//$ if SYMMETRIC == 1 then
+          const uint2 z4 = make_uint2(0x48004800u, 0x48004800u);
+//$ else
+          const uint2 z4 = *reinterpret_cast<const uint2 *>(&ss[SG * TILE_N + col_of(c)]);
+//$ end
+          column_scales(s4, z4, s[c], nzs[c]);
+        }
+      }
+//$ end
+      // The block's codes, dequantized: b[4c + j] holds column 4g + j of
+      // strip c as the row pairs (j', j' + 4), j' = 0..3.
+      u32 bw[4 * CW][4];
+#pragma unroll
+      for (int c = 0; c < CW; ++c) {
+        const uint4 w4 = *reinterpret_cast<const uint4 *>(&ws[(4 * b + t) * LDW + col_of(c)]);
+        const u32 words[4] = {w4.x, w4.y, w4.z, w4.w};
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+//$ if SG > 0 then
+          half2 v[4];
+          q4_unpack(words[j], v);
+#pragma unroll
+          for (int e = 0; e < 4; ++e) bw[4 * c + j][e] = h2_bits(q4_scale(v[e], s[c][j], nzs[c][j]));
+//$ else
+#pragma unroll
+          for (int e = 0; e < 4; ++e) bw[4 * c + j][e] = (words[j] >> (4 * e)) & 0x000f000fu;
+//$ end
+        }
+      }
+      // x rows g and g + 8 of each m tile, rows 8t .. 8t+7 of the block, as
+      // the same pairs: a[mi][h] for mma h, which takes pairs 2h and 2h + 1.
+      u32 a[MT][2][4];
+#pragma unroll
+      for (int mi = 0; mi < MT; ++mi) {
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const uint4 v = *reinterpret_cast<const uint4 *>(&xs[(16 * mi + g + 8 * r) * LDX + 32 * b + 8 * t]);
+          a[mi][0][r] = __byte_perm(v.x, v.z, 0x5410);      // (0, 4)
+          a[mi][0][2 + r] = __byte_perm(v.x, v.z, 0x7632);  // (1, 5)
+          a[mi][1][r] = __byte_perm(v.y, v.w, 0x5410);      // (2, 6)
+          a[mi][1][2 + r] = __byte_perm(v.y, v.w, 0x7632);  // (3, 7)
+        }
+      }
+      // Consecutive mmas go to different accumulators, so none waits for
+      // the one before.
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int mi = 0; mi < MT; ++mi)
+#pragma unroll
+          for (int n = 0; n < 4 * CW; ++n) mma16816(acc[mi][n], a[mi][h], bw[n][2 * h], bw[n][2 * h + 1]);
+//$ if SG == 0 then
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int mi = 0; mi < MT; ++mi) mma16816(xsum[mi], a[mi][h], BARE_ONES, BARE_ONES);
+//$ end
+    }
+  }
+
+  // Accumulators -> the finished fp32 tile in shared memory (over the
+  // pipeline's stages) -> y.
+  copy_wait<0>();
+  __syncthreads();
+  float *c_s = reinterpret_cast<float *>(smem);
+#pragma unroll
+  for (int mi = 0; mi < MT; ++mi)
+#pragma unroll
+    for (int c = 0; c < CW; ++c)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const int r = wm * WTM + 16 * mi + g, n = wn * WTN + 32 * c + 8 * t + j;
+        float (&v)[4] = acc[mi][4 * c + j];
+//$ if SG == 0 then
+        constexpr float UNBARE = 16777216.f;  // 2^24
+        const float s0 = UNBARE * __half2float(scales[n0 + n]), s1 = UNBARE * __half2float(scales[n0 + n + 4]);
+        const float z0 = __half2float(q4_zero(zeros, 0, n0 + n)), z1 = __half2float(q4_zero(zeros, 0, n0 + n + 4));
+        v[0] = s0 * (v[0] - z0 * xsum[mi][0]);
+        v[1] = s1 * (v[1] - z1 * xsum[mi][0]);
+        v[2] = s0 * (v[2] - z0 * xsum[mi][2]);
+        v[3] = s1 * (v[3] - z1 * xsum[mi][2]);
+//$ end
+        c_s[r * LDC + n] = v[0];
+        c_s[r * LDC + n + 4] = v[1];
+        c_s[(r + 8) * LDC + n] = v[2];
+        c_s[(r + 8) * LDC + n + 4] = v[3];
+      }
+  __syncthreads();
+  auto tile = [&](int r, int c) { return c_s[r * LDC + c]; };
+{{ render(C.epilogue) }}
+}
+]==]
+
+return T
