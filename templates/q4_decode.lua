@@ -198,7 +198,7 @@ function T.check(p, s)
 end
 
 function T.default(s, m)
-  -- q4_wmma takes larger M, except for act-order and sparse weights (see its check)
+  -- q4_mma (sm_80+) or q4_wmma takes larger M, except for act-order and sparse weights (see their checks)
   if m > 64 and s.n % 64 == 0 and not s.act_order and s.format == "q4" then return nil end
   local unroll = s.format == "q4s" and 1 or 4
   -- consecutive units where groups span several; for act-order weights

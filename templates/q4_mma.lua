@@ -3,32 +3,34 @@
 -- registers.
 --
 -- Why this shape of kernel: from a few dozen rows on, each weight meets
--- many rows of x, and x itself is read again by every column tile. So a
--- block takes a BLOCK_M x BLOCK_N tile of y, and both x rows and packed
--- codes come through shared memory in a STAGES-deep cp.async pipeline,
--- as they lie in memory. Each warp turns its codes into mma fragments in
--- registers once and uses them for all MT of its 16-row m tiles, so the
--- dequantization costs one fp16 FMA per pair of weights per MT mmas, and
--- no fp16 copy of W is ever written (q4_wmma writes one to shared memory,
--- q4_dqgemm to global memory).
+-- many rows of x, and x is read again by every column tile. So a block
+-- takes a TILE_M x TILE_N tile of y (TILE_M = 16 * MT rows), and x rows and
+-- packed codes both come through shared memory in a STAGES-deep cp.async
+-- pipeline, as they lie in memory. Every warp takes all TILE_M rows for
+-- its 32 * CW columns and one of each WARPS_K 32-row blocks of a stage:
+-- so each code is dequantized once per block, in registers, and feeds MT
+-- mmas; the warps' partial tiles are summed in the epilogue. No fp16 copy
+-- of W is ever written (q4_wmma writes one to shared memory, q4_dqgemm to
+-- global memory).
 --
 -- Fragments take q4_decode's order (see there): lane 4g + t takes word row
 -- t of a 32-row block (rows 8t .. 8t+7) of four neighbouring columns, one
--- column for each of four 8-column mma tiles, and q4_unpack gives the word
--- as the row pairs (j, j + 4); mma 0 of the block takes pairs 0 and 1, mma
--- 1 pairs 2 and 3. A 16-byte piece x[r][8t .. 8t+7] of x, permuted into
--- the same pairs (four PRMTs), feeds every column of the warp.
+-- column for each of four 8-column mma tiles, and unpacks it as the row
+-- pairs (e, e + 4); mma 0 of the block takes pairs 0 and 1, mma 1 pairs 2
+-- and 3. A 16-byte piece x[r][8t .. 8t+7] of x, permuted into the same
+-- pairs (four PRMTs), feeds every column of the warp. (Pairs of
+-- neighbouring rows would spare x's PRMTs, but unpacking the codes so
+-- took longer than the PRMTs: 11 % slower at M = 64 and 256.)
 local C = import("_q4common")
 
 local T = {
   name = "q4_mma",
   formats = { "q4" },
   priority = 15,
-  -- (the space is what won on the H100 at M = 64 and 256, tuned over a
-  -- wider one: three warps along M, 16 and 64 rows per warp lost there)
   params = {
-    { "WARPS_M", { 1, 2 } },       -- warps along M, 32 rows each
-    { "WARPS_N", { 2, 4 } },       -- warps along N
+    { "WARPS_N", { 1, 2, 4 } },    -- warps along N
+    { "WARPS_K", { 1, 2, 4 } },    -- warps sharing out a stage's 32-row blocks
+    { "MT",      { 2, 4 } },       -- 16-row m tiles: every warp takes all rows of the block
     { "CW",      { 1, 2 } },       -- 32-column strips per warp
     { "BK",      { 64, 128 } },    -- rows of K per pipeline stage
     { "STAGES",  { 2, 3, 4 } },    -- pipeline depth
@@ -36,11 +38,9 @@ local T = {
   },
 }
 
-local MT = 2  -- 16-row m tiles per warp
-
 local XPAD, WPAD = 32, 8  -- x rows 64 bytes, code rows 32 bytes apart in bank order (see source)
 
-local function block_m(p) return 16 * MT * p.WARPS_M end
+local function block_m(p) return 16 * p.MT end
 local function block_n(p) return 32 * p.CW * p.WARPS_N end
 -- Groups of scales and zeros a stage spans (grouped weights only).
 local function stage_groups(p, s)
@@ -54,14 +54,14 @@ local function smem_bytes(p, s)
   local w = (p.BK // 8) * (bn + WPAD) * 4
   local sz = stage_groups(p, s) * bn * 2 * (s.symmetric and 1 or 2)
   local pipe = p.STAGES * (x + w + sz)
-  local epilogue = bm * (bn + 4) * 4
+  local epilogue = p.WARPS_K * bm * (bn + 4) * 4  -- a partial tile per warp along K
   return math.max(pipe, epilogue)
 end
 
 function T.meta(p, s)
   local bm = block_m(p)
   return {
-    threads = 32 * p.WARPS_M * p.WARPS_N,
+    threads = 32 * p.WARPS_N * p.WARPS_K,
     smem = smem_bytes(p, s),
     tile_m = bm, tile_n = block_n(p), split_k = p.SPLIT_K,
     -- q4_decode below 33 rows; past 512, cuBLAS on expanded weights (q4_dqgemm)
@@ -74,8 +74,10 @@ function T.check(p, s)
   if s.arch < 80 then return false, "mma.sync.m16n8k16 and cp.async need sm_80" end
   -- act-order weights gather x through perm: q4_decode and q4_dqgemm do that once
   if s.act_order then return false, "act-order weights: q4_decode or q4_dqgemm" end
-  local warps = p.WARPS_M * p.WARPS_N
+  local warps = p.WARPS_N * p.WARPS_K
   if warps ~= 4 and warps ~= 8 then return false, "4 or 8 warps per block" end
+  if p.MT * p.CW > 4 then return false, "over 64 accumulators per thread" end
+  if (p.BK // 32) % p.WARPS_K ~= 0 then return false, "WARPS_K does not divide the stage's blocks" end
   if s.n % block_n(p) ~= 0 then return false, "N not a multiple of the block's columns" end
   if s.k % (p.BK * p.SPLIT_K) ~= 0 then return false, "K steps don't split evenly" end
   local kt = s.k // p.BK // p.SPLIT_K
@@ -92,25 +94,29 @@ function T.check(p, s)
   return true
 end
 
+-- The default above 64 rows (below, q4_decode's): what won most tuned
+-- shapes on the H100, or half its columns where N needs.
 function T.default(s, m)
-  if s.act_order or m <= 64 or m > 512 then return nil end
-  for _, p in ipairs({ { WARPS_M = 1, WARPS_N = 4, CW = 1, BK = 64, STAGES = 4, SPLIT_K = 1 },
-                       { WARPS_M = 2, WARPS_N = 2, CW = 1, BK = 64, STAGES = 4, SPLIT_K = 1 } }) do
+  if s.act_order or m <= 64 then return nil end
+  for _, cw in ipairs({ 2, 1 }) do
+    local p = { WARPS_N = 2, WARPS_K = 2, MT = 2, CW = cw, BK = 128, STAGES = 4, SPLIT_K = 1 }
+    if T.check(p, s) then return p end
+    p.BK = 64
     if T.check(p, s) then return p end
   end
   return nil
 end
 
 function T.constants(p, s)
-  return { TEMPLATE = "q4_mma", MT = MT, XPAD = XPAD, WPAD = WPAD, SG = stage_groups(p, s) }
+  return { TEMPLATE = "q4_mma", XPAD = XPAD, WPAD = WPAD, SG = stage_groups(p, s) }
 end
 
 T.source = [==[
 {{ render(C.prelude) }}
 {{ render(C.async_copy) }}
-constexpr int WARPS_M = {{WARPS_M}}, WARPS_N = {{WARPS_N}}, MT = {{MT}}, CW = {{CW}};
+constexpr int WARPS_N = {{WARPS_N}}, WARPS_K = {{WARPS_K}}, MT = {{MT}}, CW = {{CW}};
 constexpr int BK = {{BK}}, STAGES = {{STAGES}};
-constexpr int WTM = 16 * MT, WTN = 32 * CW;  // a warp's tile of y
+constexpr int WTN = 32 * CW;                 // a warp's columns (and all TILE_M rows)
 constexpr int KT = K / BK / SPLIT_K;         // k-steps per block
 // Shared rows are padded so that a quarter warp's 16-byte reads (lanes
 // 4g + t, g = 0, 1, t = 0..3) fall in eight distinct bank groups: x rows
@@ -118,7 +124,7 @@ constexpr int KT = K / BK / SPLIT_K;         // k-steps per block
 // t are 32 bytes apart (mod 128) and columns 4g 16 bytes.
 constexpr int LDX = BK + {{XPAD}};           // halves per x row
 constexpr int LDW = TILE_N + {{WPAD}};       // words per code row
-constexpr int LDC = TILE_N + 4;              // floats per row of the finished tile
+constexpr int LDC = TILE_N + 4;              // floats per row of a partial tile
 // Grouped weights: the SG groups of scales (and zeros) a stage spans
 // come with it, one row of TILE_N halves each (SG = 0: per-channel).
 constexpr int SG = {{SG}}, SG_ROWS = SG * {{SYMMETRIC == 1 and 1 or 2}};
@@ -130,9 +136,9 @@ constexpr int STAGE_WORDS = X_STAGE / 2 + W_STAGE + S_STAGE;
 // D += A * B for one 16x8x16 tile: fp16 in, fp32 accumulate.
 __device__ __forceinline__ void mma16816(float (&d)[4], const u32 (&a)[4], u32 b0, u32 b1) {
   asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
-               "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+      "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
 __device__ __forceinline__ u32 h2_bits(half2 h) { return *reinterpret_cast<u32 *>(&h); }
@@ -190,9 +196,9 @@ __device__ __forceinline__ void column_scales(uint2 s4, uint2 z4, half2 (&s)[4],
 
 {{ render(C.signature) }}
 {
-  extern __shared__ __align__(128) u32 smem[];  // [STAGES][STAGE_WORDS], then the finished tile
+  extern __shared__ __align__(128) u32 smem[];  // [STAGES][STAGE_WORDS], then the partial tiles
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int wm = warp / WARPS_N, wn = warp % WARPS_N;
+  const int wk = warp / WARPS_N, wn = warp % WARPS_N;
   const int g = lane >> 2, t = lane & 3;
   const int m0 = blockIdx.y * TILE_M, n0 = blockIdx.x * TILE_N;
   const int kt0 = blockIdx.z * KT;
@@ -230,12 +236,17 @@ __device__ __forceinline__ void column_scales(uint2 s4, uint2 z4, half2 (&s)[4],
     copy_commit();
 
     const u32 *stage = smem + (i % STAGES) * STAGE_WORDS;
-    const half *xs = reinterpret_cast<const half *>(stage) + wm * WTM * LDX;
+    const half *xs = reinterpret_cast<const half *>(stage);
     const u32 *ws = stage + X_STAGE / 2;
+    // This warp's 32-row blocks of the stage: wk, wk + WARPS_K, ... Each
+    // weight is dequantized by one warp of the block and used for every
+    // row; the warps' partial sums meet in the epilogue.
 #pragma unroll
-    for (int b = 0; b < BK / 32; ++b) {  // 32-row blocks of the stage
+    for (int bi = 0; bi < BK / 32 / WARPS_K; ++bi) {
+      const int b = wk + WARPS_K * bi;
 //$ if SG > 0 then
-      if (b * 32 % GROUP == 0) {  // a new group starts: its scales and zeros
+      // a new group, or the stage's copy of it: its scales and zeros
+      if (bi == 0 || b * 32 / GROUP != (b - WARPS_K) * 32 / GROUP) {
         const half *ss = reinterpret_cast<const half *>(ws + W_STAGE) + (b * 32 / GROUP) * TILE_N;
 #pragma unroll
         for (int c = 0; c < CW; ++c) {
@@ -249,8 +260,9 @@ __device__ __forceinline__ void column_scales(uint2 s4, uint2 z4, half2 (&s)[4],
         }
       }
 //$ end
-      // The block's codes, dequantized: b[4c + j] holds column 4g + j of
-      // strip c as the row pairs (j', j' + 4), j' = 0..3.
+      // The block's codes, dequantized: bw[4c + j] holds column 4g + j of
+      // strip c as the row pairs (e, e + 4), e = 0..3: (q - z) * s in fp16
+      // for grouped weights, bare codes for per-channel ones.
       u32 bw[4 * CW][4];
 #pragma unroll
       for (int c = 0; c < CW; ++c) {
@@ -300,18 +312,18 @@ __device__ __forceinline__ void column_scales(uint2 s4, uint2 z4, half2 (&s)[4],
     }
   }
 
-  // Accumulators -> the finished fp32 tile in shared memory (over the
-  // pipeline's stages) -> y.
+  // Accumulators -> each warp's partial tile in shared memory (over the
+  // pipeline's stages), [WARPS_K][TILE_M][LDC] -> summed -> y.
   copy_wait<0>();
   __syncthreads();
-  float *c_s = reinterpret_cast<float *>(smem);
+  float *c_s = reinterpret_cast<float *>(smem) + wk * TILE_M * LDC;
 #pragma unroll
   for (int mi = 0; mi < MT; ++mi)
 #pragma unroll
     for (int c = 0; c < CW; ++c)
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
-        const int r = wm * WTM + 16 * mi + g, n = wn * WTN + 32 * c + 8 * t + j;
+        const int r = 16 * mi + g, n = wn * WTN + 32 * c + 8 * t + j;
         float (&v)[4] = acc[mi][4 * c + j];
 //$ if SG == 0 then
         constexpr float UNBARE = 16777216.f;  // 2^24
@@ -328,7 +340,13 @@ __device__ __forceinline__ void column_scales(uint2 s4, uint2 z4, half2 (&s)[4],
         c_s[(r + 8) * LDC + n + 4] = v[3];
       }
   __syncthreads();
-  auto tile = [&](int r, int c) { return c_s[r * LDC + c]; };
+  const float *parts = reinterpret_cast<const float *>(smem);
+  auto tile = [&](int r, int c) {
+    float v = 0.f;
+#pragma unroll
+    for (int k = 0; k < WARPS_K; ++k) v += parts[(k * TILE_M + r) * LDC + c];
+    return v;
+  };
 {{ render(C.epilogue) }}
 }
 ]==]
