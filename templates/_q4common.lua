@@ -63,6 +63,21 @@ __device__ __forceinline__ half2 q4_scale(half2 v, half2 s, half2 neg_zs) {
   return __hfma2(__hsub2(v, bias), s, neg_zs);
 }
 
+// Scales and -zero*scale of four neighbouring columns (four halves each,
+// as loaded), each broadcast to both halves of a pair for q4_scale. fp16
+// multiplication rounds once, like the fp32 product rounded to fp16.
+__device__ __forceinline__ void q4_column_scales(uint2 s4, uint2 z4, half2 (&s)[4], half2 (&nzs)[4]) {
+  const half2 *s2 = reinterpret_cast<const half2 *>(&s4), *z2 = reinterpret_cast<const half2 *>(&z4);
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    const half2 nz = __hmul2(__hneg2(z2[i]), s2[i]);
+    s[2 * i] = __low2half2(s2[i]);
+    s[2 * i + 1] = __high2half2(s2[i]);
+    nzs[2 * i] = __low2half2(nz);
+    nzs[2 * i + 1] = __high2half2(nz);
+  }
+}
+
 __device__ __forceinline__ half q4_neg_zs(half z, half s) {
   return __float2half_rn(-__half2float(z) * __half2float(s));
 }

@@ -339,20 +339,6 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
   return {load_small(&scales[(size_t)grp * N + col], pred), load_zeros4(zeros, grp, col, pred)};
 }
 
-// Scale and -zero*scale of each column, broadcast to both halves. fp16
-// multiplication rounds once, like the fp32 product rounded to fp16.
-__device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], half2 (&nzs)[4]) {
-  const half2 *s2 = reinterpret_cast<const half2 *>(&g.s), *z2 = reinterpret_cast<const half2 *>(&g.z);
-#pragma unroll
-  for (int i = 0; i < 2; ++i) {
-    const half2 nz = __hmul2(__hneg2(z2[i]), s2[i]);
-    s[2 * i] = __low2half2(s2[i]);
-    s[2 * i + 1] = __high2half2(s2[i]);
-    nzs[2 * i] = __low2half2(nz);
-    nzs[2 * i + 1] = __high2half2(nz);
-  }
-}
-
 {{ render(C.signature) }}
 {
   extern __shared__ float red[];  // [WARPS_K][TILE_M][TILE_N] partial sums, then gathered x or the q4s table
@@ -643,7 +629,7 @@ __device__ __forceinline__ void expand_group(const group_raw &g, half2 (&s)[4], 
       // a new group: its scales and zeros, expanded once for the unit's chunks
       if (group_starts(u))
 #pragma unroll
-        for (int c = 0; c < CW; ++c) expand_group(gr[group_slot(u)][c], s[c], nzs[c]);
+        for (int c = 0; c < CW; ++c) q4_column_scales(gr[group_slot(u)][c].s, gr[group_slot(u)][c].z, s[c], nzs[c]);
 //$ end
 //$ if XT == 1 then
 #pragma unroll

@@ -179,21 +179,6 @@ __device__ __forceinline__ void load_stage(u32 *stage, const half *x, const u32 
 //$ end
 }
 
-// Scale and -zero*scale of four neighbouring columns, each broadcast to
-// both halves of a pair. fp16 multiplication rounds once, like the fp32
-// product rounded to fp16.
-__device__ __forceinline__ void column_scales(uint2 s4, uint2 z4, half2 (&s)[4], half2 (&nzs)[4]) {
-  const half2 *s2 = reinterpret_cast<const half2 *>(&s4), *z2 = reinterpret_cast<const half2 *>(&z4);
-#pragma unroll
-  for (int i = 0; i < 2; ++i) {
-    const half2 nz = __hmul2(__hneg2(z2[i]), s2[i]);
-    s[2 * i] = __low2half2(s2[i]);
-    s[2 * i + 1] = __high2half2(s2[i]);
-    nzs[2 * i] = __low2half2(nz);
-    nzs[2 * i + 1] = __high2half2(nz);
-  }
-}
-
 {{ render(C.signature) }}
 {
   extern __shared__ __align__(128) u32 smem[];  // [STAGES][STAGE_WORDS], then the partial tiles
@@ -256,7 +241,7 @@ __device__ __forceinline__ void column_scales(uint2 s4, uint2 z4, half2 (&s)[4],
 //$ else
           const uint2 z4 = *reinterpret_cast<const uint2 *>(&ss[SG * TILE_N + col_of(c)]);
 //$ end
-          column_scales(s4, z4, s[c], nzs[c]);
+          q4_column_scales(s4, z4, s[c], nzs[c]);
         }
       }
 //$ end
