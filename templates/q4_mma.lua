@@ -20,7 +20,7 @@
 -- and 3. A 16-byte piece x[r][8t .. 8t+7] of x, permuted into the same
 -- pairs (four PRMTs), feeds every column of the warp. (Pairs of
 -- neighbouring rows would spare x's PRMTs, but unpacking the codes so
--- took longer than the PRMTs: 11 % slower at M = 64 and 256.)
+-- took longer than the PRMTs: 8 to 13 % slower at M = 64 and 256.)
 local C = import("_q4common")
 
 local T = {
