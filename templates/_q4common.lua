@@ -78,6 +78,19 @@ __device__ __forceinline__ void q4_column_scales(uint2 s4, uint2 z4, half2 (&s)[
   }
 }
 
+// The bits of an fp16 pair, as an mma operand takes them.
+__device__ __forceinline__ u32 q4_h2_bits(half2 h) { return *reinterpret_cast<u32 *>(&h); }
+//$ if ARCH >= 80 then
+
+// D += A * B for one 16x8x16 tile: fp16 in, fp32 accumulate (sm_80+).
+__device__ __forceinline__ void q4_mma16816(float (&d)[4], const u32 (&a)[4], u32 b0, u32 b1) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+               "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+//$ end
+
 __device__ __forceinline__ half q4_neg_zs(half z, half s) {
   return __float2half_rn(-__half2float(z) * __half2float(s));
 }

@@ -274,14 +274,6 @@ constexpr bool GROUP_ALIGNED = ORDER == 1 && (GROUP_UNITS % UNROLL == 0 || UNROL
 __device__ __forceinline__ int group_slot(int u) { return GROUP_ALIGNED ? u / GROUP_UNITS : u; }
 __device__ __forceinline__ bool group_starts(int u) { return !GROUP_ALIGNED || u % GROUP_UNITS == 0; }
 
-// D += A * B for one 16x8x16 tile: fp16 in, fp32 accumulate.
-__device__ __forceinline__ void mma16816(float (&d)[4], const u32 (&a)[4], u32 b0, u32 b1) {
-  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
-               "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
 // Weights are read exactly once: keep them out of L1. The load is
 // predicated in the instruction (`fill` in every word when `pred` is
 // false): left to the compiler, a guarded load can become a branch, and a
@@ -316,8 +308,6 @@ __device__ __forceinline__ void q4_unpack_raw(u32 w, u32 (&b)[4]) {
 #pragma unroll
   for (int j = 0; j < 4; ++j) b[j] = (w >> (4 * j)) & 0x000f000fu;
 }
-
-__device__ __forceinline__ u32 h2_bits(half2 h) { return *reinterpret_cast<u32 *>(&h); }
 
 // Scales and zeros of this thread's four columns in one group, as loaded.
 struct group_raw {
@@ -601,7 +591,7 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
     u32 pruned[4];
     q4s_expand(mw[j], c0[j], c1[j], q, table, v, pruned);
 #pragma unroll
-    for (int i = 0; i < 4; ++i) b[i] = h2_bits(q4_scale(v[i], s[c][j], nzs[c][j])) & ~pruned[i];
+    for (int i = 0; i < 4; ++i) b[i] = q4_h2_bits(q4_scale(v[i], s[c][j], nzs[c][j])) & ~pruned[i];
 //$ end
 //$ else
     const u32 words[4] = {w[u][c][0].x, w[u][c][0].y, w[u][c][0].z, w[u][c][0].w};
@@ -611,7 +601,7 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
     half2 v[4];
     q4_unpack(words[j], v);
 #pragma unroll
-    for (int i = 0; i < 4; ++i) b[i] = h2_bits(q4_scale(v[i], s[c][j], nzs[c][j]));
+    for (int i = 0; i < 4; ++i) b[i] = q4_h2_bits(q4_scale(v[i], s[c][j], nzs[c][j]));
 //$ end
 //$ end
   };
@@ -650,10 +640,10 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
               const u32 aw[4] = {b[0][2 * h], b[1][2 * h], b[0][2 * h + 1], b[1][2 * h + 1]};
-              mma16816(tacc[c][i], aw, bx[2 * h], bx[2 * h + 1]);
+              q4_mma16816(tacc[c][i], aw, bx[2 * h], bx[2 * h + 1]);
 //$ if SPARSE == 1 and FACTORED == 1 then
               const u32 ak[4] = {keep[0][2 * h], keep[1][2 * h], keep[0][2 * h + 1], keep[1][2 * h + 1]};
-              mma16816(tkeep[c][i], ak, bx[2 * h], bx[2 * h + 1]);
+              q4_mma16816(tkeep[c][i], ak, bx[2 * h], bx[2 * h + 1]);
 //$ end
             }
           }
@@ -661,8 +651,8 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
 //$ if SPARSE == 0 and FACTORED == 1 then
         // and the sums of x, through an A of bare ones (in the codes' units)
         const u32 ones[4] = {BARE_ONES, BARE_ONES, BARE_ONES, BARE_ONES};
-        mma16816(txsum, ones, bx[0], bx[1]);
-        mma16816(txsum, ones, bx[2], bx[3]);
+        q4_mma16816(txsum, ones, bx[0], bx[1]);
+        q4_mma16816(txsum, ones, bx[2], bx[3]);
 //$ end
       }
 //$ else
@@ -699,11 +689,11 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
             column_b(u, c, j, q, b, keep);
 #pragma unroll
             for (int mt = 0; mt < M_TILES; ++mt) {
-              mma16816(acc[mt][4 * c + j], a[mt][0], b[0], b[1]);
-              mma16816(acc[mt][4 * c + j], a[mt][1], b[2], b[3]);
+              q4_mma16816(acc[mt][4 * c + j], a[mt][0], b[0], b[1]);
+              q4_mma16816(acc[mt][4 * c + j], a[mt][1], b[2], b[3]);
 //$ if SPARSE == 1 and FACTORED == 1 then
-              mma16816(kacc[mt][4 * c + j], a[mt][0], keep[0], keep[1]);
-              mma16816(kacc[mt][4 * c + j], a[mt][1], keep[2], keep[3]);
+              q4_mma16816(kacc[mt][4 * c + j], a[mt][0], keep[0], keep[1]);
+              q4_mma16816(kacc[mt][4 * c + j], a[mt][1], keep[2], keep[3]);
 //$ end
             }
           }
@@ -711,8 +701,8 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
 //$ if FACTORED == 1 and SPARSE == 0 then
 #pragma unroll
         for (int mt = 0; mt < M_TILES; ++mt) {
-          mma16816(xsum[mt], a[mt][0], ONES, ONES);
-          mma16816(xsum[mt], a[mt][1], ONES, ONES);
+          q4_mma16816(xsum[mt], a[mt][0], ONES, ONES);
+          q4_mma16816(xsum[mt], a[mt][1], ONES, ONES);
         }
 //$ end
       }

@@ -133,16 +133,6 @@ constexpr int W_STAGE = BK / 8 * LDW;          // words
 constexpr int S_STAGE = SG_ROWS * TILE_N / 2;  // words
 constexpr int STAGE_WORDS = X_STAGE / 2 + W_STAGE + S_STAGE;
 
-// D += A * B for one 16x8x16 tile: fp16 in, fp32 accumulate.
-__device__ __forceinline__ void mma16816(float (&d)[4], const u32 (&a)[4], u32 b0, u32 b1) {
-  asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
-      "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ u32 h2_bits(half2 h) { return *reinterpret_cast<u32 *>(&h); }
-
 // Queue the copies of k-step kt into one stage: TILE_M rows of x (rows
 // past M zero-filled), BK / 8 rows of codes, and for grouped weights the
 // stage's rows of scales and zeros. Each thread's share is a fixed number
@@ -259,7 +249,7 @@ __device__ __forceinline__ void load_stage(u32 *stage, const half *x, const u32 
           half2 v[4];
           q4_unpack(words[j], v);
 #pragma unroll
-          for (int e = 0; e < 4; ++e) bw[4 * c + j][e] = h2_bits(q4_scale(v[e], s[c][j], nzs[c][j]));
+          for (int e = 0; e < 4; ++e) bw[4 * c + j][e] = q4_h2_bits(q4_scale(v[e], s[c][j], nzs[c][j]));
 //$ else
 #pragma unroll
           for (int e = 0; e < 4; ++e) bw[4 * c + j][e] = (words[j] >> (4 * e)) & 0x000f000fu;
@@ -287,12 +277,12 @@ __device__ __forceinline__ void load_stage(u32 *stage, const half *x, const u32 
 #pragma unroll
         for (int mi = 0; mi < MT; ++mi)
 #pragma unroll
-          for (int n = 0; n < 4 * CW; ++n) mma16816(acc[mi][n], a[mi][h], bw[n][2 * h], bw[n][2 * h + 1]);
+          for (int n = 0; n < 4 * CW; ++n) q4_mma16816(acc[mi][n], a[mi][h], bw[n][2 * h], bw[n][2 * h + 1]);
 //$ if SG == 0 then
 #pragma unroll
       for (int h = 0; h < 2; ++h)
 #pragma unroll
-        for (int mi = 0; mi < MT; ++mi) mma16816(xsum[mi], a[mi][h], BARE_ONES, BARE_ONES);
+        for (int mi = 0; mi < MT; ++mi) q4_mma16816(xsum[mi], a[mi][h], BARE_ONES, BARE_ONES);
 //$ end
     }
   }
