@@ -80,6 +80,23 @@ __device__ __forceinline__ void q4_column_scales(uint2 s4, uint2 z4, half2 (&s)[
 
 // The bits of an fp16 pair, as an mma operand takes them.
 __device__ __forceinline__ u32 q4_h2_bits(half2 h) { return *reinterpret_cast<u32 *>(&h); }
+
+// One word's eight codes as four fp16 pairs in q4_unpack's order, each
+// code bare in the mantissa of a subnormal, q * 2^-24: exact, and the mma
+// multiplies and adds these exactly in fp32 (per-channel weights, whose
+// scale and zero come after the sum). Codes 1, 5 (and 3, 7 after one shift)
+// are masked where they lie, as 16q * 2^-24, and brought down by an exact
+// multiplication by 1/16 on the fp16 pipe: 5 integer operations a word
+// rather than 7, on the integer pipe that bounds the loops using it.
+__device__ __forceinline__ void q4_unpack_bare(u32 w, u32 (&b)[4]) {
+  const half2 sixteenth = __float2half2_rn(0.0625f);
+  const u32 lo = 0x000f000fu, hi = 0x00f000f0u, w8 = w >> 8;
+  u32 b1 = w & hi, b3 = w8 & hi;
+  b[0] = w & lo;
+  b[1] = q4_h2_bits(__hmul2(*reinterpret_cast<half2 *>(&b1), sixteenth));
+  b[2] = w8 & lo;
+  b[3] = q4_h2_bits(__hmul2(*reinterpret_cast<half2 *>(&b3), sixteenth));
+}
 //$ if ARCH >= 80 then
 
 // D += A * B for one 16x8x16 tile: fp16 in, fp32 accumulate (sm_80+).
@@ -161,7 +178,7 @@ __device__ __forceinline__ float2 q4_cluster_load(u32 local, u32 rank) {
 --
 -- With Q4S_BARE = 1 (per-channel weights, whose scale and zero the caller
 -- applies after the sum) q4s_expand_bare gives the rows as bare codes
--- instead, q * 2^-24 as q4_unpack_raw does, with their keep flags beside
+-- instead, q * 2^-24 as q4_unpack_bare does, with their keep flags beside
 -- them: its table has four selectors an entry, one PRMT for each pair of
 -- rows and one for its flags, and 8 copies of 16-byte entries keep a
 -- warp's lookups conflict-free (a quarter warp reads 128 bytes at once).
@@ -225,7 +242,7 @@ __device__ __forceinline__ u32 q4s_codes_from(u32 c0, u32 c1, int q, int o) {
 
 //$ if Q4S_BARE == 1 then
 // Rows 8q .. 8q+7 (q = 0..3) of the block with mask m and code words c0,
-// c1 as bare codes, b[i] = rows (i, i + 4) as q4_unpack_raw gives them (a
+// c1 as bare codes, b[i] = rows (i, i + 4) as q4_unpack_bare gives them (a
 // pruned row 0), and keep[i] their keep flags, bare likewise. (A mask word
 // without 16 bits set reads codes that are not its own; callers test
 // __popc(m) == 16.)

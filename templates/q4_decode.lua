@@ -15,8 +15,9 @@
 -- at a time with q4s_expand; x is read in plain row order to match.
 --
 -- Per-channel dense weights go into the mma as bare codes: q * 2^-24, a
--- subnormal fp16 (exact, and multiplied exactly), so the loop spends one
--- AND on a pair of codes and no dequantization arithmetic; an mma against
+-- subnormal fp16 (exact, and multiplied exactly), so the loop spends an
+-- AND on a pair of codes (q4_unpack_bare) and no dequantization
+-- arithmetic; an mma against
 -- ones sums x beside them, and the epilogue applies the column's scale and
 -- zero once, y = s * (2^24 * sum - z * sum of x). Per-channel q4s does the
 -- same with pruned rows as 0, and sums x over each column's kept rows
@@ -301,14 +302,6 @@ __device__ __forceinline__ uint2 load_small(const void *p, bool pred) {
   return v;
 }
 
-// One word's eight codes as four fp16 pairs in q4_unpack's order, each
-// code bare in the mantissa of a subnormal: q * 2^-24, exact, one AND (and
-// a shift) a pair. The mma multiplies and adds these exactly in fp32.
-__device__ __forceinline__ void q4_unpack_raw(u32 w, u32 (&b)[4]) {
-#pragma unroll
-  for (int j = 0; j < 4; ++j) b[j] = (w >> (4 * j)) & 0x000f000fu;
-}
-
 // Scales and zeros of this thread's four columns in one group, as loaded.
 struct group_raw {
   uint2 s, z;
@@ -397,7 +390,7 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
   // the sum of x over each column's kept rows, in the same layout
   float kacc[M_TILES][4 * CW][4] = {};
 //$ elseif FACTORED == 1 then
-  // per-channel: the codes go into the mma bare (q4_unpack_raw), their sum
+  // per-channel: the codes go into the mma bare (q4_unpack_bare), their sum
   // with x beside them through an mma with a B of ones
   float xsum[M_TILES][4] = {};
   constexpr u32 ONES = 0x3c003c00u;  // (1.0, 1.0)
@@ -596,7 +589,7 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
 //$ else
     const u32 words[4] = {w[u][c][0].x, w[u][c][0].y, w[u][c][0].z, w[u][c][0].w};
 //$ if FACTORED == 1 then
-    q4_unpack_raw(words[j], b);
+    q4_unpack_bare(words[j], b);
 //$ else
     half2 v[4];
     q4_unpack(words[j], v);

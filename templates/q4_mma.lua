@@ -251,8 +251,7 @@ __device__ __forceinline__ void load_stage(u32 *stage, const half *x, const u32 
 #pragma unroll
           for (int e = 0; e < 4; ++e) bw[4 * c + j][e] = q4_h2_bits(q4_scale(v[e], s[c][j], nzs[c][j]));
 //$ else
-#pragma unroll
-          for (int e = 0; e < 4; ++e) bw[4 * c + j][e] = (words[j] >> (4 * e)) & 0x000f000fu;
+          q4_unpack_bare(words[j], bw[4 * c + j]);
 //$ end
         }
       }
