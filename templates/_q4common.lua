@@ -87,7 +87,7 @@ __device__ __forceinline__ u32 q4_h2_bits(half2 h) { return *reinterpret_cast<u3
 // scale and zero come after the sum). Codes 1, 5 (and 3, 7 after one shift)
 // are masked where they lie, as 16q * 2^-24, and brought down by an exact
 // multiplication by 1/16 on the fp16 pipe: 5 integer operations a word
-// rather than 7, on the integer pipe that bounds the loops using it.
+// rather than 7 (the integer pipe is half of q4_mma's work).
 __device__ __forceinline__ void q4_unpack_bare(u32 w, u32 (&b)[4]) {
   const half2 sixteenth = __float2half2_rn(0.0625f);
   const u32 lo = 0x000f000fu, hi = 0x00f000f0u, w8 = w >> 8;
