@@ -112,7 +112,10 @@ void q4_ref_free(q4_host_weights *w) {
 
 void q4_ref_random_x(uint16_t *x, size_t count, uint64_t seed) {
   uint64_t st = seed ^ 0x5851f42d4c957f2dull;
-  for (size_t i = 0; i < count; i++) x[i] = q4_f2h(q4_rand_uniform(&st, -1.0f, 1.0f));
+  for (size_t i = 0; i < count; i++) {
+    const float v = q4_rand_uniform(&st, -1.0f, 1.0f);
+    x[i] = q4_f2h(i % Q4_REF_OUTLIER_EVERY == Q4_REF_OUTLIER_EVERY / 2 ? Q4_REF_OUTLIER_SCALE * v : v);
+  }
 }
 
 int q4_ref_code(const q4_host_weights *w, int k, int n) {

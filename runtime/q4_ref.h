@@ -38,7 +38,13 @@ void q4_ref_free(q4_host_weights *w);
 ** drawn from *state: the one recipe of every format's random weights. */
 void q4_ref_random_groups(uint64_t *state, const q4_shape *s, uint16_t *scales, uint16_t *zeros, size_t count);
 
-/* Random fp16 activations in [-1, 1]. */
+/* Random fp16 activations: uniform in [-1, 1], except one in
+** Q4_REF_OUTLIER_EVERY (by index, so the same channels in every row)
+** scaled by Q4_REF_OUTLIER_SCALE, like the outlier features of LLM
+** activations: a kernel that scales x (q4s_imma's fixed point) is verified
+** over a range as wide as it meets in use. */
+#define Q4_REF_OUTLIER_EVERY 64
+#define Q4_REF_OUTLIER_SCALE 32.0f
 void q4_ref_random_x(uint16_t *x, size_t count, uint64_t seed);
 
 /* Code of row k, column n. */

@@ -179,23 +179,10 @@ function T.check(p, s)
   if m.m_min > m.m_max then return false, "no M left for it" end
   -- dense XT = 1: the winners measured had one warp along N, by 3 to 10 %
   if p.XT == 1 and s.format == "q4" and p.WARPS_N > 1 then return false, "XT=1: one warp along N (dense)" end
-  local kb = s.k // 32
   if units(s) < p.SPLIT_K * p.WARPS_K and (p.SPLIT_K > 1 or p.WARPS_K > 2) then
     return false, "fewer units of K than warps along K"
   end
-  -- Split-K exists to fill the GPU: skip it where column tiles alone give
-  -- every SM of a large GPU several blocks.
-  local col_tiles = ceil_div(s.n, m.tile_n)
-  -- (act-order weights split K also to fit their gathered x in shared memory)
-  if p.SPLIT_K > 1 and col_tiles * p.SPLIT_K > 8 * 132 and not s.act_order then
-    return false, "split-K not needed: enough column tiles"
-  end
-  -- (a shape with too little work to fill a GPU at all keeps every variant)
-  local fillable = ceil_div(s.n, 32) * kb >= 132 * 4
-  if fillable and col_tiles * p.SPLIT_K * p.WARPS_K * p.WARPS_N < 132 * 4 then
-    return false, "too few warps to fill a GPU"
-  end
-  return true
+  return C.fills_gpu(p, s, m.tile_n, s.act_order)
 end
 
 function T.default(s, m)
@@ -209,12 +196,7 @@ function T.default(s, m)
   local xt = m <= 8 and 1 or 0
   local p = { WARPS_N = 1, CW = 1, WARPS_K = 8, M_TILES = m <= 16 and 1 or m <= 32 and 2 or 4, UNROLL = unroll,
               PIPE = 0, ORDER = order, XG = xg, XT = xt, PF = 0 }
-  local col_tiles = ceil_div(s.n, 32)
-  for _, split in ipairs({ 1, 2, 4, 8 }) do
-    p.SPLIT_K = split
-    if col_tiles * split >= 2 * 132 or units(s) < 2 * split * p.WARPS_K then break end
-  end
-  while units(s) < p.SPLIT_K * p.WARPS_K and p.WARPS_K > 2 do p.WARPS_K = p.WARPS_K // 2 end
+  C.default_split(p, s, units(s))
   -- (an XG = 1 block must hold all of the M rows)
   local function holds(q) return q.XG == 0 or T.meta(q, s).m_max >= m end
   if T.check(p, s) and holds(p) then return p end
@@ -275,33 +257,13 @@ constexpr bool GROUP_ALIGNED = ORDER == 1 && (GROUP_UNITS % UNROLL == 0 || UNROL
 __device__ __forceinline__ int group_slot(int u) { return GROUP_ALIGNED ? u / GROUP_UNITS : u; }
 __device__ __forceinline__ bool group_starts(int u) { return !GROUP_ALIGNED || u % GROUP_UNITS == 0; }
 
-// Weights are read exactly once: keep them out of L1. The load is
-// predicated in the instruction (`fill` in every word when `pred` is
-// false): left to the compiler, a guarded load can become a branch, and a
-// round's loads then no longer go out together.
-__device__ __forceinline__ uint4 load_stream(const u32 *p, bool pred, u32 fill = 0) {
-  uint4 v;
-  asm volatile("{\n .reg .pred p;\n setp.ne.b32 p, %5, 0;\n"
-               " mov.b32 %0, %6; mov.b32 %1, %6; mov.b32 %2, %6; mov.b32 %3, %6;\n"
-               " @p ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n}"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p), "r"((int)pred), "r"(fill));
-  return v;
-}
+{{ render(C.loads) }}
 
 //$ if PF > 0 then
 // The 128-byte line at p into L2, ahead of its load: no register, no wait.
 __device__ __forceinline__ void prefetch_l2(const void *p) { asm volatile("prefetch.global.L2 [%0];" :: "l"(p)); }
 
 //$ end
-// 8 bytes through the read-only path, predicated likewise (zeros if not).
-__device__ __forceinline__ uint2 load_small(const void *p, bool pred) {
-  uint2 v;
-  asm volatile("{\n .reg .pred p;\n setp.ne.b32 p, %3, 0;\n mov.b32 %0, 0; mov.b32 %1, 0;\n"
-               " @p ld.global.nc.v2.u32 {%0,%1}, [%2];\n}"
-               : "=r"(v.x), "=r"(v.y) : "l"(p), "r"((int)pred));
-  return v;
-}
-
 // Scales and zeros of this thread's four columns in one group, as loaded.
 struct group_raw {
   uint2 s, z;
@@ -325,22 +287,7 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
 {{ render(C.signature) }}
 {
   extern __shared__ float red[];  // [WARPS_K][TILE_M][TILE_N] partial sums, then gathered x or the q4s table
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int wn = warp % WARPS_N, wk = warp / WARPS_N;
-  const int g = lane >> 2, t = lane & 3;
-  // First of this thread's 4 columns in each of the warp's CW 32-column
-  // strips; N % 4 == 0, so four columns are in or out together.
-  int col[CW];
-  bool col_ok[CW];
-#pragma unroll
-  for (int c = 0; c < CW; ++c) {
-    col[c] = blockIdx.x * TILE_N + wn * 32 * CW + 32 * c + 4 * g;
-    col_ok[c] = col[c] < N;
-  }
-  const int m0 = blockIdx.y * TILE_M;
-  const int kb_begin = blockIdx.z * KB_SPLIT;
-  const int kb_end = min(KB, kb_begin + KB_SPLIT);
-  const int u_begin = blockIdx.z * U_SPLIT, u_end = min(UNITS, u_begin + U_SPLIT);
+{{ render(C.thread_place) }}
   // after the partial sums: per-channel weights' sums of x ([WARPS_K][TILE_M]),
   // then the q4s table or act-order x
   constexpr int SX_WORDS = {{(FACTORED == 1 and SPARSE == 0 and XT == 0) and "WARPS_K * TILE_M" or "0"}};

@@ -1,0 +1,420 @@
+-- q4s_imma: 16:32 sparse int4 weights (q4s) with per-channel scales, for
+-- M <= 4, on the int8 tensor cores (mma.sync.m16n8k32, u8 x s8 -> s32).
+--
+-- Why: at small M the fp16 path (q4_decode) is bound by the integer pipe,
+-- which moves every kept code to its row with one PRMT per pair of rows,
+-- and one more for the pair's keep flags. As u8 operands four rows share a
+-- register, so the same expansion takes half the PRMTs, and a code goes
+-- into the mma as its own byte (no conversion to fp16 at all).
+--
+-- x goes in as three signed 7-bit digits of a 21-bit fixed-point value,
+-- x * 2^(20 - E) rounded, where 2^E bounds the row's |x| over the rows of
+-- K one warp takes: the products and int32 sums are exact, and the one rounding
+-- is at most 2^-21 of the row's largest |x|. x is the mma's B: an n8 tile
+-- holds two rows of x, column 3r + d digit d of row r (columns 6 and 7
+-- are zero); the weights are its A, 16 columns of W a tile.
+--
+-- The k order is q4_decode's for q4s: the loop runs over units of four
+-- 32-row blocks, lane 4g + t takes block t of a unit whole, eight rows
+-- (a chunk) an mma, and reads its own mask and code words. Pruned rows are
+-- 0 in the codes, and a second mma sums the digits over each column's
+-- kept rows (B of keep flags), so the epilogue applies
+-- y = s * (sum of x q - z * sum of x over the kept rows) once per column.
+local C = import("_q4common")
+
+local function ceil_div(a, b) return (a + b - 1) // b end
+
+local T = {
+  name = "q4s_imma",
+  formats = { "q4s" },
+  priority = 5,  -- asked for a default before q4_decode, which takes what this does not
+  params = {
+    { "WARPS_N", { 1, 2 } },       -- warps side by side along N
+    { "CW",      { 1, 2 } },       -- 32-column strips per warp
+    { "WARPS_K", { 2, 4, 8 } },    -- warps splitting the block's K range
+    { "SPLIT_K", { 1, 2, 4, 8 } }, -- blocks splitting K, reduced in the epilogue
+    { "UNROLL",  { 1, 2, 4 } },    -- units (four 32-row blocks) per warp per round
+    { "PIPE",    { 0, 1 } },       -- 1: load round r + 2 once round r is done (two in flight)
+    { "XTILES",  { 1, 2 } },       -- n8 tiles of x digits, two rows of x each
+    { "COPIES",  { 8, 16 } },      -- copies of the expansion table (16: no bank conflicts)
+  },
+}
+
+local function units(s) return ceil_div(s.k // 32, 4) end
+local function u_split(p, s) return ceil_div(units(s), p.SPLIT_K) end
+local function tile_m(p) return 2 * p.XTILES end
+local function tile_n(p) return 32 * p.CW * p.WARPS_N end
+
+-- Shared memory, in this order: the warps' partial sums
+-- ([WARPS_K][8 XTILES][TILE_N] fp32), each warp's scale back from fixed
+-- point for each row, a flag per column for a broken mask, the expansion table (256
+-- entries of 8 bytes in COPIES copies: with 16, a half warp's 8-byte
+-- lookups meet no bank conflict), then the digits of x, 3 bytes per row
+-- of K and row of x the block holds ([rows][3][rows of a split]).
+local function red_smem(p) return p.WARPS_K * 8 * p.XTILES * tile_n(p) * 4 end
+local function fixed_smem(p) return red_smem(p) + 4 * p.WARPS_K * tile_m(p) + 4 * tile_n(p) + 256 * p.COPIES * 8 end
+local function digits_row(p, s) return 3 * u_split(p, s) * 128 end
+
+function T.meta(p, s)
+  return {
+    threads = 32 * p.WARPS_N * p.WARPS_K,
+    smem = fixed_smem(p), smem_row = digits_row(p, s),
+    tile_m = tile_m(p), tile_n = tile_n(p), split_k = p.SPLIT_K,
+    split_cluster = (p.SPLIT_K > 1 and s.arch >= 90) and 1 or 0,
+    -- two x tiles only once one does not hold M
+    m_min = p.XTILES == 1 and 1 or 3, m_max = tile_m(p),
+  }
+end
+
+function T.check(p, s)
+  if s.arch < 80 then return false, "mma.sync.m16n8k32 (int8) needs sm_80" end
+  if s.group_size < s.k then return false, "per-channel weights only (scale and zero after the sum)" end
+  if s.n % 4 ~= 0 or s.k % 32 ~= 0 then return false, "needs N % 4 == 0 and K % 32 == 0" end
+  local m = T.meta(p, s)
+  if m.smem + m.smem_row * m.tile_m > C.smem_max(s.arch) then return false, "shared memory over the limit" end
+  -- (three 16-byte words per strip and unit: mask and both code words)
+  if p.UNROLL * p.CW * (1 + p.PIPE) > 4 then return false, "too many loads in flight for the registers" end
+  if p.WARPS_N * p.WARPS_K > 8 then return false, "over 256 threads" end
+  if units(s) < p.SPLIT_K * p.WARPS_K and (p.SPLIT_K > 1 or p.WARPS_K > 2) then
+    return false, "fewer units of K than warps along K"
+  end
+  return C.fills_gpu(p, s, m.tile_n)
+end
+
+-- Untuned: one warp along N, eight along K, two units a round with two
+-- rounds in flight (close to the winners tuned on the H100); split-K only
+-- to fill the GPU. Nothing for M > 2, grouped weights or pre-sm_80 GPUs:
+-- q4_decode serves them.
+function T.default(s, m)
+  if m > 2 or s.group_size < s.k or s.arch < 80 then return nil end
+  local p = { WARPS_N = 1, CW = 1, WARPS_K = 8, SPLIT_K = 1, UNROLL = 2, PIPE = 1, XTILES = 1, COPIES = 8 }
+  C.default_split(p, s, units(s))
+  if T.check(p, s) then return p end
+  return nil
+end
+
+-- 16-byte pieces of a row of x per lane in the prologue (see source), and
+-- whether they stay in registers between its two passes (a few of them)
+-- or are read twice.
+local function x_pieces(p, s) return ceil_div(ceil_div(u_split(p, s), p.WARPS_K) * 16, 32) end
+
+function T.constants(p, s)
+  return { TEMPLATE = "q4s_imma", XP = x_pieces(p, s), HELD = x_pieces(p, s) <= 8 and 1 or 0 }
+end
+
+T.source = [==[
+{{ render(C.prelude) }}
+constexpr int WARPS_N = {{WARPS_N}}, WARPS_K = {{WARPS_K}}, CW = {{CW}}, UNROLL = {{UNROLL}}, XTILES = {{XTILES}};
+constexpr int KB = K / 32;                 // 32-row blocks of K
+constexpr int UNITS = (KB + 3) / 4;        // the loop's units: four blocks, lane t taking block t
+constexpr int U_SPLIT = (UNITS + SPLIT_K - 1) / SPLIT_K, KB_SPLIT = 4 * U_SPLIT;
+constexpr int KX = 32 * KB_SPLIT;          // rows of K (and digits of x per row and digit) a block holds
+constexpr int STEP = WARPS_K * UNROLL;     // units a round for the block: warp wk's are wk + WARPS_K i
+constexpr int BCOLS = 8 * XTILES;          // columns of B: 3r + d is digit d of row r, two rows a tile
+constexpr int COPIES = {{COPIES}};  // copies of the expansion table, lane l reading copy l % COPIES
+
+{{ render(C.loads) }}
+
+__device__ __forceinline__ u32 prmt(u32 a, u32 b, u32 sel) {
+  u32 r;
+  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(sel));
+  return r;
+}
+
+// D += A * B for one 16x8x32 tile: A u8 (the codes or keep flags), B s8 (digits of x).
+__device__ __forceinline__ void imma(int (&d)[4], const u32 (&a)[4], uint2 b) {
+  asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 "
+               "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+               : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b.x), "r"(b.y));
+}
+
+// Entry m8 of the expansion table, for eight rows whose mask byte is m8:
+// two PRMT selectors, rows 0..3 and rows 4..7, over the chunk's codes as
+// bytes (even-numbered codes in bytes 0..3, odd ones in 4..7): nibble r
+// selects the byte of code rank(r), the kept rows below r, or is 8 for a
+// pruned row (sign of byte 0, and bytes of codes and keep flags are below
+// 0x80: 0x00). PRMT reads a selector's low 16 bits: the top byte of the
+// first holds 4 * popcount(m8), which moves the next chunk's codes down.
+__device__ __forceinline__ void build_table(uint2 *table) {
+  for (int m8 = threadIdx.x; m8 < 256; m8 += THREADS) {
+    u32 sel[2] = {0u, 0u};
+    int rank = 0;
+    for (int r = 0; r < 8; ++r) {
+      u32 nib = 8;
+      if (m8 >> r & 1) {
+        nib = (rank & 1) ? 4 + rank / 2 : rank / 2;
+        ++rank;
+      }
+      sel[r / 4] |= nib << (4 * (r % 4));
+    }
+    sel[0] |= (u32)(4 * rank) << 24;
+    for (int c = 0; c < COPIES; ++c) table[m8 * COPIES + c] = make_uint2(sel[0], sel[1]);
+  }
+}
+
+// src >> 4 as the high word of src * 2^28: on the FMA pipe, which the
+// loop leaves idle, rather than the integer pipe, which bounds it.
+__device__ __forceinline__ u32 shr4(u32 src) {
+  u32 r;
+  asm("mul.hi.u32 %0, %1, 268435456;" : "=r"(r) : "r"(src));
+  return r;
+}
+
+// Entry m8 of this lane's copy of the table: the multiply by the entry's
+// stride runs on the FMA pipe (an IMAD, which the compiler would make an
+// integer-pipe shift), the load is plain C++ (ordered by the barriers).
+__device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
+  u32 off;
+  asm("mad.lo.u32 %0, %1, %2, 0;" : "=r"(off) : "r"(m8), "n"(COPIES * 8));
+  return *reinterpret_cast<const uint2 *>(reinterpret_cast<const char *>(copy) + off);
+}
+
+// Codes o .. o+7 of a block's two code words, nibble j holding code o + j,
+// where sh = 4o (codes past the sixteenth read as zeros). With q known at
+// compile time, the range of o spares the general case: chunk 1 has
+// o <= 8, chunk 3 o >= 8 (at most 8 kept rows follow).
+__device__ __forceinline__ u32 codes_from(u32 c0, u32 c1, int q, u32 sh) {
+  if (q == 0) return c0;
+  if (q == 1) return __funnelshift_rc(c0, c1, sh);
+  if (q == 3) return __funnelshift_rc(c1, 0u, sh - 32);
+  return sh >= 32 ? __funnelshift_rc(c1, 0u, sh - 32) : __funnelshift_r(c0, c1, sh);
+}
+
+{{ render(C.signature) }}
+{
+  extern __shared__ float red[];  // see the template's shared-memory layout
+{{ render(C.thread_place) }}
+  // [WARPS_K][TILE_M]: each warp's 2^(E - 20) per row of x, NaN for a row not finite
+  float *const row_scale = red + WARPS_K * BCOLS * TILE_N;
+  u32 *const bad_col = reinterpret_cast<u32 *>(row_scale + WARPS_K * TILE_M);  // [TILE_N]
+  uint2 *const table = reinterpret_cast<uint2 *>(bad_col + TILE_N);  // [256][COPIES]
+  signed char *const digits = reinterpret_cast<signed char *>(table + 256 * COPIES);  // [rows][3][KX]
+  const int rows = min(TILE_M, M - m0);  // rows of x this block holds (digits of rows past M: none)
+
+  // This thread's block of unit un is block t of it; a round is UNROLL units.
+  uint4 w[UNROLL][CW][3];  // per unit and strip: masks, code words 0 and 1 of four columns
+  auto fetch = [&](int un0, uint4 (&wv)[UNROLL][CW][3]) {
+#pragma unroll
+    for (int u = 0; u < UNROLL; ++u) {
+      const int kb = 4 * (un0 + u * WARPS_K) + t;
+#pragma unroll
+      for (int c = 0; c < CW; ++c) {
+        const bool load = kb < kb_end && col_ok[c];
+        // past the end: a valid mask (16 bits) over zero codes, and zero digits
+        wv[u][c][0] = load_stream(&mask[(size_t)kb * N + col[c]], load, 0xffffu);
+        wv[u][c][1] = load_stream(&qweight[(size_t)(2 * kb) * N + col[c]], load);
+        wv[u][c][2] = load_stream(&qweight[(size_t)(2 * kb + 1) * N + col[c]], load);
+      }
+    }
+  };
+  // The first round's loads (with PIPE, the first two rounds') go out
+  // before the block prepares x and the table.
+  fetch(u_begin + wk, w);
+//$ if PIPE == 1 then
+  uint4 w_next[UNROLL][CW][3];
+  fetch(u_begin + wk + STEP, w_next);
+//$ end
+
+  // x into digits, each warp for the units it takes, with its own scale
+  // per row (applied to its own partial sums in the epilogue): no warp
+  // waits for another but at the one barrier below, which the expansion
+  // table needs anyway. First the largest |x| of each row over the warp's
+  // rows of K, compared as fp16 bit patterns less the sign (ordered as the
+  // values; Inf and NaN above every finite value). A lane's pieces of a
+  // row stay in its registers for the digits where they are few (else it
+  // reads them again).
+  const int k0 = kb_begin * 32, kn = (kb_end - kb_begin) * 32;
+  constexpr int XP = {{XP}};      // 16-byte pieces of a row of x per lane: 16 a unit, ceil(U_SPLIT / WARPS_K) units
+  constexpr bool HELD = {{HELD}};  // (unrolled, so that they stay in registers)
+  // piece j of this lane, p = lane + 32 j: rows 8 (p % 16) .. + 7 of unit wk + WARPS_K (p / 16)
+  auto piece_k = [&](int j) {
+    const int p = lane + 32 * j;
+    return (wk + WARPS_K * (p / 16)) * 128 + 8 * (p % 16);
+  };
+  auto x_piece = [&](int r, int j) {
+    const int k = piece_k(j);
+    return r < rows && k < kn ? __ldg(reinterpret_cast<const uint4 *>(x + (size_t)(m0 + r) * K + k0 + k))
+                              : make_uint4(0u, 0u, 0u, 0u);
+  };
+  // One row: its pieces loaded (held: into `held`), the warp's largest
+  // |x| over them and so the row's scale, then the digits, eight rows of K
+  // a piece (the warps side by side along N share them out): v = x *
+  // 2^(20 - E) rounded (|v| <= 2^20; the scaling is exact, and adding
+  // 1.5 * 2^23 rounds it into the low bits of the float) as v = d0 2^14 +
+  // d1 2^7 + d2, d0 = v >> 14 in [-64, 64], d1 and d2 in [0, 127]. Rows of
+  // K past the block's are zeros.
+  uint4 held[HELD ? XP : 1];
+  auto load_row = [&](int r) {
+    if (HELD) {
+#pragma unroll
+      for (int j = 0; j < XP; ++j) held[HELD ? j : 0] = x_piece(r, j);
+    }
+  };
+  auto row_digits = [&](int r) {
+    u32 big = 0;
+#pragma unroll {{HELD == 1 and "" or "4"}}
+    for (int j = 0; j < XP; ++j) {
+      const uint4 v = HELD ? held[HELD ? j : 0] : x_piece(r, j);
+      const u32 h[4] = {v.x & 0x7fff7fffu, v.y & 0x7fff7fffu, v.z & 0x7fff7fffu, v.w & 0x7fff7fffu};
+#pragma unroll
+      for (int i = 0; i < 4; ++i) big = max(big, max(h[i] & 0xffffu, h[i] >> 16));
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) big = max(big, __shfl_xor_sync(0xffffffffu, big, o));
+    int e = 0;
+    frexpf(__half2float(__ushort_as_half((unsigned short)big)), &e);  // |x| < 2^e
+    // 2^(20 - E), and NaN for a row that is not finite (it comes out NaN)
+    const float up = big < 0x7c00u ? ldexpf(1.f, 20 - e) : __int_as_float(0x7fffffff);
+    if (lane == 0 && wn == 0) row_scale[wk * TILE_M + r] = 1.f / up;
+#pragma unroll {{HELD == 1 and "" or "4"}}
+    for (int j = 0; j < XP; ++j) {
+      const int k = piece_k(j);
+      if (j % WARPS_N != wn) continue;
+      if (k >= KX) break;
+      const uint4 v = HELD ? held[HELD ? j : 0] : x_piece(r, j);
+      const half *h = reinterpret_cast<const half *>(&v);
+      u32 d[3][2] = {};
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        const int q = __float_as_int(__fmaf_rn(__half2float(h[i]), up, 12582912.f)) - 0x4b400000;
+        d[0][i / 4] |= (u32)((q >> 14) & 0xff) << (8 * (i % 4));
+        d[1][i / 4] |= (u32)((q >> 7) & 0x7f) << (8 * (i % 4));
+        d[2][i / 4] |= (u32)(q & 0x7f) << (8 * (i % 4));
+      }
+#pragma unroll
+      for (int dd = 0; dd < 3; ++dd)
+        *reinterpret_cast<uint2 *>(&digits[(r * 3 + dd) * KX + k]) = make_uint2(d[dd][0], d[dd][1]);
+    }
+  };
+  // (the first row's pieces on their way while the block builds the table)
+  load_row(0);
+  build_table(table);
+  for (int i = threadIdx.x; i < TILE_N; i += THREADS) bad_col[i] = 0;
+  row_digits(0);
+  for (int r = 1; r < rows; ++r) {
+    load_row(r);
+    row_digits(r);
+  }
+  __syncthreads();
+
+  // B fragments come from lane 4g + t's digit column g (3r + d of each x
+  // tile): rows k .. k + 7 of its row and digit, as 8 bytes (zeros for
+  // columns 6 and 7, and rows past M).
+  const signed char *my_digits[XTILES];
+  bool my_row[XTILES];
+#pragma unroll
+  for (int xt = 0; xt < XTILES; ++xt) {
+    my_digits[xt] = digits + ((2 * xt + g / 3) * 3 + g % 3) * KX;
+    my_row[xt] = g < 6 && 2 * xt + g / 3 < rows;
+  }
+  const uint2 *const my_table = table + lane % COPIES;  // this lane's copy of the table
+
+  int acc[CW][2][XTILES][4] = {}, kacc[CW][2][XTILES][4] = {};
+  u32 bad[CW][4] = {};  // per column: non-zero once a mask word without 16 bits was read
+  for (int un0 = u_begin + wk; un0 < u_end; un0 += STEP) {
+#pragma unroll
+    for (int u = 0; u < UNROLL; ++u) {
+      if (un0 + u * WARPS_K >= u_end) break;
+      const int kb = 4 * (un0 + u * WARPS_K) + t;
+      const int kx = (kb - kb_begin) * 32;  // this thread's block in the digits
+      u32 sh[CW][4] = {};                   // per column: 4 * (codes of the chunks before)
+#pragma unroll
+      for (int q = 0; q < 4; ++q) {
+        uint2 b[XTILES];
+#pragma unroll
+        for (int xt = 0; xt < XTILES; ++xt)
+          b[xt] = my_row[xt] && kb < kb_end ? *reinterpret_cast<const uint2 *>(my_digits[xt] + kx + 8 * q)
+                                            : make_uint2(0u, 0u);
+#pragma unroll
+        for (int c = 0; c < CW; ++c) {
+          const u32 mw[4] = {w[u][c][0].x, w[u][c][0].y, w[u][c][0].z, w[u][c][0].w};
+          const u32 c0[4] = {w[u][c][1].x, w[u][c][1].y, w[u][c][1].z, w[u][c][1].w};
+          const u32 c1[4] = {w[u][c][2].x, w[u][c][2].y, w[u][c][2].z, w[u][c][2].w};
+          // rows 0..3 and 4..7 of the chunk, codes and keep flags, for the four columns
+          u32 lo[4], hi[4], klo[4], khi[4];
+#pragma unroll
+          for (int j = 0; j < 4; ++j) {
+            const uint2 e = table_entry(my_table, prmt(mw[j], 0u, 0x4440u + q));
+            const u32 src = codes_from(c0[j], c1[j], q, sh[c][j]);
+            const u32 even = src & 0x0f0f0f0fu, odd = shr4(src) & 0x0f0f0f0fu;
+            lo[j] = prmt(even, odd, e.x);
+            hi[j] = prmt(even, odd, e.y);
+            klo[j] = prmt(0x01010101u, 0x01010101u, e.x);
+            khi[j] = prmt(0x01010101u, 0x01010101u, e.y);
+            sh[c][j] += e.x >> 24;
+            if (q == 3) bad[c][j] |= sh[c][j] ^ 64u;  // 4 * popcount of the mask word
+          }
+          // tile i: A rows g and g + 8 are columns 2i and 2i + 1 of the four
+#pragma unroll
+          for (int i = 0; i < 2; ++i) {
+            const u32 a[4] = {lo[2 * i], lo[2 * i + 1], hi[2 * i], hi[2 * i + 1]};
+            const u32 ak[4] = {klo[2 * i], klo[2 * i + 1], khi[2 * i], khi[2 * i + 1]};
+#pragma unroll
+            for (int xt = 0; xt < XTILES; ++xt) {
+              imma(acc[c][i][xt], a, b[xt]);
+              imma(kacc[c][i][xt], ak, b[xt]);
+            }
+          }
+        }
+      }
+    }
+//$ if PIPE == 1 then
+#pragma unroll
+    for (int u = 0; u < UNROLL; ++u)
+#pragma unroll
+      for (int c = 0; c < CW; ++c)
+#pragma unroll
+        for (int q = 0; q < 3; ++q) w[u][c][q] = w_next[u][c][q];
+    fetch(un0 + 2 * STEP, w_next);
+//$ else
+    fetch(un0 + STEP, w);
+//$ end
+  }
+
+  // Element e of tile i: column 4g + 2i + e / 2 of the strip, B column
+  // 2t + e % 2 of each x tile. Each column's zero comes in here, the sums
+  // over the kept rows times it taken from the codes' sums.
+#pragma unroll
+  for (int c = 0; c < CW; ++c) {
+//$ if SYMMETRIC == 1 then
+    const float z4[4] = {8.f, 8.f, 8.f, 8.f};
+//$ else
+    const uint2 zw = load_small(&zeros[col[c]], col_ok[c]);  // this thread's four columns
+    const half *zh = reinterpret_cast<const half *>(&zw);
+    const float z4[4] = {__half2float(zh[0]), __half2float(zh[1]), __half2float(zh[2]), __half2float(zh[3])};
+//$ end
+#pragma unroll
+    for (int i = 0; i < 2; ++i)
+#pragma unroll
+      for (int xt = 0; xt < XTILES; ++xt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int cc = wn * 32 * CW + 32 * c + 4 * g + 2 * i + (e >> 1);
+          red[(wk * BCOLS + 8 * xt + 2 * t + (e & 1)) * TILE_N + cc] =
+              (float)acc[c][i][xt][e] - z4[2 * i + (e >> 1)] * (float)kacc[c][i][xt][e];
+        }
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+      if (bad[c][j]) bad_col[wn * 32 * CW + 32 * c + 4 * g + j] = 1;
+  }
+  __syncthreads();
+  float *const epi_buf = red;  // (split clusters: the partial tile, after tile() has read red)
+  // Row r of x is columns 3(r % 2) + d of x tile r / 2: its digits' sums
+  // put together, the column's scale, and the row's scale back.
+  auto tile = [&](int r, int c) {
+    const int base = 8 * (r / 2) + 3 * (r % 2);
+    float sum = 0.f;
+#pragma unroll
+    for (int i = 0; i < WARPS_K; ++i) {
+      const float *p = red + (i * BCOLS + base) * TILE_N + c;
+      sum += row_scale[i * TILE_M + r] * (16384.f * p[0] + 128.f * p[TILE_N] + p[2 * TILE_N]);
+    }
+    if (bad_col[c]) return __int_as_float(0x7fffffff);  // a mask that broke the 16-of-32 rule
+    return __half2float(scales[blockIdx.x * TILE_N + c]) * sum;
+  };
+{{ render(C.epilogue) }}
+}
+]==]
+
+return T
