@@ -89,20 +89,23 @@ phase_weights() {
 }
 
 phase_sparse() {
-  local shapes="--shape 22016,4096 --shape 4096,11008" m=1,3,16,17,100,2048
+  local shapes="--shape 22016,4096 --shape 4096,11008" m=1,2,3,16,17,100,2048
   run s_gpu_pack ./build/test_sparse_gpu
-  # the defaults (nothing tuned yet for q4s), random masks, per-channel and g128
+  # the defaults (nothing tuned yet for q4s), random masks, per-channel and
+  # g128; K = 4160 ends in a part unit, N = 1000 in a part column tile
   run s_check_defaults bash -c "$Q check --format q4s --shape 4096,4096 $shapes --m $m &&
                                 $Q check --format q4s --shape 4096,4096 $shapes --group 128 --m $m &&
+                                $Q check --format q4s --shape 1000,4160 --m 1,2,3,17 &&
+                                $Q check --format q4s --shape 1000,4160 --symmetric --m 1,2 &&
                                 $Q check --format q4s --shape 1024,4160 --group 64 --symmetric --m 1,17,100"
-  run s_tune $Q tune --format all $shapes --m 1,16,2048
+  run s_tune $Q tune --format all $shapes --m 1,2,16,2048
   run s_tune_g128 $Q tune --format q4s $shapes --group 128 --m 1,16,2048
   run s_check_tuned bash -c "$Q check --format q4s $shapes --m $m &&
                              $Q check --format q4s $shapes --group 128 --m $m"
   run s_bench $Q bench --format all $shapes --m 1,16,2048
   if command -v compute-sanitizer >/dev/null; then
     run s_memcheck compute-sanitizer --tool memcheck --error-exitcode 3 \
-      $Q check --format q4s --shape 4096,4096 --m 1,17,100,300
+      $Q check --format q4s --shape 4096,4096 --shape 1000,4160 --m 1,2,17,100,300
   fi
 }
 
