@@ -238,6 +238,28 @@ C.thread_place = [==[
   const int u_begin = blockIdx.z * U_SPLIT, u_end = min(UNITS, u_begin + U_SPLIT);
 ]==]
 
+-- What both q4s expansions use (q4_decode's C.sparse below, q4s_imma):
+-- the byte permutation, and the window of a block's codes that the eight
+-- rows of chunk q draw from.
+C.sparse_codes = [==[
+__device__ __forceinline__ u32 prmt(u32 a, u32 b, u32 sel) {
+  u32 r;
+  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(sel));
+  return r;
+}
+
+// Codes o .. o+7 of a block's two code words, nibble j holding code o + j,
+// where sh = 4o (o <= 16; codes past the sixteenth read as zeros). With q
+// known at compile time the range of o spares the general case: chunk 1
+// has o <= 8, chunk 3 o >= 8 (at most 8 kept rows follow).
+__device__ __forceinline__ u32 q4s_codes_from(u32 c0, u32 c1, int q, u32 sh) {
+  if (q == 0) return c0;
+  if (q == 1) return __funnelshift_rc(c0, c1, sh);
+  if (q == 3) return __funnelshift_rc(c1, 0u, sh - 32);
+  return sh >= 32 ? __funnelshift_rc(c1, 0u, sh - 32) : __funnelshift_r(c0, c1, sh);
+}
+]==]
+
 -- The 16:32 sparse format (q4s): a 32-row block of one column is a mask
 -- word (bit j: row j kept) and two words holding the 16 kept codes in row
 -- order. q4s_expand gives eight rows 8q .. 8q+7 of such a block as dense
@@ -263,11 +285,6 @@ C.thread_place = [==[
 -- rows and one for its flags, and 8 copies of 16-byte entries keep a
 -- warp's lookups conflict-free (a quarter warp reads 128 bytes at once).
 C.sparse = [==[
-__device__ __forceinline__ u32 prmt(u32 a, u32 b, u32 sel) {
-  u32 r;
-  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(sel));
-  return r;
-}
 
 // Entry m8 of the table: nibble p selects the code byte of row
 // (0, 4, 1, 5, 2, 6, 3, 7)[p] from the word pair (even codes in bytes 0..3,
@@ -310,16 +327,6 @@ __device__ __forceinline__ void q4s_build_table(u32 *table) {
 }
 //$ end
 
-// Codes o .. o+7 of a block's two code words (o <= 16; past c1 they read
-// as zeros), nibble j holding code o + j. With q known at compile time the
-// range of o spares the general case: q = 1 has o <= 8, q = 3 has o >= 8.
-__device__ __forceinline__ u32 q4s_codes_from(u32 c0, u32 c1, int q, int o) {
-  if (q == 0) return c0;
-  if (q == 1) return __funnelshift_rc(c0, c1, 4 * o);
-  if (q == 3) return __funnelshift_rc(c1, 0u, 4 * (o - 8));
-  return o >= 8 ? __funnelshift_rc(c1, 0u, 4 * (o - 8)) : __funnelshift_r(c0, c1, 4 * o);
-}
-
 //$ if Q4S_BARE == 1 then
 // Rows 8q .. 8q+7 (q = 0..3) of the block with mask m and code words c0,
 // c1 as bare codes, b[i] = rows (i, i + 4) as q4_unpack_bare gives them (a
@@ -331,7 +338,7 @@ __device__ __forceinline__ void q4s_expand_bare(u32 m, u32 c0, u32 c1, int q, co
   const int o = __popc(m & ((1u << (8 * q)) - 1u));  // codes of the rows below
   const uint4 e = reinterpret_cast<const uint4 *>(table)[((m >> (8 * q)) & 0xffu) * Q4S_COPIES +
                                                          (threadIdx.x % Q4S_COPIES)];
-  const u32 src = q4s_codes_from(c0, c1, q, o);
+  const u32 src = q4s_codes_from(c0, c1, q, 4 * o);
   // code o + j as byte j / 2 of even (j even) or of odd (j odd)
   const u32 even = src & 0x0f0f0f0fu, odd = (src >> 4) & 0x0f0f0f0fu;
   const u32 sel[4] = {e.x, e.y, e.z, e.w};
@@ -353,7 +360,7 @@ __device__ __forceinline__ void q4s_expand(u32 m, u32 c0, u32 c1, int q, const u
                                            u32 (&pruned)[4]) {
   const int o = __popc(m & ((1u << (8 * q)) - 1u));  // codes of the rows below
   const u32 sel = table[((m >> (8 * q)) & 0xffu) * Q4S_COPIES + (threadIdx.x % Q4S_COPIES)];
-  const u32 src = q4s_codes_from(c0, c1, q, o);
+  const u32 src = q4s_codes_from(c0, c1, q, 4 * o);
 //$ if SYMMETRIC == 1 then
   // Symmetric weights: a pruned row may read as code 8, which (8 - 8) * s
   // makes exactly 0, so no mask is needed. The deposit writes 0 for a

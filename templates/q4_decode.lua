@@ -227,6 +227,7 @@ end
 T.source = [==[
 {{ render(C.prelude) }}
 //$ if SPARSE == 1 then
+{{ render(C.sparse_codes) }}
 {{ render(C.sparse) }}
 //$ end
 constexpr int WARPS_N = {{WARPS_N}}, WARPS_K = {{WARPS_K}}, CW = {{CW}};

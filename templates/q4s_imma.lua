@@ -114,12 +114,7 @@ constexpr int BCOLS = 8 * XTILES;          // columns of B: 3r + d is digit d of
 constexpr int COPIES = {{COPIES}};  // copies of the expansion table, lane l reading copy l % COPIES
 
 {{ render(C.loads) }}
-
-__device__ __forceinline__ u32 prmt(u32 a, u32 b, u32 sel) {
-  u32 r;
-  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(sel));
-  return r;
-}
+{{ render(C.sparse_codes) }}
 
 // D += A * B for one 16x8x32 tile: A u8 (the codes or keep flags), B s8 (digits of x).
 __device__ __forceinline__ void imma(int (&d)[4], const u32 (&a)[4], uint2 b) {
@@ -168,17 +163,6 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
   u32 off;
   asm("mad.lo.u32 %0, %1, %2, 0;" : "=r"(off) : "r"(m8), "n"(COPIES * 8));
   return *reinterpret_cast<const uint2 *>(reinterpret_cast<const char *>(copy) + off);
-}
-
-// Codes o .. o+7 of a block's two code words, nibble j holding code o + j,
-// where sh = 4o (codes past the sixteenth read as zeros). With q known at
-// compile time, the range of o spares the general case: chunk 1 has
-// o <= 8, chunk 3 o >= 8 (at most 8 kept rows follow).
-__device__ __forceinline__ u32 codes_from(u32 c0, u32 c1, int q, u32 sh) {
-  if (q == 0) return c0;
-  if (q == 1) return __funnelshift_rc(c0, c1, sh);
-  if (q == 3) return __funnelshift_rc(c1, 0u, sh - 32);
-  return sh >= 32 ? __funnelshift_rc(c1, 0u, sh - 32) : __funnelshift_r(c0, c1, sh);
 }
 
 {{ render(C.signature) }}
@@ -336,7 +320,7 @@ __device__ __forceinline__ u32 codes_from(u32 c0, u32 c1, int q, u32 sh) {
 #pragma unroll
           for (int j = 0; j < 4; ++j) {
             const uint2 e = table_entry(my_table, prmt(mw[j], 0u, 0x4440u + q));
-            const u32 src = codes_from(c0[j], c1[j], q, sh[c][j]);
+            const u32 src = q4s_codes_from(c0[j], c1[j], q, sh[c][j]);
             const u32 even = src & 0x0f0f0f0fu, odd = shr4(src) & 0x0f0f0f0fu;
             lo[j] = prmt(even, odd, e.x);
             hi[j] = prmt(even, odd, e.y);
