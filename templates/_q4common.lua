@@ -238,9 +238,10 @@ C.thread_place = [==[
   const int u_begin = blockIdx.z * U_SPLIT, u_end = min(UNITS, u_begin + U_SPLIT);
 ]==]
 
--- What both q4s expansions use (q4_decode's C.sparse below, q4s_imma):
--- the byte permutation, and the window of a block's codes that the eight
--- rows of chunk q draw from.
+-- What both q4s expansions use (C.sparse below, rendered by q4_decode and
+-- q4_dqgemm, and q4s_imma's own): the byte permutation, and the window of
+-- a block's codes that the eight rows of chunk q draw from. A source that
+-- renders C.sparse renders this first.
 C.sparse_codes = [==[
 __device__ __forceinline__ u32 prmt(u32 a, u32 b, u32 sel) {
   u32 r;

@@ -49,6 +49,7 @@ end
 T.source = [==[
 {{ render(C.prelude) }}
 //$ if SPARSE == 1 then
+{{ render(C.sparse_codes) }}
 {{ render(C.sparse) }}
 //$ end
 constexpr int CHUNK_N = {{CHUNK_N}};
