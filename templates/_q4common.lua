@@ -239,9 +239,10 @@ C.thread_place = [==[
 ]==]
 
 -- What both q4s expansions use (C.sparse below, rendered by q4_decode and
--- q4_dqgemm, and q4s_imma's own): the byte permutation, and the window of
--- a block's codes that the eight rows of chunk q draw from. A source that
--- renders C.sparse renders this first.
+-- q4_dqgemm, and q4s_imma's own): the byte permutation, the window of a
+-- block's codes that the eight rows of chunk q draw from, the split of a
+-- window into bytes, and the PRMT selector nibble of one row. A source
+-- that renders C.sparse renders this first.
 C.sparse_codes = [==[
 __device__ __forceinline__ u32 prmt(u32 a, u32 b, u32 sel) {
   u32 r;
@@ -249,15 +250,56 @@ __device__ __forceinline__ u32 prmt(u32 a, u32 b, u32 sel) {
   return r;
 }
 
-// Codes o .. o+7 of a block's two code words, nibble j holding code o + j,
-// where sh = 4o (o <= 16; codes past the sixteenth read as zeros). With q
-// known at compile time the range of o spares the general case: chunk 1
-// has o <= 8, chunk 3 o >= 8 (at most 8 kept rows follow).
-__device__ __forceinline__ u32 q4s_codes_from(u32 c0, u32 c1, int q, u32 sh) {
+// A block's 16 kept codes lie in two words in row order, c0 codes 0..7 and
+// c1 codes 8..15; the p_q kept rows of chunk q (byte q of the mask) hold
+// codes p_0 + .. + p_(q-1) onwards. The window brings them down to nibbles
+// 0 .. p_q - 1 with shifts by the kept counts of the chunk itself and of
+// chunk 0 or 3, never by a running count through the block:
+//   chunk 0: c0;  chunk 1: c1:c0 >> 4 p_0;  chunk 3: c1 >> (32 - 4 p_3),
+//   its codes being the block's last;  chunk 2: c1:c0 << 4 p_3 (high
+//   word: its last code on top), then >> (32 - 4 p_2).
+// `other` is 4 p_0 (chunk 1) or 4 p_3 (chunk 2), `down` 32 - 4 p_q (chunks
+// 2 and 3): fields of table entries that the chunks read anyway where the
+// table has room for them (q4s_counts_word0/1), else popcounts
+// (q4s_other). Shifts of 32 clamp to an empty window.
+__device__ __forceinline__ u32 q4s_window(u32 c0, u32 c1, int q, u32 other, u32 down) {
   if (q == 0) return c0;
-  if (q == 1) return __funnelshift_rc(c0, c1, sh);
-  if (q == 3) return __funnelshift_rc(c1, 0u, sh - 32);
-  return sh >= 32 ? __funnelshift_rc(c1, 0u, sh - 32) : __funnelshift_r(c0, c1, sh);
+  if (q == 1) return __funnelshift_rc(c0, c1, other);
+  u32 r;
+  asm("shr.b32 %0, %1, %2;" : "=r"(r) : "r"(q == 2 ? __funnelshift_lc(c0, c1, other) : c1), "r"(down));
+  return r;
+}
+
+// q4s_window's `other` from the mask word m itself.
+__device__ __forceinline__ u32 q4s_other(u32 m, int q) { return 4 * __popc(q == 1 ? m & 0xffu : m >> 24); }
+
+// The top bytes of a table entry's first two words, for mask byte m8 with
+// p kept rows: 4 p (the `other` of the chunk after chunk 0, or before
+// chunk 3) and 32 - 4 p (its own `down`). PRMT reads a selector's low 16
+// bits only, so they ride along free.
+__device__ __forceinline__ u32 q4s_counts_word0(int m8) { return (u32)(4 * __popc(m8)) << 24; }
+__device__ __forceinline__ u32 q4s_counts_word1(int m8) { return (u32)(32 - 4 * __popc(m8)) << 24; }
+// ... read back as w >> 24, on the FMA pipe (IMAD.HI) rather than the
+// integer pipe, which bounds the expansion.
+__device__ __forceinline__ u32 q4s_count_field(u32 w) { return __umulhi(w, 256u); }
+
+// A window as bytes: codes 0, 2, 4, 6 in even's bytes 0..3 and codes 1, 3,
+// 5, 7 in odd's. odd = (src - even) >> 4 is an IMAD and an IMAD.HI, on the
+// FMA pipe: the integer pipe does one AND.
+__device__ __forceinline__ void q4s_split(u32 src, u32 &even, u32 &odd) {
+  even = src & 0x0f0f0f0fu;
+  u32 d;
+  asm("mad.lo.u32 %0, %1, -1, %2;" : "=r"(d) : "r"(even), "r"(src));
+  odd = __umulhi(d, 1u << 28);
+}
+
+// The PRMT selector nibble of row r of a chunk with mask byte m8, over the
+// split of its window: the byte of its code, rank = kept rows below r (in
+// even for an even rank, in odd for an odd one), or 8 for a pruned row:
+// PRMT's "sign of byte 0", 0x00 for a code (bytes below 0x80).
+__device__ __forceinline__ u32 q4s_source_byte(int m8, int r) {
+  const int rank = __popc(m8 & ((1 << r) - 1));
+  return (m8 >> r & 1) ? ((rank & 1) ? 4 + rank / 2 : rank / 2) : 8;
 }
 ]==]
 
@@ -269,79 +311,65 @@ __device__ __forceinline__ u32 q4s_codes_from(u32 c0, u32 c1, int q, u32 sh) {
 -- (0 - z) * s). Symmetric weights need no flags: there a pruned row reads
 -- as code 8, and (8 - 8) * s is exactly 0.
 --
--- The codes of those rows start at code number o = (kept rows before 8q):
--- a funnel shift brings codes o .. o+7 into one word, a byte permutation
--- (PRMT) moves code number rank(r) to row r, and PRMT's sign mode writes
--- 0x00 for a pruned row. The selectors of those permutations depend only
--- on the mask byte of the eight rows: they come from a 256-entry table
--- that every block builds in shared memory (q4s_build_table), in
--- Q4S_COPIES copies (a template constant): 32, one per bank, where the
--- lookups are the hot loop (32 lanes looking up random entries of one copy
--- meet bank conflicts on most lookups), 1 where they are not.
+-- q4s_window (C.sparse_codes) brings the chunk's codes to the bottom of a
+-- word, a byte permutation (PRMT) moves code number rank(r) to row r, and
+-- PRMT's sign mode writes 0x00 for a pruned row. The selectors of those
+-- permutations depend only on the mask byte of the eight rows: they come
+-- from a 256-entry table that every block builds in shared memory
+-- (q4s_build_table), in Q4S_COPIES copies (a template constant): 32, one
+-- per bank, where the lookups are the hot loop (32 lanes looking up random
+-- entries of one copy meet bank conflicts on most lookups), 1 where they
+-- are not.
 --
 -- With Q4S_BARE = 1 (per-channel weights, whose scale and zero the caller
 -- applies after the sum) q4s_expand_bare gives the rows as bare codes
 -- instead, q * 2^-24 as q4_unpack_bare does, with their keep flags beside
 -- them: its table has four selectors an entry, one PRMT for each pair of
--- rows and one for its flags, and 8 copies of 16-byte entries keep a
--- warp's lookups conflict-free (a quarter warp reads 128 bytes at once).
+-- rows and one for its flags, and the window's `down` in the top byte of
+-- the second (q4s_counts_word1); 8 copies of 16-byte entries keep a warp's
+-- lookups conflict-free (a quarter warp reads 128 bytes at once).
 C.sparse = [==[
 
-// Entry m8 of the table: nibble p selects the code byte of row
-// (0, 4, 1, 5, 2, 6, 3, 7)[p] from the word pair (even codes in bytes 0..3,
-// odd codes in bytes 4..7): code number rank = kept rows below that row.
-// A pruned row gets 8, PRMT's "sign of byte 0", which is 0x00 for a code.
-// Laid out [256][Q4S_COPIES]: lane l reads copy l % Q4S_COPIES.
 constexpr int Q4S_COPIES = {{Q4S_COPIES}}, Q4S_TABLE_WORDS = 256 * Q4S_COPIES * {{Q4S_BARE == 1 and 4 or 1}};
-//$ if Q4S_BARE == 1 then
-__device__ __forceinline__ u32 q4s_source_byte(int m8, int row) {
-  const int rank = __popc(m8 & ((1 << row) - 1));
-  return (m8 >> row & 1) ? ((rank & 1) ? 4 + rank / 2 : rank / 2) : 8;
+// Laid out [256][Q4S_COPIES]: lane l reads copy l % Q4S_COPIES.
+// The rows of pair i, in the order the caller reads x: neighbours (2i,
+// 2i + 1) as x lies in memory, or q4_unpack's (i, i + 4).
+__device__ __forceinline__ int q4s_pair_row(int i, int second) {
+  return {{Q4S_NEIGHBOURS}} ? 2 * i + second : i + 4 * second;
 }
-
-// Bare codes (Q4S_BARE): entry m8 holds four selectors, one for each pair
-// i of rows (i, i + 4), each making the pair's half2 in one PRMT: byte 0
-// the code of row i (0x00 for a pruned row: sign mode), byte 1 0x00, byte
-// 2 the code of row i + 4, byte 3 0x00. The same selector over bytes 0x01
-// gives the pair's keep flags (1 kept, 0 pruned), as bare as the codes.
+//$ if Q4S_BARE == 1 then
+// Entry m8: four selectors, one for each pair i of rows, each making the
+// pair's half2 in one PRMT: byte 0 the code of its first row (0x00 for a
+// pruned row: sign mode), byte 1 0x00, byte 2 the code of its second row,
+// byte 3 0x00. The same selector over bytes 0x01 gives the pair's keep
+// flags (1 kept, 0 pruned), as bare as the codes.
 __device__ __forceinline__ void q4s_build_table(u32 *table) {
   for (int m8 = threadIdx.x; m8 < 256; m8 += blockDim.x) {
     uint4 e;
     u32 *sel = reinterpret_cast<u32 *>(&e);
-    for (int i = 0; i < 4; ++i) sel[i] = q4s_source_byte(m8, i) | 0x8080u | q4s_source_byte(m8, i + 4) << 8;
+    for (int i = 0; i < 4; ++i)
+      sel[i] = q4s_source_byte(m8, q4s_pair_row(i, 0)) | 0x8080u | q4s_source_byte(m8, q4s_pair_row(i, 1)) << 8;
+    sel[1] |= q4s_counts_word1(m8);
     for (int l = 0; l < Q4S_COPIES; ++l) reinterpret_cast<uint4 *>(table)[m8 * Q4S_COPIES + l] = e;
   }
 }
-//$ else
-__device__ __forceinline__ void q4s_build_table(u32 *table) {
-  for (int m8 = threadIdx.x; m8 < 256; m8 += blockDim.x) {
-    u32 sel = 0;
-    for (int p = 0; p < 8; ++p) {
-      const int row = (p >> 1) + 4 * (p & 1);
-      const int rank = __popc(m8 & ((1 << row) - 1));
-      const u32 nib = (m8 >> row & 1) ? ((rank & 1) ? 4 + rank / 2 : rank / 2) : 8;
-      sel |= nib << (4 * p);
-    }
-#pragma unroll
-    for (int l = 0; l < Q4S_COPIES; ++l) table[m8 * Q4S_COPIES + (l + m8) % Q4S_COPIES] = sel;
-  }
-}
-//$ end
 
-//$ if Q4S_BARE == 1 then
-// Rows 8q .. 8q+7 (q = 0..3) of the block with mask m and code words c0,
-// c1 as bare codes, b[i] = rows (i, i + 4) as q4_unpack_bare gives them (a
-// pruned row 0), and keep[i] their keep flags, bare likewise. (A mask word
-// without 16 bits set reads codes that are not its own; callers test
-// __popc(m) == 16.)
-__device__ __forceinline__ void q4s_expand_bare(u32 m, u32 c0, u32 c1, int q, const u32 *table, u32 (&b)[4],
-                                                u32 (&keep)[4]) {
-  const int o = __popc(m & ((1u << (8 * q)) - 1u));  // codes of the rows below
-  const uint4 e = reinterpret_cast<const uint4 *>(table)[((m >> (8 * q)) & 0xffu) * Q4S_COPIES +
-                                                         (threadIdx.x % Q4S_COPIES)];
-  const u32 src = q4s_codes_from(c0, c1, q, 4 * o);
-  // code o + j as byte j / 2 of even (j even) or of odd (j odd)
-  const u32 even = src & 0x0f0f0f0fu, odd = (src >> 4) & 0x0f0f0f0fu;
+// This lane's entry for chunk q of mask word m (the multiply by the
+// entry's stride on the FMA pipe).
+__device__ __forceinline__ uint4 q4s_entry(const u32 *table, u32 m, int q) {
+  u32 off;
+  asm("mad.lo.u32 %0, %1, %2, %3;" : "=r"(off) : "r"(prmt(m, 0u, 0x4440u + q)), "n"(Q4S_COPIES * 16),
+      "r"((u32)(threadIdx.x % Q4S_COPIES) * 16u));
+  return *reinterpret_cast<const uint4 *>(reinterpret_cast<const char *>(table) + off);
+}
+
+// The rows of one chunk, from its entry e and window src (q4s_window), as
+// bare codes, b[i] = the rows of pair i (a pruned row 0), and keep[i]
+// their keep flags, bare likewise. (A mask word without 16 bits set reads
+// codes that are not its own; callers test __popc(m) == 16.)
+__device__ __forceinline__ void q4s_expand_bare(uint4 e, u32 src, u32 (&b)[4], u32 (&keep)[4]) {
+  u32 even, odd;
+  q4s_split(src, even, odd);
   const u32 sel[4] = {e.x, e.y, e.z, e.w};
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
@@ -350,28 +378,39 @@ __device__ __forceinline__ void q4s_expand_bare(u32 m, u32 c0, u32 c1, int q, co
   }
 }
 //$ else
+// Entry m8: nibbles 2i and 2i + 1 select the code bytes of pair i's rows,
+// copies staggered by bank.
+__device__ __forceinline__ void q4s_build_table(u32 *table) {
+  for (int m8 = threadIdx.x; m8 < 256; m8 += blockDim.x) {
+    u32 sel = 0;
+    for (int p = 0; p < 8; ++p) sel |= q4s_source_byte(m8, q4s_pair_row(p >> 1, p & 1)) << (4 * p);
+#pragma unroll
+    for (int l = 0; l < Q4S_COPIES; ++l) table[m8 * Q4S_COPIES + (l + m8) % Q4S_COPIES] = sel;
+  }
+}
 
 // Rows 8q .. 8q+7 (q = 0..3) of the block with mask m and code words c0,
-// c1: v[i] = rows (i, i + 4) as 1024 + code, as q4_unpack gives a dense
-// word, and pruned[i] 0xffff in the half of each pruned row (0 everywhere
-// for symmetric weights, whose pruned rows read as code 8). (A mask word
-// without 16 bits set reads codes that are not its own; callers test
-// __popc(m) == 16.)
+// c1: v[i] = the rows of pair i as 1024 + code, and pruned[i] 0xffff in
+// the half of each pruned row (0 everywhere for symmetric weights, whose
+// pruned rows read as code 8). The window's shifts come from popcounts
+// (this table has no room for them). (A mask word without 16 bits set
+// reads codes that are not its own; callers test __popc(m) == 16.)
 __device__ __forceinline__ void q4s_expand(u32 m, u32 c0, u32 c1, int q, const u32 *table, half2 (&v)[4],
                                            u32 (&pruned)[4]) {
-  const int o = __popc(m & ((1u << (8 * q)) - 1u));  // codes of the rows below
   const u32 sel = table[((m >> (8 * q)) & 0xffu) * Q4S_COPIES + (threadIdx.x % Q4S_COPIES)];
-  const u32 src = q4s_codes_from(c0, c1, q, 4 * o);
+  const u32 src = q4s_window(c0, c1, q, q4s_other(m, q), 32 - 4 * __popc((m >> (8 * q)) & 0xffu));
+  u32 even, odd;
+  q4s_split(src, even, odd);
 //$ if SYMMETRIC == 1 then
   // Symmetric weights: a pruned row may read as code 8, which (8 - 8) * s
   // makes exactly 0, so no mask is needed. The deposit writes 0 for a
   // pruned row: codes go in XORed with 8 and come out XORed back, a kept
   // row as its code, a pruned one as 8.
-  const u32 even = (src & 0x0f0f0f0fu) ^ 0x08080808u, odd = ((src >> 4) & 0x0f0f0f0fu) ^ 0x08080808u;
+  even ^= 0x08080808u;
+  odd ^= 0x08080808u;
   const u32 d0 = prmt(even, odd, sel) ^ 0x08080808u, d1 = prmt(even, odd, sel >> 16) ^ 0x08080808u;
 //$ else
-  const u32 even = src & 0x0f0f0f0fu, odd = (src >> 4) & 0x0f0f0f0fu;
-  // one code byte per row: rows (0, 4, 1, 5) and (2, 6, 3, 7)
+  // one code byte per row: pairs 0, 1 and 2, 3
   const u32 d0 = prmt(even, odd, sel), d1 = prmt(even, odd, sel >> 16);
 //$ end
   const u32 MAGIC = 0x64646464u;
@@ -380,9 +419,9 @@ __device__ __forceinline__ void q4s_expand(u32 m, u32 c0, u32 c1, int q, const u
 #pragma unroll
   for (int i = 0; i < 4; ++i) pruned[i] = 0;
 //$ else
-  // A pruned row's nibble has bit 3 set. Pair i is nibbles 2i, 2i+1 (rows
-  // i, i+4): sel << 4 puts the first's flag on the sign bit of byte i,
-  // sel the second's.
+  // A pruned row's nibble has bit 3 set. Pair i is nibbles 2i, 2i+1:
+  // sel << 4 puts the first's flag on the sign bit of byte i, sel the
+  // second's.
   const u32 ev = sel << 4;
   pruned[0] = prmt(ev, sel, 0xCC88);
   pruned[1] = prmt(ev, sel, 0xDD99);

@@ -221,6 +221,7 @@ end
 
 function T.constants(p, s)
   return { TEMPLATE = "q4_decode", Q4S_COPIES = q4s_copies(s), FACTORED = factored(s) and 1 or 0,
+           Q4S_NEIGHBOURS = p.XT,
            Q4S_BARE = (factored(s) and s.format == "q4s") and 1 or 0 }
 end
 
@@ -526,7 +527,10 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
     const u32 c1[4] = {w[u][c][2].x, w[u][c][2].y, w[u][c][2].z, w[u][c][2].w};
     if (q == 0) bad[c][j] |= __popc(mw[j]) ^ 16u;
 //$ if FACTORED == 1 then
-    q4s_expand_bare(mw[j], c0[j], c1[j], q, table, b, keep);
+    // (`other` as popcounts: the counts of chunks 0 and 3 from their table
+    // entries would stay live in registers until chunks 1 and 2)
+    const uint4 e = q4s_entry(table, mw[j], q);
+    q4s_expand_bare(e, q4s_window(c0[j], c1[j], q, q4s_other(mw[j], q), q4s_count_field(e.y)), b, keep);
 //$ else
     half2 v[4];
     u32 pruned[4];
@@ -566,10 +570,15 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
 #pragma unroll
       for (int q = 0; q < CHUNKS; ++q) {
         // B fragments: x[g][k .. k + 7] of this thread's chunk as the pairs
-        // (i, i + 4) of the weights' order, two for each mma
+        // of the weights' order, two for each mma: dense (i, i + 4), as
+        // q4_unpack gives them; q4s (2i, 2i + 1), as loaded (Q4S_NEIGHBOURS)
         const uint4 xa = X_AHEAD ? xg[u][0][q] : m0 + g < M && kb < kb_end ? x8(m0 + g, k_of(kb, q)) : make_uint4(0, 0, 0, 0);
+//$ if SPARSE == 1 then
+        const u32 bx[4] = {xa.x, xa.y, xa.z, xa.w};
+//$ else
         const u32 bx[4] = {__byte_perm(xa.x, xa.z, 0x5410), __byte_perm(xa.x, xa.z, 0x7632),
                            __byte_perm(xa.y, xa.w, 0x5410), __byte_perm(xa.y, xa.w, 0x7632)};
+//$ end
 #pragma unroll
         for (int c = 0; c < CW; ++c) {
 #pragma unroll
@@ -609,8 +618,11 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
                          : r0 < M && kb < kb_end ? x8(r0, k_of(kb, q)) : make_uint4(0, 0, 0, 0);
           const uint4 xb = XR == 2 && X_AHEAD ? xg[u][XR - 1][q]
                          : r1 < M && kb < kb_end ? x8(r1, k_of(kb, q)) : make_uint4(0, 0, 0, 0);
-          // codes come in the order (i, i + 4) (q4s_expand keeps it): a[mt][h]
-          // feeds the mma of half h (codes 2h, 2h+4 | 2h+1, 2h+5) of every column
+          // codes come in the order (i, i + 4) (q4_unpack's, and q4s_expand
+          // keeps it here): a[mt][h] feeds the mma of half h (codes 2h, 2h+4 |
+          // 2h+1, 2h+5) of every column. (Pairs of neighbouring rows would
+          // need no permutation of x, but the mma's A quads would then be
+          // copies of the loaded registers, which ptxas makes over and over.)
           const u32 lo[4] = {xa.x, xb.x, xa.y, xb.y}, hi[4] = {xa.z, xb.z, xa.w, xb.w};
 #pragma unroll
           for (int h = 0; h < 2; ++h) {

@@ -43,7 +43,8 @@ end
 
 function T.constants(p, s)
   -- q4s: the expansion is not this pass's bottleneck, one table copy will do
-  return { TEMPLATE = "q4_dqgemm", Q4S_COPIES = 1, Q4S_BARE = 0 }
+  -- (q4s_expand's pairs in q4_unpack's order, (i, i + 4), as the dense path's)
+  return { TEMPLATE = "q4_dqgemm", Q4S_COPIES = 1, Q4S_BARE = 0, Q4S_NEIGHBOURS = 0 }
 end
 
 T.source = [==[

@@ -125,35 +125,15 @@ __device__ __forceinline__ void imma(int (&d)[4], const u32 (&a)[4], uint2 b) {
 }
 
 // Entry m8 of the expansion table, for eight rows whose mask byte is m8:
-// two PRMT selectors, rows 0..3 and rows 4..7, over the chunk's codes as
-// bytes (even-numbered codes in bytes 0..3, odd ones in 4..7): nibble r
-// selects the byte of code rank(r), the kept rows below r, or is 8 for a
-// pruned row (sign of byte 0, and bytes of codes and keep flags are below
-// 0x80: 0x00). PRMT reads a selector's low 16 bits: the top byte of the
-// first holds 4 * popcount(m8), which moves the next chunk's codes down.
+// two PRMT selectors, rows 0..3 and rows 4..7, over the split of the
+// chunk's window (q4s_source_byte), with the window's counts in their top
+// bytes (q4s_counts_word0/1), which PRMT does not read.
 __device__ __forceinline__ void build_table(uint2 *table) {
   for (int m8 = threadIdx.x; m8 < 256; m8 += THREADS) {
-    u32 sel[2] = {0u, 0u};
-    int rank = 0;
-    for (int r = 0; r < 8; ++r) {
-      u32 nib = 8;
-      if (m8 >> r & 1) {
-        nib = (rank & 1) ? 4 + rank / 2 : rank / 2;
-        ++rank;
-      }
-      sel[r / 4] |= nib << (4 * (r % 4));
-    }
-    sel[0] |= (u32)(4 * rank) << 24;
+    u32 sel[2] = {q4s_counts_word0(m8), q4s_counts_word1(m8)};
+    for (int r = 0; r < 8; ++r) sel[r / 4] |= q4s_source_byte(m8, r) << (4 * (r % 4));
     for (int c = 0; c < COPIES; ++c) table[m8 * COPIES + c] = make_uint2(sel[0], sel[1]);
   }
-}
-
-// src >> 4 as the high word of src * 2^28: on the FMA pipe, which the
-// loop leaves idle, rather than the integer pipe, which bounds it.
-__device__ __forceinline__ u32 shr4(u32 src) {
-  u32 r;
-  asm("mul.hi.u32 %0, %1, 268435456;" : "=r"(r) : "r"(src));
-  return r;
 }
 
 // Entry m8 of this lane's copy of the table: the multiply by the entry's
@@ -302,9 +282,12 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
       if (un0 + u * WARPS_K >= u_end) break;
       const int kb = 4 * (un0 + u * WARPS_K) + t;
       const int kx = (kb - kb_begin) * 32;  // this thread's block in the digits
-      u32 sh[CW][4] = {};                   // per column: 4 * (codes of the chunks before)
+      u32 count0[CW][4], count3[CW][4];     // per column: 4 * kept rows of chunks 0 and 3
+      // chunks in the order 0, 1, 3, 2: the count of chunk 0 places chunk
+      // 1's window and that of chunk 3 chunk 2's, each soon after it is read
 #pragma unroll
-      for (int q = 0; q < 4; ++q) {
+      for (int qi = 0; qi < 4; ++qi) {
+        const int q = qi < 2 ? qi : 5 - qi;
         uint2 b[XTILES];
 #pragma unroll
         for (int xt = 0; xt < XTILES; ++xt)
@@ -320,14 +303,16 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
 #pragma unroll
           for (int j = 0; j < 4; ++j) {
             const uint2 e = table_entry(my_table, prmt(mw[j], 0u, 0x4440u + q));
-            const u32 src = q4s_codes_from(c0[j], c1[j], q, sh[c][j]);
-            const u32 even = src & 0x0f0f0f0fu, odd = shr4(src) & 0x0f0f0f0fu;
+            if (q == 0) count0[c][j] = q4s_count_field(e.x);
+            if (q == 3) count3[c][j] = q4s_count_field(e.x);
+            u32 even, odd;
+            q4s_split(q4s_window(c0[j], c1[j], q, q == 1 ? count0[c][j] : count3[c][j], q4s_count_field(e.y)),
+                      even, odd);
             lo[j] = prmt(even, odd, e.x);
             hi[j] = prmt(even, odd, e.y);
             klo[j] = prmt(0x01010101u, 0x01010101u, e.x);
             khi[j] = prmt(0x01010101u, 0x01010101u, e.y);
-            sh[c][j] += e.x >> 24;
-            if (q == 3) bad[c][j] |= sh[c][j] ^ 64u;  // 4 * popcount of the mask word
+            if (q == 0) bad[c][j] |= __popc(mw[j]) ^ 16u;
           }
           // tile i: A rows g and g + 8 are columns 2i and 2i + 1 of the four
 #pragma unroll
