@@ -361,7 +361,7 @@ local function check(info, vals, s)
 end
 
 local META = { threads = 1, smem = 1, smem_row = 1, tile_m = 1, tile_n = 1, split_k = 1, m_min = 1, m_max = 1,
-               chunk_n = 1, split_cluster = 1 }
+               chunk_n = 1, split_cluster = 1, min_blocks = 1 }
 
 -- meta(p, s), checked, every field an integer.
 local function meta(info, vals, s)
@@ -372,7 +372,7 @@ local function meta(info, vals, s)
   for k in pairs(m) do
     if not META[k] then fail("unknown field '%s'", tostring(k)) end
   end
-  local r = { smem_row = 0, split_k = 1, m_min = 1, m_max = INT_MAX, chunk_n = 0, split_cluster = 0 }
+  local r = { smem_row = 0, split_k = 1, m_min = 1, m_max = INT_MAX, chunk_n = 0, split_cluster = 0, min_blocks = 0 }
   for k in pairs(META) do
     local v = m[k]
     if v == nil then
@@ -397,6 +397,7 @@ local function meta(info, vals, s)
   if r.m_min < 1 then fail('m_min = %d is below 1', r.m_min) end
   if r.m_max < r.m_min then fail('m_max = %d is below m_min = %d', r.m_max, r.m_min) end
   if r.chunk_n < 0 then fail('chunk_n = %d is negative', r.chunk_n) end
+  if r.min_blocks < 0 or r.min_blocks > 32 then fail('min_blocks = %d is not in 0..32', r.min_blocks) end
   if r.split_cluster ~= 0 and r.split_cluster ~= 1 then fail('split_cluster = %d is not 0 or 1', r.split_cluster) end
   -- (a portable cluster holds at most 8 blocks; clusters need sm_90)
   if r.split_cluster == 1 and (r.split_k < 2 or r.split_k > 8 or s.arch < 90) then
@@ -477,7 +478,7 @@ local function render_env(info, vals, s, m)
   put(env, 'SYMMETRIC', s.symmetric and 1 or 0, what); put(env, 'ACT_ORDER', s.act_order and 1 or 0, what)
   put(env, 'SPARSE', s.format == 'q4s' and 1 or 0, what)
   for _, k in ipairs({ 'threads', 'smem', 'smem_row', 'tile_m', 'tile_n', 'split_k', 'm_min', 'm_max', 'chunk_n',
-                        'split_cluster' }) do
+                        'split_cluster', 'min_blocks' }) do
     put(env, string.upper(k), m[k], what .. ': meta')
   end
   if info.t.constants then

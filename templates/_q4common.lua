@@ -42,6 +42,17 @@ function C.fills_gpu(p, s, tile_n, split_anyway)
   return true
 end
 
+-- meta's min_blocks for a kernel of `threads` threads in a grid of
+-- `blocks`: blocks enough per SM to run the grid in one wave on a large GPU
+-- (132 SMs), so ptxas budgets registers for the occupancy the launch can
+-- have, but never a budget under `floor` registers a thread (about what
+-- the family's loops need: budgets forced lower spilled; a grid that
+-- needs more blocks than that takes two waves anyway).
+function C.min_blocks(threads, blocks, floor)
+  local one_wave = (blocks + 131) // 132
+  return math.max(1, math.min(one_wave, 65536 // (floor * threads)))
+end
+
 -- A default's split-K (p one warp of 32 columns along N, over `units` units
 -- of K): the least that makes twice 132 blocks, while every warp along K
 -- keeps two units a split; then fewer warps along K where they would have
@@ -551,13 +562,15 @@ C.epilogue = [==[
 ]==]
 
 -- The kernel signature every family shares; runtime/q4_dispatch.c (q4_launch) passes the
--- arguments in this order.
+-- arguments in this order. Meta's min_blocks, where set, becomes the
+-- launch bounds' minimum of blocks per SM.
 C.signature = [==[
+//$ local LAUNCH_MIN = MIN_BLOCKS > 0 and ", " .. MIN_BLOCKS or ""
 //$ if SPLIT_CLUSTER == 1 then
 // the SPLIT_K blocks of one tile (blockIdx.z) run together as a cluster
-extern "C" __global__ void __launch_bounds__({{THREADS}}) __cluster_dims__(1, 1, {{SPLIT_K}})
+extern "C" __global__ void __launch_bounds__({{THREADS}}{{LAUNCH_MIN}}) __cluster_dims__(1, 1, {{SPLIT_K}})
 //$ else
-extern "C" __global__ void __launch_bounds__({{THREADS}})
+extern "C" __global__ void __launch_bounds__({{THREADS}}{{LAUNCH_MIN}})
 //$ end
 q4tune_kernel(const u32 *__restrict__ qweight, const half *__restrict__ scales,
               const half *__restrict__ zeros, const u32 *__restrict__ mask,

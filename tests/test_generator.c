@@ -229,9 +229,10 @@ static void test_meta(q4gen *g) {
       "unknown field 'thread'", "smem = 1.5 is not an integer", "missing field 'threads'",
       NULL, NULL, "smem_row = -2 is negative", NULL, "split_cluster = 2 is not 0 or 1",
       "split_cluster = 1 needs split_k in 2..8 and sm_90 or newer (split_k = 4, sm_80)",
-      "split_cluster = 1 needs split_k in 2..8 and sm_90 or newer (split_k = 16, sm_80)"};
-  for (int c = 1; c <= 18; c++) {
-    if (!msgs[c - 1]) continue;  /* 12, 13, 15: valid */
+      "split_cluster = 1 needs split_k in 2..8 and sm_90 or newer (split_k = 16, sm_80)",
+      "min_blocks = 33 is not in 0..32", "min_blocks = -1 is not in 0..32", NULL};
+  for (int c = 1; c <= 21; c++) {
+    if (!msgs[c - 1]) continue;  /* 12, 13, 15, 21: valid */
     char params[32];
     snprintf(params, sizeof params, "CASE=%d", c);
     CHECK(render1(g, "t_meta", params, NULL) == Q4_ERR_TEMPLATE);
@@ -240,10 +241,14 @@ static void test_meta(q4gen *g) {
   }
   q4_variant v;
   CHECK_OK(render1(g, "t_meta", "CASE=12", &v));
-  CHECK(v.m_max == 1000000000 && v.source && !strcmp(v.source, "64 1 1000000000"));
+  CHECK(v.m_max == 1000000000 && v.source && !strcmp(v.source, "64 1 1000000000 0"));
   q4_variant_free(&v);
   CHECK_OK(render1(g, "t_meta", "CASE=13", &v));
-  CHECK(v.m_max == INT_MAX && v.split_k == 4 && v.source && !strcmp(v.source, "64 4 2147483647"));
+  CHECK(v.m_max == INT_MAX && v.split_k == 4 && v.source && !strcmp(v.source, "64 4 2147483647 0"));
+  q4_variant_free(&v);
+  /* min_blocks, 0 where not given, reaches the source */
+  CHECK_OK(render1(g, "t_meta", "CASE=21", &v));
+  CHECK(v.source && !strcmp(v.source, "64 1 2147483647 2"));
   q4_variant_free(&v);
   /* shared memory that grows with the rows of x a block holds: min(tile_m, M) of them */
   CHECK_OK(render1(g, "t_meta", "CASE=15", &v));
@@ -557,6 +562,8 @@ static void test_decode_split_cluster(void) {
     q4gen_free_list(list, n);
     q4_variant v = variant("q4_decode", "WARPS_N=1,CW=2,WARPS_K=8,SPLIT_K=4,M_TILES=1,UNROLL=2,PIPE=1,ORDER=0,XG=0,XT=0,PF=0");
     CHECK_OK(q4gen_render(g, &s, arch, &v));
+    /* no minimum of blocks: ptxas budgets q4_decode's registers */
+    CHECK_MSG(strstr(v.source, "__launch_bounds__(256)") != NULL, "sm_%d: launch bounds", arch);
     CHECK_MSG((strstr(v.source, "__cluster_dims__(1, 1, 4)") != NULL) == (arch == 90) &&
                   (strstr(v.source, "workspace + ") != NULL) == (arch == 80),
               "sm_%d: split-K reduction in the source", arch);
@@ -577,6 +584,33 @@ static void test_decode_split_cluster(void) {
 
 /* q4_matmul never fails for lack of tuning: every valid shape, with every
 ** weight kind, gets a default kernel for every M, on sm_80 and sm_90. */
+/* q4s_imma's launch bounds ask for blocks enough per SM to run the grid in
+** one wave on 132 SMs, down to a budget of 96 registers a thread. */
+static void test_imma_min_blocks(void) {
+  q4gen *g = open_real_templates();
+  if (!g) return;
+  static const struct {
+    int n, k;
+    const char *params, *bounds;
+  } cases[] = {
+      /* 344 blocks of 128 threads: 3 an SM */
+      {22016, 4096, "WARPS_N=2,CW=1,WARPS_K=2,SPLIT_K=1,UNROLL=1,PIPE=1,XTILES=1,COPIES=8", "__launch_bounds__(128, 3)"},
+      /* 128 blocks: 1 */
+      {4096, 11008, "WARPS_N=1,CW=1,WARPS_K=8,SPLIT_K=1,UNROLL=1,PIPE=1,XTILES=1,COPIES=8", "__launch_bounds__(256, 1)"},
+      /* 688 blocks of 256 threads want 6 an SM; 96 registers allow 2 */
+      {22016, 4096, "WARPS_N=1,CW=1,WARPS_K=8,SPLIT_K=1,UNROLL=1,PIPE=1,XTILES=1,COPIES=8", "__launch_bounds__(256, 2)"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const q4_shape s = {Q4_FORMAT_Q4S, cases[i].n, cases[i].k, cases[i].k, 0};
+    q4_variant v = variant("q4s_imma", cases[i].params);
+    CHECK_OK(q4gen_render(g, &s, 90, &v));
+    CHECK_MSG(v.source && strstr(v.source, cases[i].bounds), "N=%d %s: not %s", cases[i].n, cases[i].params,
+              cases[i].bounds);
+    q4_variant_free(&v);
+  }
+  q4gen_close(g);
+}
+
 static void test_real_defaults(void) {
   q4gen *g = open_real_templates();
   if (!g) return;
@@ -633,6 +667,7 @@ int main(void) {
   test_real_templates();
   test_decode_space();
   test_decode_split_cluster();
+  test_imma_min_blocks();
   test_real_defaults();
   return q4test_done("test_generator");
 }

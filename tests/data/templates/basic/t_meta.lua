@@ -1,4 +1,4 @@
--- meta() validation: CASE picks one mistake (12, 13, 15: valid; 17: valid on sm_90).
+-- meta() validation: CASE picks one mistake (12, 13, 15, 21: valid; 17: valid on sm_90).
 local bad = {
   [1] = {threads = 100},
   [2] = {threads = 2048},
@@ -18,11 +18,14 @@ local bad = {
   [16] = {split_cluster = 2},
   [17] = {split_cluster = 1, split_k = 4},
   [18] = {split_cluster = 1, split_k = 16},
+  [19] = {min_blocks = 33},
+  [20] = {min_blocks = -1},
+  [21] = {min_blocks = 2},
 }
 return {
   name = "t_meta",
   formats = {"q4"},
-  params = {{"CASE", {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18}}},
+  params = {{"CASE", {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21}}},
   check = function(p, s) return true end,
   meta = function(p, s)
     local m = {threads = 64, smem = 0, tile_m = 16, tile_n = 32}
@@ -30,5 +33,5 @@ return {
     if m.threads == "nil" then m.threads = nil end
     return m
   end,
-  source = "{{THREADS}} {{SPLIT_K}} {{M_MAX}}",
+  source = "{{THREADS}} {{SPLIT_K}} {{M_MAX}} {{MIN_BLOCKS}}",
 }
