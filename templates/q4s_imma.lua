@@ -50,10 +50,13 @@ local function tile_n(p) return 32 * p.CW * p.WARPS_N end
 -- point for each row, a flag per column for a broken mask, the expansion table (256
 -- entries of 8 bytes in COPIES copies: with 16, a half warp's 8-byte
 -- lookups meet no bank conflict), then the digits of x, 3 bytes per row
--- of K and row of x the block holds ([rows][3][rows of a split]).
+-- of K and row of x the block holds ([rows][3][rows of a split + 8]: a
+-- row 8 bytes past a multiple of 128 moves each digit column g of an
+-- mma's B two banks on, so it reads in two wavefronts; unpadded, all six
+-- columns fall on the same eight banks, six wavefronts).
 local function red_smem(p) return p.WARPS_K * 8 * p.XTILES * tile_n(p) * 4 end
 local function fixed_smem(p) return red_smem(p) + 4 * p.WARPS_K * tile_m(p) + 4 * tile_n(p) + 256 * p.COPIES * 8 end
-local function digits_row(p, s) return 3 * u_split(p, s) * 128 end
+local function digits_row(p, s) return 3 * (u_split(p, s) * 128 + 8) end
 
 function T.meta(p, s)
   return {
@@ -111,6 +114,7 @@ constexpr int KB = K / 32;                 // 32-row blocks of K
 constexpr int UNITS = (KB + 3) / 4;        // the loop's units: four blocks, lane t taking block t
 constexpr int U_SPLIT = (UNITS + SPLIT_K - 1) / SPLIT_K, KB_SPLIT = 4 * U_SPLIT;
 constexpr int KX = 32 * KB_SPLIT;          // rows of K (and digits of x per row and digit) a block holds
+constexpr int KXP = KX + 8;                // stride of the digits' rows (see the shared-memory layout)
 constexpr int STEP = WARPS_K * UNROLL;     // units a round for the block: warp wk's are wk + WARPS_K i
 constexpr int BCOLS = 8 * XTILES;          // columns of B: 3r + d is digit d of row r, two rows a tile
 constexpr int COPIES = {{COPIES}};  // copies of the expansion table, lane l reading copy l % COPIES
@@ -124,6 +128,14 @@ __device__ __forceinline__ void imma(int (&d)[4], const u32 (&a)[4], uint2 b) {
                "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
                : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b.x), "r"(b.y));
+}
+
+// load_stream (C.loads) that leaves v as it was where pred is false: no
+// fill values to move into the registers every round.
+__device__ __forceinline__ void load_stream_keep(uint4 &v, const u32 *p, bool pred) {
+  asm volatile("{\n .reg .pred p;\n setp.ne.b32 p, %5, 0;\n"
+               " @p ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n}"
+               : "+r"(v.x), "+r"(v.y), "+r"(v.z), "+r"(v.w) : "l"(p), "r"((int)pred));
 }
 
 // Entry m8 of the expansion table, for eight rows whose mask byte is m8:
@@ -155,11 +167,12 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
   float *const row_scale = red + WARPS_K * BCOLS * TILE_N;
   u32 *const bad_col = reinterpret_cast<u32 *>(row_scale + WARPS_K * TILE_M);  // [TILE_N]
   uint2 *const table = reinterpret_cast<uint2 *>(bad_col + TILE_N);  // [256][COPIES]
-  signed char *const digits = reinterpret_cast<signed char *>(table + 256 * COPIES);  // [rows][3][KX]
+  signed char *const digits = reinterpret_cast<signed char *>(table + 256 * COPIES);  // [rows][3][KXP]
   const int rows = min(TILE_M, M - m0);  // rows of x this block holds (digits of rows past M: none)
 
-  // This thread's block of unit un is block t of it; a round is UNROLL units.
-  uint4 w[UNROLL][CW][3];  // per unit and strip: masks, code words 0 and 1 of four columns
+  // This thread's block of unit un is block t of it; a round is UNROLL
+  // units, wv[u][c] the masks and code words 0 and 1 of its four columns
+  // in strip c.
   auto fetch = [&](int un0, uint4 (&wv)[UNROLL][CW][3]) {
 #pragma unroll
     for (int u = 0; u < UNROLL; ++u) {
@@ -167,18 +180,21 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
 #pragma unroll
       for (int c = 0; c < CW; ++c) {
         const bool load = kb < kb_end && col_ok[c];
-        // past the end: a valid mask (16 bits) over zero codes, and zero digits
-        wv[u][c][0] = load_stream(&mask[(size_t)kb * N + col[c]], load, 0xffffu);
-        wv[u][c][1] = load_stream(&qweight[(size_t)(2 * kb) * N + col[c]], load);
-        wv[u][c][2] = load_stream(&qweight[(size_t)(2 * kb + 1) * N + col[c]], load);
+        // past the end the registers keep what they held: those rows of K
+        // meet zero digits, and those columns are never stored
+        load_stream_keep(wv[u][c][0], &mask[(size_t)kb * N + col[c]], load);
+        load_stream_keep(wv[u][c][1], &qweight[(size_t)(2 * kb) * N + col[c]], load);
+        load_stream_keep(wv[u][c][2], &qweight[(size_t)(2 * kb + 1) * N + col[c]], load);
       }
     }
   };
   // The first round's loads (with PIPE, the first two rounds') go out
-  // before the block prepares x and the table.
+  // before the block prepares x and the table. (The registers start as
+  // zeros: a load left out keeps them.)
+  uint4 w[UNROLL][CW][3] = {};
   fetch(u_begin + wk, w);
 //$ if PIPE == 1 then
-  uint4 w_next[UNROLL][CW][3];
+  uint4 w_next[UNROLL][CW][3] = {};
   fetch(u_begin + wk + STEP, w_next);
 //$ end
 
@@ -250,7 +266,7 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
       }
 #pragma unroll
       for (int dd = 0; dd < 3; ++dd)
-        *reinterpret_cast<uint2 *>(&digits[(r * 3 + dd) * KX + k]) = make_uint2(d[dd][0], d[dd][1]);
+        *reinterpret_cast<uint2 *>(&digits[(r * 3 + dd) * KXP + k]) = make_uint2(d[dd][0], d[dd][1]);
     }
   };
   // (the first row's pieces on their way while the block builds the table)
@@ -271,19 +287,21 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
   bool my_row[XTILES];
 #pragma unroll
   for (int xt = 0; xt < XTILES; ++xt) {
-    my_digits[xt] = digits + ((2 * xt + g / 3) * 3 + g % 3) * KX;
+    my_digits[xt] = digits + ((2 * xt + g / 3) * 3 + g % 3) * KXP;
     my_row[xt] = g < 6 && 2 * xt + g / 3 < rows;
   }
   const uint2 *const my_table = table + lane % COPIES;  // this lane's copy of the table
 
   int acc[CW][2][XTILES][4] = {}, kacc[CW][2][XTILES][4] = {};
   u32 bad[CW][4] = {};  // per column: non-zero once a mask word without 16 bits was read
-  for (int un0 = u_begin + wk; un0 < u_end; un0 += STEP) {
+  // One round: the units of wv from unit un0 on, into the sums.
+  auto consume = [&](const uint4 (&wv)[UNROLL][CW][3], int un0) {
 #pragma unroll
     for (int u = 0; u < UNROLL; ++u) {
       if (un0 + u * WARPS_K >= u_end) break;
       const int kb = 4 * (un0 + u * WARPS_K) + t;
       const int kx = (kb - kb_begin) * 32;  // this thread's block in the digits
+      const bool in_k = kb < kb_end;
       u32 count0[CW][4], count3[CW][4];     // per column: 4 * kept rows of chunks 0 and 3
       // chunks in the order 0, 1, 3, 2: the count of chunk 0 places chunk
       // 1's window and that of chunk 3 chunk 2's, each soon after it is read
@@ -293,13 +311,13 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
         uint2 b[XTILES];
 #pragma unroll
         for (int xt = 0; xt < XTILES; ++xt)
-          b[xt] = my_row[xt] && kb < kb_end ? *reinterpret_cast<const uint2 *>(my_digits[xt] + kx + 8 * q)
-                                            : make_uint2(0u, 0u);
+          b[xt] = my_row[xt] && in_k ? *reinterpret_cast<const uint2 *>(my_digits[xt] + kx + 8 * q)
+                                     : make_uint2(0u, 0u);
 #pragma unroll
         for (int c = 0; c < CW; ++c) {
-          const u32 mw[4] = {w[u][c][0].x, w[u][c][0].y, w[u][c][0].z, w[u][c][0].w};
-          const u32 c0[4] = {w[u][c][1].x, w[u][c][1].y, w[u][c][1].z, w[u][c][1].w};
-          const u32 c1[4] = {w[u][c][2].x, w[u][c][2].y, w[u][c][2].z, w[u][c][2].w};
+          const u32 mw[4] = {wv[u][c][0].x, wv[u][c][0].y, wv[u][c][0].z, wv[u][c][0].w};
+          const u32 c0[4] = {wv[u][c][1].x, wv[u][c][1].y, wv[u][c][1].z, wv[u][c][1].w};
+          const u32 c1[4] = {wv[u][c][2].x, wv[u][c][2].y, wv[u][c][2].z, wv[u][c][2].w};
           // rows 0..3 and 4..7 of the chunk, codes and keep flags, for the four columns
           u32 lo[4], hi[4], klo[4], khi[4];
 #pragma unroll
@@ -314,7 +332,7 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
             hi[j] = prmt(even, odd, e.y);
             klo[j] = prmt(0x01010101u, 0x01010101u, e.x);
             khi[j] = prmt(0x01010101u, 0x01010101u, e.y);
-            if (q == 0) bad[c][j] |= __popc(mw[j]) ^ 16u;
+            if (q == 0 && in_k && col_ok[c]) bad[c][j] |= __popc(mw[j]) ^ 16u;
           }
           // tile i: A rows g and g + 8 are columns 2i and 2i + 1 of the four
 #pragma unroll
@@ -330,18 +348,24 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
         }
       }
     }
+  };
+  // With PIPE the two rounds' registers take turns (no copies between
+  // them): round r is summed while round r + 1 is on its way, and its
+  // registers then load round r + 2.
 //$ if PIPE == 1 then
-#pragma unroll
-    for (int u = 0; u < UNROLL; ++u)
-#pragma unroll
-      for (int c = 0; c < CW; ++c)
-#pragma unroll
-        for (int q = 0; q < 3; ++q) w[u][c][q] = w_next[u][c][q];
-    fetch(un0 + 2 * STEP, w_next);
-//$ else
-    fetch(un0 + STEP, w);
-//$ end
+  for (int un0 = u_begin + wk; un0 < u_end; un0 += 2 * STEP) {
+    consume(w, un0);
+    fetch(un0 + 2 * STEP, w);
+    if (un0 + STEP >= u_end) break;
+    consume(w_next, un0 + STEP);
+    fetch(un0 + 3 * STEP, w_next);
   }
+//$ else
+  for (int un0 = u_begin + wk; un0 < u_end; un0 += STEP) {
+    consume(w, un0);
+    fetch(un0 + STEP, w);
+  }
+//$ end
 
   // Element e of tile i: column 4g + 2i + e / 2 of the strip, B column
   // 2t + e % 2 of each x tile. Each column's zero comes in here, the sums
