@@ -203,15 +203,20 @@ __device__ __forceinline__ float2 q4_cluster_load(u32 local, u32 rank) {
 -- Predicated loads of the small-M kernels (q4_decode, q4s_imma).
 C.loads = [==[
 // Weights are read exactly once: keep them out of L1. The load is
-// predicated in the instruction (`fill` in every word when `pred` is
-// false): left to the compiler, a guarded load can become a branch, and a
-// round's loads then no longer go out together.
-__device__ __forceinline__ uint4 load_stream(const u32 *p, bool pred, u32 fill = 0) {
-  uint4 v;
+// predicated in the instruction: left to the compiler, a guarded load can
+// become a branch, and a round's loads then no longer go out together.
+// Where pred is false load_stream_keep leaves v as it was (no values to
+// move into the registers every round), load_stream gives `fill` in every
+// word.
+__device__ __forceinline__ void load_stream_keep(uint4 &v, const u32 *p, bool pred) {
   asm volatile("{\n .reg .pred p;\n setp.ne.b32 p, %5, 0;\n"
-               " mov.b32 %0, %6; mov.b32 %1, %6; mov.b32 %2, %6; mov.b32 %3, %6;\n"
                " @p ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n}"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p), "r"((int)pred), "r"(fill));
+               : "+r"(v.x), "+r"(v.y), "+r"(v.z), "+r"(v.w) : "l"(p), "r"((int)pred));
+}
+
+__device__ __forceinline__ uint4 load_stream(const u32 *p, bool pred, u32 fill = 0) {
+  uint4 v = make_uint4(fill, fill, fill, fill);
+  load_stream_keep(v, p, pred);
   return v;
 }
 

@@ -130,14 +130,6 @@ __device__ __forceinline__ void imma(int (&d)[4], const u32 (&a)[4], uint2 b) {
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b.x), "r"(b.y));
 }
 
-// load_stream (C.loads) that leaves v as it was where pred is false: no
-// fill values to move into the registers every round.
-__device__ __forceinline__ void load_stream_keep(uint4 &v, const u32 *p, bool pred) {
-  asm volatile("{\n .reg .pred p;\n setp.ne.b32 p, %5, 0;\n"
-               " @p ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n}"
-               : "+r"(v.x), "+r"(v.y), "+r"(v.z), "+r"(v.w) : "l"(p), "r"((int)pred));
-}
-
 // Entry m8 of the expansion table, for eight rows whose mask byte is m8:
 // two PRMT selectors, rows 0..3 and rows 4..7, over the split of the
 // chunk's window (q4s_source_byte), with the window's counts in their top
