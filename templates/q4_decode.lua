@@ -82,6 +82,9 @@ local function factored(s) return s.group_size >= s.k end
 local function tile_m(p) return p.XT == 1 and 8 or 16 * p.M_TILES end
 -- The partial sums of the block's warps along K, [WARPS_K][TILE_M][TILE_N] fp32.
 local function red_smem(p) return p.WARPS_K * tile_m(p) * 32 * p.CW * p.WARPS_N * 4 end
+-- Per-channel weights with XT = 1: the tile's scales, loaded at the start
+-- and kept here for the epilogue ([TILE_N] fp32).
+local function cols_smem(p, s) return (factored(s) and p.XT == 1) and 4 * 32 * p.CW * p.WARPS_N or 0 end
 local function sx_smem(p, s)
   return (factored(s) and s.format == "q4" and p.XT == 0) and p.WARPS_K * 16 * p.M_TILES * 4 or 0
 end
@@ -116,7 +119,7 @@ function T.meta(p, s)
   local tile_n = 32 * p.CW * p.WARPS_N
   return {
     threads = 32 * p.WARPS_N * p.WARPS_K,
-    smem = red_smem(p) + sx_smem(p, s) + x_smem(p, s) + sparse_smem(p, s),
+    smem = red_smem(p) + sx_smem(p, s) + cols_smem(p, s) + x_smem(p, s) + sparse_smem(p, s),
     smem_row = p.XG == 1 and xg_row(p, s) or 0,
     tile_m = tile_m(p), tile_n = tile_n, split_k = p.SPLIT_K,
     -- split-K on sm_90: the blocks of a tile sum their partials as one
@@ -293,7 +296,26 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
   // after the partial sums: per-channel weights' sums of x ([WARPS_K][TILE_M]),
   // then the q4s table or act-order x
   constexpr int SX_WORDS = {{(FACTORED == 1 and SPARSE == 0 and XT == 0) and "WARPS_K * TILE_M" or "0"}};
-  float *const xsum_s = red + WARPS_K * TILE_M * TILE_N, *const extra = xsum_s + SX_WORDS;
+  constexpr int CS_WORDS = {{(FACTORED == 1 and XT == 1) and "TILE_N" or "0"}};
+  float *const xsum_s = red + WARPS_K * TILE_M * TILE_N, *const col_s = xsum_s + SX_WORDS;
+  float *const extra = col_s + CS_WORDS;
+//$ if FACTORED == 1 and XT == 1 then
+  // Per-channel weights, M <= 8: the tile's scales go out now and into
+  // shared memory (col_s) once the loop is done, and each thread's zeros
+  // of its own columns, which the loop's end applies, likewise: the loop
+  // is short, and after it they would be waited for. (With XT = 0 the
+  // registers they hold cost more than the wait.)
+  constexpr int TCOLS = (TILE_N + THREADS - 1) / THREADS;  // tile columns per thread
+  float my_scale[TCOLS];
+#pragma unroll
+  for (int j = 0; j < TCOLS; ++j) {
+    const int i = threadIdx.x + j * THREADS, n = blockIdx.x * TILE_N + i;
+    my_scale[j] = i < TILE_N && n < N ? __half2float(scales[n]) : 0.f;
+  }
+  uint2 my_zw[CW];  // zeros of this thread's four columns of each strip
+#pragma unroll
+  for (int c = 0; c < CW; ++c) my_zw[c] = load_zeros4(zeros, 0, col[c], col_ok[c]);
+//$ end
 //$ if SPARSE == 1 then
   u32 *table = reinterpret_cast<u32 *>(extra);  // expansion selectors
   u32 *bad_col = table + Q4S_TABLE_WORDS;       // [TILE_N] broken masks seen
@@ -689,8 +711,7 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
 #pragma unroll
   for (int c = 0; c < CW; ++c) {
 //$ if FACTORED == 1 then
-    const uint2 zw = load_zeros4(zeros, 0, col[c], col_ok[c]);  // this thread's four columns
-    const half *z4 = reinterpret_cast<const half *>(&zw);
+    const half *z4 = reinterpret_cast<const half *>(&my_zw[c]);  // this thread's four columns
 //$ end
 #pragma unroll
     for (int i = 0; i < 2; ++i)
@@ -756,6 +777,11 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
     for (int j = 0; j < 4; ++j)
       if (bad[c][j]) bad_col[wn * 32 * CW + 32 * c + 4 * g + j] = 1;
 //$ end
+//$ if FACTORED == 1 and XT == 1 then
+#pragma unroll
+  for (int j = 0; j < TCOLS; ++j)
+    if (threadIdx.x + j * THREADS < TILE_N) col_s[threadIdx.x + j * THREADS] = my_scale[j];
+//$ end
   __syncthreads();
   float *const epi_buf = red;  // (split clusters: the partial tile, after tile() has read red)
   auto tile = [&](int r, int c) {
@@ -767,7 +793,7 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
 //$ end
 //$ if FACTORED == 1 and (SPARSE == 1 or XT == 1) then
     // sum is 2^-24 * (q - z) . x (over the kept rows for q4s; see above)
-    sum = __half2float(scales[blockIdx.x * TILE_N + c]) * (sum * 16777216.f);
+    sum = {{XT == 1 and "col_s[c]" or "__half2float(scales[blockIdx.x * TILE_N + c])"}} * (sum * 16777216.f);
 //$ elseif FACTORED == 1 then
     // sum is 2^-24 * sum of x * q (bare codes), sx the sum of x: scale and
     // zero come in once, y = s * (q - z) . x

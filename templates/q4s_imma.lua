@@ -34,7 +34,7 @@ local T = {
     { "WARPS_K", { 2, 4, 8 } },    -- warps splitting the block's K range
     { "SPLIT_K", { 1, 2, 4, 8 } }, -- blocks splitting K, reduced in the epilogue
     { "UNROLL",  { 1, 2, 4 } },    -- units (four 32-row blocks) per warp per round
-    { "PIPE",    { 0, 1 } },       -- 1: load round r + 2 once round r is done (two in flight)
+    { "PIPE",    { 0, 1 } },       -- rounds loaded ahead of the one being summed (2 and 3 never won)
     { "XTILES",  { 1, 2 } },       -- n8 tiles of x digits, two rows of x each
     { "COPIES",  { 8, 16 } },      -- copies of the expansion table (16: no bank conflicts)
   },
@@ -47,7 +47,9 @@ local function tile_n(p) return 32 * p.CW * p.WARPS_N end
 
 -- Shared memory, in this order: the warps' partial sums
 -- ([WARPS_K][8 XTILES][TILE_N] fp32), each warp's scale back from fixed
--- point for each row, a flag per column for a broken mask, the expansion table (256
+-- point for each row, a flag per column for a broken mask, the tile's
+-- scales and zeros (fp32, read in the prologue so that the epilogue does
+-- not wait on global memory after the loop), the expansion table (256
 -- entries of 8 bytes in COPIES copies: with 16, a half warp's 8-byte
 -- lookups meet no bank conflict), then the digits of x, 3 bytes per row
 -- of K and row of x the block holds ([rows][3][rows of a split + 8]: a
@@ -55,7 +57,7 @@ local function tile_n(p) return 32 * p.CW * p.WARPS_N end
 -- mma's B two banks on, so it reads in two wavefronts; unpadded, all six
 -- columns fall on the same eight banks, six wavefronts).
 local function red_smem(p) return p.WARPS_K * 8 * p.XTILES * tile_n(p) * 4 end
-local function fixed_smem(p) return red_smem(p) + 4 * p.WARPS_K * tile_m(p) + 4 * tile_n(p) + 256 * p.COPIES * 8 end
+local function fixed_smem(p) return red_smem(p) + 4 * p.WARPS_K * tile_m(p) + 12 * tile_n(p) + 256 * p.COPIES * 8 end
 local function digits_row(p, s) return 3 * (u_split(p, s) * 128 + 8) end
 
 function T.meta(p, s)
@@ -158,7 +160,9 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
   // [WARPS_K][TILE_M]: each warp's 2^(E - 20) per row of x, NaN for a row not finite
   float *const row_scale = red + WARPS_K * BCOLS * TILE_N;
   u32 *const bad_col = reinterpret_cast<u32 *>(row_scale + WARPS_K * TILE_M);  // [TILE_N]
-  uint2 *const table = reinterpret_cast<uint2 *>(bad_col + TILE_N);  // [256][COPIES]
+  float *const col_scale = reinterpret_cast<float *>(bad_col + TILE_N);  // [TILE_N]
+  float *const col_zero = col_scale + TILE_N;                             // [TILE_N]
+  uint2 *const table = reinterpret_cast<uint2 *>(col_zero + TILE_N);     // [256][COPIES]
   signed char *const digits = reinterpret_cast<signed char *>(table + 256 * COPIES);  // [rows][3][KXP]
   const int rows = min(TILE_M, M - m0);  // rows of x this block holds (digits of rows past M: none)
 
@@ -180,15 +184,6 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
       }
     }
   };
-  // The first round's loads (with PIPE, the first two rounds') go out
-  // before the block prepares x and the table. (The registers start as
-  // zeros: a load left out keeps them.)
-  uint4 w[UNROLL][CW][3] = {};
-  fetch(u_begin + wk, w);
-//$ if PIPE == 1 then
-  uint4 w_next[UNROLL][CW][3] = {};
-  fetch(u_begin + wk + STEP, w_next);
-//$ end
 
   // x into digits, each warp for the units it takes, with its own scale
   // per row (applied to its own partial sums in the epilogue): no warp
@@ -261,14 +256,36 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
         *reinterpret_cast<uint2 *>(&digits[(r * 3 + dd) * KXP + k]) = make_uint2(d[dd][0], d[dd][1]);
     }
   };
-  // (the first row's pieces on their way while the block builds the table)
+  // x's first row goes out first (every block reads the same x, so its
+  // loads meet in L2), then the first 1 + PIPE rounds of weights, while
+  // the block prepares x and the table. (The registers start as zeros: a
+  // load left out keeps them.)
   load_row(0);
+  constexpr int ROUNDS = 1 + {{PIPE}};  // register sets, one a round in flight
+  uint4 w[ROUNDS][UNROLL][CW][3] = {};
+#pragma unroll
+  for (int r = 0; r < ROUNDS; ++r) fetch(u_begin + wk + r * STEP, w[r]);
+  // Thread i's column of the tile (THREADS >= TILE_N): its scale and zero
+  // on their way now, into shared memory just before the barrier.
+  static_assert(THREADS >= TILE_N, "a thread per column of the tile");
+  const int my_n = blockIdx.x * TILE_N + threadIdx.x;
+  const bool my_col = threadIdx.x < TILE_N && my_n < N;
+  const float my_scale = my_col ? __half2float(scales[my_n]) : 0.f;
+//$ if SYMMETRIC == 1 then
+  const float my_zero = 8.f;
+//$ else
+  const float my_zero = my_col ? __half2float(zeros[my_n]) : 0.f;
+//$ end
   build_table(table);
-  for (int i = threadIdx.x; i < TILE_N; i += THREADS) bad_col[i] = 0;
   row_digits(0);
   for (int r = 1; r < rows; ++r) {
     load_row(r);
     row_digits(r);
+  }
+  if (threadIdx.x < TILE_N) {
+    bad_col[threadIdx.x] = 0;
+    col_scale[threadIdx.x] = my_scale;
+    col_zero[threadIdx.x] = my_zero;
   }
   __syncthreads();
 
@@ -341,36 +358,24 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
       }
     }
   };
-  // With PIPE the two rounds' registers take turns (no copies between
-  // them): round r is summed while round r + 1 is on its way, and its
-  // registers then load round r + 2.
-//$ if PIPE == 1 then
-  for (int un0 = u_begin + wk; un0 < u_end; un0 += 2 * STEP) {
-    consume(w, un0);
-    fetch(un0 + 2 * STEP, w);
-    if (un0 + STEP >= u_end) break;
-    consume(w_next, un0 + STEP);
-    fetch(un0 + 3 * STEP, w_next);
+  // The register sets take turns (no copies between them): a round is
+  // summed while the next PIPE are on their way, and its registers then
+  // load the round ROUNDS on.
+  for (int un0 = u_begin + wk; un0 < u_end; un0 += ROUNDS * STEP) {
+#pragma unroll
+    for (int r = 0; r < ROUNDS; ++r) {
+      if (un0 + r * STEP >= u_end) break;
+      consume(w[r], un0 + r * STEP);
+      fetch(un0 + (r + ROUNDS) * STEP, w[r]);
+    }
   }
-//$ else
-  for (int un0 = u_begin + wk; un0 < u_end; un0 += STEP) {
-    consume(w, un0);
-    fetch(un0 + STEP, w);
-  }
-//$ end
 
   // Element e of tile i: column 4g + 2i + e / 2 of the strip, B column
   // 2t + e % 2 of each x tile. Each column's zero comes in here, the sums
   // over the kept rows times it taken from the codes' sums.
 #pragma unroll
   for (int c = 0; c < CW; ++c) {
-//$ if SYMMETRIC == 1 then
-    const float z4[4] = {8.f, 8.f, 8.f, 8.f};
-//$ else
-    const uint2 zw = load_small(&zeros[col[c]], col_ok[c]);  // this thread's four columns
-    const half *zh = reinterpret_cast<const half *>(&zw);
-    const float z4[4] = {__half2float(zh[0]), __half2float(zh[1]), __half2float(zh[2]), __half2float(zh[3])};
-//$ end
+    const float *const z4 = col_zero + wn * 32 * CW + 32 * c + 4 * g;  // this thread's four columns
 #pragma unroll
     for (int i = 0; i < 2; ++i)
 #pragma unroll
@@ -398,7 +403,7 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
       sum += row_scale[i * TILE_M + r] * (16384.f * p[0] + 128.f * p[TILE_N] + p[2 * TILE_N]);
     }
     if (bad_col[c]) return __int_as_float(0x7fffffff);  // a mask that broke the 16-of-32 rule
-    return __half2float(scales[blockIdx.x * TILE_N + c]) * sum;
+    return col_scale[c] * sum;
   };
 {{ render(C.epilogue) }}
 }
