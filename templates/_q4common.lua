@@ -200,6 +200,28 @@ __device__ __forceinline__ float2 q4_cluster_load(u32 local, u32 rank) {
 //$ end
 ]==]
 
+-- The tile's scales, for the per-channel small-M kernels (q4_decode with
+-- XT = 1, q4s_imma), which apply them once after the loop: the loop is
+-- short, so they are loaded before it (after it they would be waited for).
+-- C.tile_scales_load gives thread i the scales of columns i, i + THREADS,
+-- .. of the tile; C.tile_scales_store puts them in shared memory,
+-- col_scale[TILE_N], before the barrier ahead of the epilogue.
+C.tile_scales_load = [==[
+  constexpr int TCOLS = (TILE_N + THREADS - 1) / THREADS;  // tile columns per thread
+  float my_scale[TCOLS];
+#pragma unroll
+  for (int j = 0; j < TCOLS; ++j) {
+    const int i = threadIdx.x + j * THREADS, n = blockIdx.x * TILE_N + i;
+    my_scale[j] = i < TILE_N && n < N ? __half2float(scales[n]) : 0.f;
+  }
+]==]
+
+C.tile_scales_store = [==[
+#pragma unroll
+  for (int j = 0; j < TCOLS; ++j)
+    if (threadIdx.x + j * THREADS < TILE_N) col_scale[threadIdx.x + j * THREADS] = my_scale[j];
+]==]
+
 -- Predicated loads of the small-M kernels (q4_decode, q4s_imma).
 C.loads = [==[
 // Weights are read exactly once: keep them out of L1. The load is

@@ -297,21 +297,15 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
   // then the q4s table or act-order x
   constexpr int SX_WORDS = {{(FACTORED == 1 and SPARSE == 0 and XT == 0) and "WARPS_K * TILE_M" or "0"}};
   constexpr int CS_WORDS = {{(FACTORED == 1 and XT == 1) and "TILE_N" or "0"}};
-  float *const xsum_s = red + WARPS_K * TILE_M * TILE_N, *const col_s = xsum_s + SX_WORDS;
-  float *const extra = col_s + CS_WORDS;
+  float *const xsum_s = red + WARPS_K * TILE_M * TILE_N, *const col_scale = xsum_s + SX_WORDS;
+  float *const extra = col_scale + CS_WORDS;
 //$ if FACTORED == 1 and XT == 1 then
   // Per-channel weights, M <= 8: the tile's scales go out now and into
-  // shared memory (col_s) once the loop is done, and each thread's zeros
-  // of its own columns, which the loop's end applies, likewise: the loop
-  // is short, and after it they would be waited for. (With XT = 0 the
+  // shared memory (col_scale) once the loop is done, and each thread's
+  // zeros of its own columns, which the loop's end applies, likewise: the
+  // loop is short, and after it they would be waited for. (With XT = 0 the
   // registers they hold cost more than the wait.)
-  constexpr int TCOLS = (TILE_N + THREADS - 1) / THREADS;  // tile columns per thread
-  float my_scale[TCOLS];
-#pragma unroll
-  for (int j = 0; j < TCOLS; ++j) {
-    const int i = threadIdx.x + j * THREADS, n = blockIdx.x * TILE_N + i;
-    my_scale[j] = i < TILE_N && n < N ? __half2float(scales[n]) : 0.f;
-  }
+{{ render(C.tile_scales_load) }}
   uint2 my_zw[CW];  // zeros of this thread's four columns of each strip
 #pragma unroll
   for (int c = 0; c < CW; ++c) my_zw[c] = load_zeros4(zeros, 0, col[c], col_ok[c]);
@@ -778,9 +772,7 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
       if (bad[c][j]) bad_col[wn * 32 * CW + 32 * c + 4 * g + j] = 1;
 //$ end
 //$ if FACTORED == 1 and XT == 1 then
-#pragma unroll
-  for (int j = 0; j < TCOLS; ++j)
-    if (threadIdx.x + j * THREADS < TILE_N) col_s[threadIdx.x + j * THREADS] = my_scale[j];
+{{ render(C.tile_scales_store) }}
 //$ end
   __syncthreads();
   float *const epi_buf = red;  // (split clusters: the partial tile, after tile() has read red)
@@ -793,7 +785,7 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
 //$ end
 //$ if FACTORED == 1 and (SPARSE == 1 or XT == 1) then
     // sum is 2^-24 * (q - z) . x (over the kept rows for q4s; see above)
-    sum = {{XT == 1 and "col_s[c]" or "__half2float(scales[blockIdx.x * TILE_N + c])"}} * (sum * 16777216.f);
+    sum = {{XT == 1 and "col_scale[c]" or "__half2float(scales[blockIdx.x * TILE_N + c])"}} * (sum * 16777216.f);
 //$ elseif FACTORED == 1 then
     // sum is 2^-24 * sum of x * q (bare codes), sx the sum of x: scale and
     // zero come in once, y = s * (q - z) . x

@@ -265,16 +265,15 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
   uint4 w[ROUNDS][UNROLL][CW][3] = {};
 #pragma unroll
   for (int r = 0; r < ROUNDS; ++r) fetch(u_begin + wk + r * STEP, w[r]);
-  // Thread i's column of the tile (THREADS >= TILE_N): its scale and zero
-  // on their way now, into shared memory just before the barrier.
+  // The tile's scales and zeros on their way now (thread i: column i,
+  // THREADS >= TILE_N), into shared memory just before the barrier.
   static_assert(THREADS >= TILE_N, "a thread per column of the tile");
-  const int my_n = blockIdx.x * TILE_N + threadIdx.x;
-  const bool my_col = threadIdx.x < TILE_N && my_n < N;
-  const float my_scale = my_col ? __half2float(scales[my_n]) : 0.f;
+{{ render(C.tile_scales_load) }}
 //$ if SYMMETRIC == 1 then
   const float my_zero = 8.f;
 //$ else
-  const float my_zero = my_col ? __half2float(zeros[my_n]) : 0.f;
+  const int my_n = blockIdx.x * TILE_N + threadIdx.x;
+  const float my_zero = threadIdx.x < TILE_N && my_n < N ? __half2float(zeros[my_n]) : 0.f;
 //$ end
   build_table(table);
   row_digits(0);
@@ -282,11 +281,9 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
     load_row(r);
     row_digits(r);
   }
-  if (threadIdx.x < TILE_N) {
-    bad_col[threadIdx.x] = 0;
-    col_scale[threadIdx.x] = my_scale;
-    col_zero[threadIdx.x] = my_zero;
-  }
+  if (threadIdx.x < TILE_N) bad_col[threadIdx.x] = 0;
+{{ render(C.tile_scales_store) }}
+  if (threadIdx.x < TILE_N) col_zero[threadIdx.x] = my_zero;
   __syncthreads();
 
   // B fragments come from lane 4g + t's digit column g (3r + d of each x
