@@ -388,7 +388,11 @@ __device__ __forceinline__ void q4s_build_table(u32 *table) {
     for (int i = 0; i < 4; ++i)
       sel[i] = q4s_source_byte(m8, q4s_pair_row(i, 0)) | 0x8080u | q4s_source_byte(m8, q4s_pair_row(i, 1)) << 8;
     sel[1] |= q4s_counts_word1(m8);
-    for (int l = 0; l < Q4S_COPIES; ++l) reinterpret_cast<uint4 *>(table)[m8 * Q4S_COPIES + l] = e;
+    // copies staggered by bank: the eight lanes of a quarter warp store
+    // eight different copies, one 16-byte bank group each (in copy order,
+    // all eight would fall on the same four banks)
+    for (int l = 0; l < Q4S_COPIES; ++l)
+      reinterpret_cast<uint4 *>(table)[m8 * Q4S_COPIES + (l + m8) % Q4S_COPIES] = e;
   }
 }
 

@@ -80,8 +80,9 @@ end
 local function factored(s) return s.group_size >= s.k end
 -- Rows of x a block takes: 16 per m tile, 8 with x as the mma's B (XT).
 local function tile_m(p) return p.XT == 1 and 8 or 16 * p.M_TILES end
--- The partial sums of the block's warps along K, [WARPS_K][TILE_M][TILE_N] fp32.
-local function red_smem(p) return p.WARPS_K * tile_m(p) * 32 * p.CW * p.WARPS_N * 4 end
+-- The partial sums of the block's warps along K, [WARPS_K][TILE_M][TILE_N + 1] fp32
+-- (rows one word longer than the tile: see the source's RED_STRIDE).
+local function red_smem(p) return p.WARPS_K * tile_m(p) * (32 * p.CW * p.WARPS_N + 1) * 4 end
 -- Per-channel weights with XT = 1: the tile's scales, loaded at the start
 -- and kept here for the epilogue ([TILE_N] fp32).
 local function cols_smem(p, s) return (factored(s) and p.XT == 1) and 4 * 32 * p.CW * p.WARPS_N or 0 end
@@ -141,7 +142,9 @@ local function valid(p, s)
   if s.format == "q4s" and s.act_order then return false, "sparse weights have no act-order" end
   if p.XT == 1 and p.M_TILES ~= 1 then return false, "XT=1: one m tile" end
   local m = T.meta(p, s)
-  if red_smem(p) > 64 * 1024 then return false, "reduction buffer over 64 KB" end
+  if p.WARPS_K * tile_m(p) * 32 * p.CW * p.WARPS_N * 4 > 64 * 1024 then  -- (the partial sums, less their padding)
+    return false, "reduction buffer over 64 KB"
+  end
   if m.smem + m.smem_row * math.min(m.tile_m, m.m_max) > C.smem_max(s.arch) then
     return false, "shared memory over the limit"
   end
@@ -291,13 +294,18 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
 
 {{ render(C.signature) }}
 {
-  extern __shared__ float red[];  // [WARPS_K][TILE_M][TILE_N] partial sums, then gathered x or the q4s table
+  extern __shared__ float red[];  // [WARPS_K][TILE_M][RED_STRIDE] partial sums, then gathered x or the q4s table
+  // A row of red is a word longer than the tile, so that a warp's stores
+  // of its accumulators spread over the banks: with XT = 0 a store's eight
+  // rows fall on 32 banks (rows TILE_N apart would share four), with
+  // XT = 1 its four rows meet two-way conflicts (four-way TILE_N apart).
+  constexpr int RED_STRIDE = TILE_N + 1;
 {{ render(C.thread_place) }}
   // after the partial sums: per-channel weights' sums of x ([WARPS_K][TILE_M]),
   // then the q4s table or act-order x
   constexpr int SX_WORDS = {{(FACTORED == 1 and SPARSE == 0 and XT == 0) and "WARPS_K * TILE_M" or "0"}};
   constexpr int CS_WORDS = {{(FACTORED == 1 and XT == 1) and "TILE_N" or "0"}};
-  float *const xsum_s = red + WARPS_K * TILE_M * TILE_N, *const col_scale = xsum_s + SX_WORDS;
+  float *const xsum_s = red + WARPS_K * TILE_M * RED_STRIDE, *const col_scale = xsum_s + SX_WORDS;
   float *const extra = col_scale + CS_WORDS;
 //$ if FACTORED == 1 and XT == 1 then
   // Per-channel weights, M <= 8: the tile's scales go out now and into
@@ -714,10 +722,10 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
         const int cc = wn * 32 * CW + 32 * c + 4 * g + 2 * i + (e >> 1);
 //$ if FACTORED == 1 then
         const float z = __half2float(z4[2 * i + (e >> 1)]);
-        red[(wk * TILE_M + 2 * t + (e & 1)) * TILE_N + cc] =
+        red[(wk * TILE_M + 2 * t + (e & 1)) * RED_STRIDE + cc] =
             tacc[c][i][e] - z * {{SPARSE == 1 and "tkeep[c][i][e]" or "txsum[e]"}};
 //$ else
-        red[(wk * TILE_M + 2 * t + (e & 1)) * TILE_N + cc] = tacc[c][i][e];
+        red[(wk * TILE_M + 2 * t + (e & 1)) * RED_STRIDE + cc] = tacc[c][i][e];
 //$ end
       }
   }
@@ -749,7 +757,7 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
       for (int e = 0; e < 4; ++e) {
         const int r = mt * 16 + g + 8 * (e >> 1);
         const int c = wn * 32 * CW + 32 * (j / 4) + 4 * (2 * t + (e & 1)) + j % 4;
-        red[(wk * TILE_M + r) * TILE_N + c] = acc[mt][j][e];
+        red[(wk * TILE_M + r) * RED_STRIDE + c] = acc[mt][j][e];
       }
 //$ end
 //$ if FACTORED == 1 and SPARSE == 0 and XT == 0 then
@@ -779,7 +787,7 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
   auto tile = [&](int r, int c) {
     float sum = 0.f;
 #pragma unroll
-    for (int i = 0; i < WARPS_K; ++i) sum += red[(i * TILE_M + r) * TILE_N + c];
+    for (int i = 0; i < WARPS_K; ++i) sum += red[(i * TILE_M + r) * RED_STRIDE + c];
 //$ if SPARSE == 1 then
     if (bad_col[c]) sum = __int_as_float(0x7fffffff);
 //$ end

@@ -46,7 +46,7 @@ local function tile_m(p) return 2 * p.XTILES end
 local function tile_n(p) return 32 * p.CW * p.WARPS_N end
 
 -- Shared memory, in this order: the warps' partial sums
--- ([WARPS_K][8 XTILES][TILE_N] fp32), each warp's scale back from fixed
+-- ([WARPS_K][8 XTILES][TILE_N + 1] fp32), each warp's scale back from fixed
 -- point for each row, a flag per column for a broken mask, the tile's
 -- scales and zeros (fp32, read in the prologue so that the epilogue does
 -- not wait on global memory after the loop), the expansion table (256
@@ -56,7 +56,7 @@ local function tile_n(p) return 32 * p.CW * p.WARPS_N end
 -- row 8 bytes past a multiple of 128 moves each digit column g of an
 -- mma's B two banks on, so it reads in two wavefronts; unpadded, all six
 -- columns fall on the same eight banks, six wavefronts).
-local function red_smem(p) return p.WARPS_K * 8 * p.XTILES * tile_n(p) * 4 end
+local function red_smem(p) return p.WARPS_K * 8 * p.XTILES * (tile_n(p) + 1) * 4 end
 local function fixed_smem(p) return red_smem(p) + 4 * p.WARPS_K * tile_m(p) + 12 * tile_n(p) + 256 * p.COPIES * 8 end
 local function digits_row(p, s) return 3 * (u_split(p, s) * 128 + 8) end
 
@@ -135,12 +135,14 @@ __device__ __forceinline__ void imma(int (&d)[4], const u32 (&a)[4], uint2 b) {
 // Entry m8 of the expansion table, for eight rows whose mask byte is m8:
 // two PRMT selectors, rows 0..3 and rows 4..7, over the split of the
 // chunk's window (q4s_source_byte), with the window's counts in their top
-// bytes (q4s_counts_word0/1), which PRMT does not read.
+// bytes (q4s_counts_word0/1), which PRMT does not read. The copies are
+// stored staggered by bank: in each store the sixteen lanes of a half warp
+// write sixteen different bank pairs (in copy order they would share two).
 __device__ __forceinline__ void build_table(uint2 *table) {
   for (int m8 = threadIdx.x; m8 < 256; m8 += THREADS) {
     u32 sel[2] = {q4s_counts_word0(m8), q4s_counts_word1(m8)};
     for (int r = 0; r < 8; ++r) sel[r / 4] |= q4s_source_byte(m8, r) << (4 * (r % 4));
-    for (int c = 0; c < COPIES; ++c) table[m8 * COPIES + c] = make_uint2(sel[0], sel[1]);
+    for (int c = 0; c < COPIES; ++c) table[m8 * COPIES + (c + m8 * COPIES / 16) % COPIES] = make_uint2(sel[0], sel[1]);
   }
 }
 
@@ -158,7 +160,10 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
   extern __shared__ float red[];  // see the template's shared-memory layout
 {{ render(C.thread_place) }}
   // [WARPS_K][TILE_M]: each warp's 2^(E - 20) per row of x, NaN for a row not finite
-  float *const row_scale = red + WARPS_K * BCOLS * TILE_N;
+  // rows of red a word longer than the tile: the warps' stores of their
+  // sums then meet two-way bank conflicts, not four-way
+  constexpr int RED_STRIDE = TILE_N + 1;
+  float *const row_scale = red + WARPS_K * BCOLS * RED_STRIDE;
   u32 *const bad_col = reinterpret_cast<u32 *>(row_scale + WARPS_K * TILE_M);  // [TILE_N]
   float *const col_scale = reinterpret_cast<float *>(bad_col + TILE_N);  // [TILE_N]
   float *const col_zero = col_scale + TILE_N;                             // [TILE_N]
@@ -380,7 +385,7 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const int cc = wn * 32 * CW + 32 * c + 4 * g + 2 * i + (e >> 1);
-          red[(wk * BCOLS + 8 * xt + 2 * t + (e & 1)) * TILE_N + cc] =
+          red[(wk * BCOLS + 8 * xt + 2 * t + (e & 1)) * RED_STRIDE + cc] =
               (float)acc[c][i][xt][e] - z4[2 * i + (e >> 1)] * (float)kacc[c][i][xt][e];
         }
 #pragma unroll
@@ -396,8 +401,8 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
     float sum = 0.f;
 #pragma unroll
     for (int i = 0; i < WARPS_K; ++i) {
-      const float *p = red + (i * BCOLS + base) * TILE_N + c;
-      sum += row_scale[i * TILE_M + r] * (16384.f * p[0] + 128.f * p[TILE_N] + p[2 * TILE_N]);
+      const float *p = red + (i * BCOLS + base) * RED_STRIDE + c;
+      sum += row_scale[i * TILE_M + r] * (16384.f * p[0] + 128.f * p[RED_STRIDE] + p[2 * RED_STRIDE]);
     }
     if (bad_col[c]) return __int_as_float(0x7fffffff);  // a mask that broke the 16-of-32 rule
     return col_scale[c] * sum;
