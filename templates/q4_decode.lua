@@ -81,8 +81,9 @@ local function factored(s) return s.group_size >= s.k end
 -- Rows of x a block takes: 16 per m tile, 8 with x as the mma's B (XT).
 local function tile_m(p) return p.XT == 1 and 8 or 16 * p.M_TILES end
 -- The partial sums of the block's warps along K, [WARPS_K][TILE_M][TILE_N + 1] fp32
--- (rows one word longer than the tile: see the source's RED_STRIDE).
-local function red_smem(p) return p.WARPS_K * tile_m(p) * (32 * p.CW * p.WARPS_N + 1) * 4 end
+-- (rows one word longer than the tile: see the source's RED_STRIDE); with
+-- pad = 0, the bytes of the sums themselves, less that padding.
+local function red_smem(p, pad) return p.WARPS_K * tile_m(p) * (32 * p.CW * p.WARPS_N + (pad or 1)) * 4 end
 -- Per-channel weights with XT = 1: the tile's scales, loaded at the start
 -- and kept here for the epilogue ([TILE_N] fp32).
 local function cols_smem(p, s) return (factored(s) and p.XT == 1) and 4 * 32 * p.CW * p.WARPS_N or 0 end
@@ -142,9 +143,7 @@ local function valid(p, s)
   if s.format == "q4s" and s.act_order then return false, "sparse weights have no act-order" end
   if p.XT == 1 and p.M_TILES ~= 1 then return false, "XT=1: one m tile" end
   local m = T.meta(p, s)
-  if p.WARPS_K * tile_m(p) * 32 * p.CW * p.WARPS_N * 4 > 64 * 1024 then  -- (the partial sums, less their padding)
-    return false, "reduction buffer over 64 KB"
-  end
+  if red_smem(p, 0) > 64 * 1024 then return false, "reduction buffer over 64 KB" end
   if m.smem + m.smem_row * math.min(m.tile_m, m.m_max) > C.smem_max(s.arch) then
     return false, "shared memory over the limit"
   end
