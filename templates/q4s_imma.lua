@@ -248,13 +248,22 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
       if (k >= KX) break;
       const uint4 v = HELD ? held[HELD ? j : 0] : x_piece(r, j);
       const half *h = reinterpret_cast<const half *>(&v);
-      u32 d[3][2] = {};
+      // b: the bits of 1.5 * 2^23 + v, whose low 22 bits are v's (two's
+      // complement). Byte 0 of b holds d2 (and one bit above it), byte 1 of
+      // b << 1 d1 (likewise), byte 2 of b << 2 d0; four rows' bytes go into
+      // one word with three PRMTs.
+      u32 b[8];
 #pragma unroll
-      for (int i = 0; i < 8; ++i) {
-        const int q = __float_as_int(__fmaf_rn(__half2float(h[i]), up, 12582912.f)) - 0x4b400000;
-        d[0][i / 4] |= (u32)((q >> 14) & 0xff) << (8 * (i % 4));
-        d[1][i / 4] |= (u32)((q >> 7) & 0x7f) << (8 * (i % 4));
-        d[2][i / 4] |= (u32)(q & 0x7f) << (8 * (i % 4));
+      for (int i = 0; i < 8; ++i) b[i] = __float_as_uint(__fmaf_rn(__half2float(h[i]), up, 12582912.f));
+      auto pack = [&](int i, int shift, u32 sel) {
+        return prmt(prmt(b[i] << shift, b[i + 1] << shift, sel), prmt(b[i + 2] << shift, b[i + 3] << shift, sel), 0x5410u);
+      };
+      u32 d[3][2];
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        d[0][i] = pack(4 * i, 2, 0x0062u);
+        d[1][i] = pack(4 * i, 1, 0x0051u) & 0x7f7f7f7fu;
+        d[2][i] = pack(4 * i, 0, 0x0040u) & 0x7f7f7f7fu;
       }
 #pragma unroll
       for (int dd = 0; dd < 3; ++dd)
