@@ -331,14 +331,23 @@ __device__ __forceinline__ void q4s_split(u32 src, u32 &even, u32 &odd) {
   odd = __umulhi(d, 1u << 28);
 }
 
-// The PRMT selector nibble of row r of a chunk with mask byte m8, over the
-// split of its window: the byte of its code, rank = kept rows below r (in
-// even for an even rank, in odd for an odd one), or 8 for a pruned row:
-// PRMT's "sign of byte 0", 0x00 for a code (bytes below 0x80).
-__device__ __forceinline__ u32 q4s_source_byte(int m8, int r) {
-  const int rank = __popc(m8 & ((1 << r) - 1));
-  return (m8 >> r & 1) ? ((rank & 1) ? 4 + rank / 2 : rank / 2) : 8;
+// The PRMT selector nibbles of the eight rows of a chunk with mask byte
+// m8, over the split of its window, row r in nibble r: the byte of its
+// code, rank = kept rows below r, rank / 2 in even for an even rank and
+// 4 + rank / 2 in odd for an odd one; or 8 for a pruned row, PRMT's "sign
+// of byte 0", 0x00 for a code (bytes below 0x80). All eight at once: m8's
+// bits spread one a nibble, their ranks (sums over the nibbles below, at
+// most 7: no carries) by one multiply, each rank's bits moved to its byte.
+__device__ __forceinline__ u32 q4s_source_nibbles(u32 m8) {
+  u32 kept = (m8 | m8 << 12) & 0x000f000fu;
+  kept = (kept | kept << 6) & 0x03030303u;
+  kept = (kept | kept << 3) & 0x11111111u;  // nibble r: bit r of m8
+  const u32 rank = kept * 0x11111110u;
+  const u32 byte = (rank >> 1 & 0x33333333u) | (rank << 2 & 0x44444444u);
+  return (byte & kept * 7u) | (kept ^ 0x11111111u) << 3;
 }
+// Row r's nibble of those.
+__device__ __forceinline__ u32 q4s_source_byte(u32 nibbles, int r) { return nibbles >> (4 * r) & 0xfu; }
 ]==]
 
 -- The 16:32 sparse format (q4s): a 32-row block of one column is a mask
@@ -383,10 +392,11 @@ __device__ __forceinline__ int q4s_pair_row(int i, int second) {
 // flags (1 kept, 0 pruned), as bare as the codes.
 __device__ __forceinline__ void q4s_build_table(u32 *table) {
   for (int m8 = threadIdx.x; m8 < 256; m8 += blockDim.x) {
+    const u32 nib = q4s_source_nibbles(m8);
     uint4 e;
     u32 *sel = reinterpret_cast<u32 *>(&e);
     for (int i = 0; i < 4; ++i)
-      sel[i] = q4s_source_byte(m8, q4s_pair_row(i, 0)) | 0x8080u | q4s_source_byte(m8, q4s_pair_row(i, 1)) << 8;
+      sel[i] = q4s_source_byte(nib, q4s_pair_row(i, 0)) | 0x8080u | q4s_source_byte(nib, q4s_pair_row(i, 1)) << 8;
     sel[1] |= q4s_counts_word1(m8);
     // copies staggered by bank: the eight lanes of a quarter warp store
     // eight different copies, one 16-byte bank group each (in copy order,
@@ -424,8 +434,9 @@ __device__ __forceinline__ void q4s_expand_bare(uint4 e, u32 src, u32 (&b)[4], u
 // copies staggered by bank.
 __device__ __forceinline__ void q4s_build_table(u32 *table) {
   for (int m8 = threadIdx.x; m8 < 256; m8 += blockDim.x) {
+    const u32 nib = q4s_source_nibbles(m8);
     u32 sel = 0;
-    for (int p = 0; p < 8; ++p) sel |= q4s_source_byte(m8, q4s_pair_row(p >> 1, p & 1)) << (4 * p);
+    for (int p = 0; p < 8; ++p) sel |= q4s_source_byte(nib, q4s_pair_row(p >> 1, p & 1)) << (4 * p);
 #pragma unroll
     for (int l = 0; l < Q4S_COPIES; ++l) table[m8 * Q4S_COPIES + (l + m8) % Q4S_COPIES] = sel;
   }

@@ -134,15 +134,21 @@ __device__ __forceinline__ void imma(int (&d)[4], const u32 (&a)[4], uint2 b) {
 
 // Entry m8 of the expansion table, for eight rows whose mask byte is m8:
 // two PRMT selectors, rows 0..3 and rows 4..7, over the split of the
-// chunk's window (q4s_source_byte), with the window's counts in their top
-// bytes (q4s_counts_word0/1), which PRMT does not read. The copies are
-// stored staggered by bank: in each store the sixteen lanes of a half warp
-// write sixteen different bank pairs (in copy order they would share two).
+// chunk's window (q4s_source_nibbles' low and high halves), with the
+// window's counts in their top bytes (q4s_counts_word0/1), which PRMT
+// does not read. The copies are alike, so one 16-byte store writes two;
+// they are stored staggered by bank: in each store the eight lanes of a
+// quarter warp write eight different 16-byte bank groups (in copy order
+// they would share one or two).
 __device__ __forceinline__ void build_table(uint2 *table) {
-  for (int m8 = threadIdx.x; m8 < 256; m8 += THREADS) {
-    u32 sel[2] = {q4s_counts_word0(m8), q4s_counts_word1(m8)};
-    for (int r = 0; r < 8; ++r) sel[r / 4] |= q4s_source_byte(m8, r) << (4 * (r % 4));
-    for (int c = 0; c < COPIES; ++c) table[m8 * COPIES + (c + m8 * COPIES / 16) % COPIES] = make_uint2(sel[0], sel[1]);
+  for (u32 m8 = threadIdx.x; m8 < 256; m8 += THREADS) {
+    const u32 nib = q4s_source_nibbles(m8);
+    const u32 sel0 = (nib & 0xffffu) | q4s_counts_word0(m8), sel1 = nib >> 16 | q4s_counts_word1(m8);
+    const uint4 two = make_uint4(sel0, sel1, sel0, sel1);
+    uint4 *const pairs = reinterpret_cast<uint4 *>(table) + m8 * (COPIES / 2);
+    const u32 stagger = m8 * COPIES / 16;
+#pragma unroll
+    for (u32 c = 0; c < COPIES / 2; ++c) pairs[(c + stagger) % (COPIES / 2)] = two;
   }
 }
 
@@ -272,11 +278,18 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
   };
   // x's first row goes out first (every block reads the same x, so its
   // loads meet in L2), then the first 1 + PIPE rounds of weights, while
-  // the block prepares x and the table. (The registers start as zeros: a
-  // load left out keeps them.)
+  // the block prepares x and the table. (A load left out keeps what the
+  // registers held: at first zero codes and masks of 16 rows, which pass
+  // the loop's test of every mask word read, as the words loaded before.)
   load_row(0);
   constexpr int ROUNDS = 1 + {{PIPE}};  // register sets, one a round in flight
   uint4 w[ROUNDS][UNROLL][CW][3] = {};
+#pragma unroll
+  for (int r = 0; r < ROUNDS; ++r)
+#pragma unroll
+    for (int u = 0; u < UNROLL; ++u)
+#pragma unroll
+      for (int c = 0; c < CW; ++c) w[r][u][c][0] = make_uint4(0xffffu, 0xffffu, 0xffffu, 0xffffu);
 #pragma unroll
   for (int r = 0; r < ROUNDS; ++r) fetch(u_begin + wk + r * STEP, w[r]);
   // The tile's scales and zeros on their way now (thread i: column i,
@@ -352,7 +365,7 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
             hi[j] = prmt(even, odd, e.y);
             klo[j] = prmt(0x01010101u, 0x01010101u, e.x);
             khi[j] = prmt(0x01010101u, 0x01010101u, e.y);
-            if (q == 0 && in_k && col_ok[c]) bad[c][j] |= __popc(mw[j]) ^ 16u;
+            if (q == 0) bad[c][j] |= __popc(mw[j]) ^ 16u;  // (rows past K: a word already tested)
           }
           // tile i: A rows g and g + 8 are columns 2i and 2i + 1 of the four
 #pragma unroll
