@@ -96,6 +96,22 @@ q4_status q4_matmul(q4_handle *h, const q4_weights *w, const void *x, void *y,
 q4_status q4_kernel_name(q4_handle *h, const q4_weights *w, int m, char *buf,
                          size_t bufsize, int *tuned);
 
+/* Early launch (off by default; compute capability 9.0 and newer). With
+** on = 1, q4_matmul launches its kernel as a programmatic dependent of the
+** kernel queued just before it on the stream: the kernel may start while
+** that one is still finishing, and its blocks load their first weights
+** (qweight, mask, scales, zeros, perm) and build their tables meanwhile.
+** It waits for that kernel to finish, its writes visible, before it reads
+** x or writes y. So turn it on only where the kernel just before a product
+** never writes that product's weights (as in inference, where weights are
+** loaded once). What q4_matmul computes does not change. The kernels let
+** the kernel queued after them start early in any case, which only a
+** kernel launched that way itself does.
+**
+** Errors: Q4_ERR_INVALID_ARG (h NULL, on not 0 or 1); Q4_ERR_UNSUPPORTED
+** (on = 1 on a GPU below compute capability 9.0). */
+q4_status q4_set_early_launch(q4_handle *h, int on);
+
 /* ---- 16:32 structured-sparse weights on the GPU (runtime/q4_sparse_gpu.c) -- */
 
 /* Pack a dense code matrix and keep-mask into the q4s layout of

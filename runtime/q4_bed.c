@@ -58,6 +58,12 @@ static const char ref_source[] =
     "    bad += __shfl_down_sync(0xffffffffu, bad, o);\n"
     "  }\n"
     "  if ((threadIdx.x & 31) == 0) { atomicAdd(&err[0], d); atomicAdd(&err[1], r); atomicAdd(&err[2], bad); }\n"
+    "}\n"
+    "// x = src, one block a row: the kernel that writes a product's x (a\n"
+    "// normalization, say), for timing and checking products that follow one\n"
+    "extern \"C\" __global__ void q4_write_x(const uint4 *src, uint4 *x, int row_vectors) {\n"
+    "  const size_t r = blockIdx.x;\n"
+    "  for (int i = threadIdx.x; i < row_vectors; i += blockDim.x) x[r * row_vectors + i] = src[r * row_vectors + i];\n"
     "}\n";
 
 #define CU(call, what) \
@@ -72,6 +78,7 @@ static q4_status load_reference(q4_bed *b) {
   if (st) return st;
   CU(b->h->cu->ModuleGetFunction(&b->ref_fn, b->ref_mod, "q4_reference"), "cuModuleGetFunction");
   CU(b->h->cu->ModuleGetFunction(&b->err_fn, b->ref_mod, "q4_error_sums"), "cuModuleGetFunction");
+  CU(b->h->cu->ModuleGetFunction(&b->write_fn, b->ref_mod, "q4_write_x"), "cuModuleGetFunction");
   return Q4_OK;
 }
 
@@ -144,6 +151,7 @@ void q4_bed_close(q4_bed *b) {
     for (int i = 0; i < b->copies && b->wmem; i++)
       if (b->wmem[i]) cu->MemFree(b->wmem[i]);
     if (b->x) cu->MemFree(b->x);
+    if (b->x_src) cu->MemFree(b->x_src);
     if (b->y) cu->MemFree(b->y);
     if (b->ref) cu->MemFree(b->ref);
     if (b->err) cu->MemFree(b->err);
@@ -194,13 +202,15 @@ q4_status q4_bed_set_m(q4_bed *b, int m, uint64_t seed) {
   if (st) return st;
   if (m > b->m_cap) {
     if (b->x) cu->MemFree(b->x);
+    if (b->x_src) cu->MemFree(b->x_src);
     if (b->y) cu->MemFree(b->y);
     if (b->ref) cu->MemFree(b->ref);
-    b->x = b->y = b->ref = 0;
+    b->x = b->x_src = b->y = b->ref = 0;
     free(b->x_host);
     b->x_host = malloc((size_t)m * s->k * 2);
     if (!b->x_host) st = q4_err(Q4_ERR_NO_MEMORY, "out of host memory");
     if (!st) st = q4_cuda_check(cu->MemAlloc(&b->x, (size_t)m * s->k * 2), "allocating x");
+    if (!st) st = q4_cuda_check(cu->MemAlloc(&b->x_src, (size_t)m * s->k * 2), "allocating x");
     if (!st) st = q4_cuda_check(cu->MemAlloc(&b->y, (size_t)m * s->n * 2), "allocating y");
     if (!st) st = q4_cuda_check(cu->MemAlloc(&b->ref, (size_t)m * s->n * 4), "allocating the reference");
     if (st) goto done;
@@ -209,6 +219,7 @@ q4_status q4_bed_set_m(q4_bed *b, int m, uint64_t seed) {
   b->m = m;
   q4_ref_random_x(b->x_host, (size_t)m * s->k, seed);
   if ((st = q4_cuda_check(cu->MemcpyHtoD(b->x, b->x_host, (size_t)m * s->k * 2), "copying x"))) goto done;
+  if ((st = q4_cuda_check(cu->MemcpyHtoD(b->x_src, b->x_host, (size_t)m * s->k * 2), "copying x"))) goto done;
   /* (see q4_bed_open: the copy's DMA may still be running) */
   if ((st = q4_cuda_check(cu->CtxSynchronize(), "copying x"))) goto done;
   if ((st = q4_cuda_check(cu->MemsetD8Async(b->ref, 0xff, (size_t)m * s->n * 4, b->stream), "poisoning the reference")))
@@ -236,13 +247,27 @@ q4_status q4_bed_run_kernel(void *ctx, q4_bed *b, const q4_weights *w, CUstream 
   return st;
 }
 
+/* With after_write, the writer kernel, x = x_src, ahead of a product. */
+static q4_status write_x(q4_bed *b) {
+  if (!b->after_write) return Q4_OK;
+  CUdeviceptr src = b->x_src, x = b->x;
+  int vectors = b->shape.k / 8;
+  void *args[] = {&src, &x, &vectors};
+  return q4_cuda_check(b->h->cu->LaunchKernel(b->write_fn, (unsigned)b->m, 1, 1, 128, 1, 1, 0, b->stream, args, NULL),
+                       "launching the writer of x");
+}
+
 static q4_status verify(q4_bed *b, q4_bed_run run, void *ctx, double *rel_error) {
   const q4_cuda_api *cu = b->h->cu;
   const size_t count = (size_t)b->m * b->shape.n;
   *rel_error = INFINITY;
   CU(cu->MemsetD16Async(b->y, 0xffff, count, b->stream), "poisoning y");  /* NaN */
   CU(cu->MemsetD8Async(b->err, 0, 3 * sizeof(double), b->stream), "clearing sums");
-  q4_status st = run(ctx, b, &b->w[0], b->stream);
+  /* after a writer, x is NaN until it has run: a product that read x too
+  ** early comes out NaN */
+  if (b->after_write) CU(cu->MemsetD16Async(b->x, 0xffff, (size_t)b->m * b->shape.k, b->stream), "poisoning x");
+  q4_status st = write_x(b);
+  if (!st) st = run(ctx, b, &b->w[0], b->stream);
   if (st) return st;
   CUdeviceptr y = b->y, ref = b->ref, err = b->err;
   size_t cnt = count;
@@ -268,14 +293,14 @@ static q4_status time_runs(q4_bed *b, q4_bed_run run, void *ctx, int samples, do
   /* Untimed runs first: clocks up, code and caches warm. */
   const int warm = b->copies < 3 ? b->copies : 3;
   for (int i = 0; i < warm; i++)
-    if ((st = run(ctx, b, &b->w[i], b->stream))) return st;
+    if ((st = write_x(b)) || (st = run(ctx, b, &b->w[i], b->stream))) return st;
   CU(cu->StreamSynchronize(b->stream), "warm-up");
   /* Batch enough runs per sample that each lasts about 200 us. Every run
   ** takes the next weight copy, across samples too, so none finds its
   ** weights in L2 from the run before. */
   float ms = 0;
   CU(cu->EventRecord(b->ev0, b->stream), "cuEventRecord");
-  if ((st = run(ctx, b, &b->w[0], b->stream))) return st;
+  if ((st = write_x(b)) || (st = run(ctx, b, &b->w[0], b->stream))) return st;
   CU(cu->EventRecord(b->ev1, b->stream), "cuEventRecord");
   CU(cu->EventSynchronize(b->ev1), "cuEventSynchronize");
   CU(cu->EventElapsedTime(&ms, b->ev0, b->ev1), "cuEventElapsedTime");
@@ -287,7 +312,8 @@ static q4_status time_runs(q4_bed *b, q4_bed_run run, void *ctx, int samples, do
   for (int sidx = 0; sidx < samples; sidx++) {
     st = q4_cuda_check(cu->EventRecord(b->ev0, b->stream), "cuEventRecord");
     for (int r = 0; !st && r < batch; r++) {
-      st = run(ctx, b, &b->w[next], b->stream);
+      st = write_x(b);
+      if (!st) st = run(ctx, b, &b->w[next], b->stream);
       next = (next + 1) % b->copies;
     }
     if (!st) st = q4_cuda_check(cu->EventRecord(b->ev1, b->stream), "cuEventRecord");

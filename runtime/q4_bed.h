@@ -23,8 +23,10 @@ typedef struct q4_bed {
   int m, m_cap;
   uint16_t *x_host;       /* [m][K] */
   CUdeviceptr x, y, ref;  /* fp16 [m][K], fp16 [m][N], fp32 [m][N] */
+  CUdeviceptr x_src;      /* fp16 [m][K]: x, for the writer to copy */
+  int after_write;        /* 1: every product follows a kernel writing x (q4_write_x) */
   CUdeviceptr err;        /* 3 doubles: sum (y-ref)^2, sum ref^2, bad count */
-  CUfunction ref_fn, err_fn;
+  CUfunction ref_fn, err_fn, write_fn;
   CUmodule ref_mod;
   CUstream stream;
   CUevent ev0, ev1;
@@ -46,12 +48,14 @@ q4_status q4_bed_set_m(q4_bed *b, int m, uint64_t seed);
 
 /* Runs one product through `run` on weight copy 0 with y poisoned (NaN),
 ** then measures ||y - ref|| / ||ref|| (+inf if any element is NaN/Inf,
-** i.e. unwritten). */
+** i.e. unwritten). With after_write, x is poisoned too and a kernel writes
+** it just before the product, which must wait for that kernel. */
 typedef q4_status (*q4_bed_run)(void *ctx, q4_bed *b, const q4_weights *w, CUstream s);
 q4_status q4_bed_verify(q4_bed *b, q4_bed_run run, void *ctx, double *rel_error);
 
 /* Median, min and max microseconds of one product over `samples` samples;
-** each sample times a batch of runs cycling through the weight copies. */
+** each sample times a batch of runs cycling through the weight copies
+** (with after_write, each run after the kernel writing x: both timed). */
 q4_status q4_bed_time(q4_bed *b, q4_bed_run run, void *ctx, int samples, double *median_us,
                       double *min_us, double *max_us);
 

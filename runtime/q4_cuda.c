@@ -57,6 +57,7 @@ static const sym syms[] = {
   S(FuncGetAttribute, "cuFuncGetAttribute", "cuFuncGetAttribute", NULL),
   S(FuncSetAttribute, "cuFuncSetAttribute", "cuFuncSetAttribute", NULL),
   S(LaunchKernel, "cuLaunchKernel", "cuLaunchKernel", NULL),
+  S(LaunchKernelEx, "cuLaunchKernelEx", "cuLaunchKernelEx", NULL),
   S(MemAlloc, "cuMemAlloc", "cuMemAlloc_v2", NULL),
   S(MemFree, "cuMemFree", "cuMemFree_v2", NULL),
   S(MemGetInfo, "cuMemGetInfo", "cuMemGetInfo_v2", NULL),

@@ -35,6 +35,7 @@ typedef struct q4_cuda_api {
   CUresult (*LaunchKernel)(CUfunction f, unsigned gx, unsigned gy, unsigned gz,
                            unsigned bx, unsigned by, unsigned bz,
                            unsigned smem, CUstream s, void **params, void **extra);
+  CUresult (*LaunchKernelEx)(const CUlaunchConfig *config, CUfunction f, void **params, void **extra);
   CUresult (*MemAlloc)(CUdeviceptr *p, size_t bytes);
   CUresult (*MemFree)(CUdeviceptr p);
   CUresult (*MemGetInfo)(size_t *free_bytes, size_t *total_bytes);

@@ -172,6 +172,36 @@ static q4_status launch_two_pass(q4_handle *h, const q4_kernel *k, const q4_weig
   return Q4_OK;
 }
 
+/* Launch a single-pass kernel; with early launches on, as a programmatic
+** dependent of the kernel before it on the stream (its prologue runs while
+** that kernel finishes, and it waits for it before reading x). */
+static q4_status launch_single(q4_handle *h, CUfunction fn, unsigned gx, unsigned gy, unsigned gz,
+                               unsigned threads, unsigned smem, CUstream stream, void **args) {
+  if (!h->early_launch)
+    return q4_cuda_check(h->cu->LaunchKernel(fn, gx, gy, gz, threads, 1, 1, smem, stream, args, NULL),
+                         "cuLaunchKernel");
+  CUlaunchAttribute attr;
+  memset(&attr, 0, sizeof attr);
+  attr.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+  attr.value.programmaticStreamSerializationAllowed = 1;
+  const CUlaunchConfig cfg = {gx, gy, gz, threads, 1, 1, smem, stream, &attr, 1};
+  return q4_cuda_check(h->cu->LaunchKernelEx(&cfg, fn, args, NULL), "cuLaunchKernelEx");
+}
+
+q4_status q4_set_early_launch(q4_handle *h, int on) {
+  q4_err_clear();
+  if (!h) return q4_err(Q4_ERR_INVALID_ARG, "q4_set_early_launch: handle is NULL");
+  if (on != 0 && on != 1) return q4_err(Q4_ERR_INVALID_ARG, "q4_set_early_launch: on is %d, not 0 or 1", on);
+  if (on && h->arch < 90)
+    return q4_err(Q4_ERR_UNSUPPORTED,
+                  "early launch needs programmatic dependent launch, compute capability 9.0 or newer; "
+                  "%s is sm_%d", h->info.name, h->arch);
+  pthread_mutex_lock(&h->lock);
+  h->early_launch = on;
+  pthread_mutex_unlock(&h->lock);
+  return Q4_OK;
+}
+
 q4_status q4_launch(q4_handle *h, const q4_kernel *k, const q4_weights *w, const void *x, void *y,
                     int m, CUstream stream) {
   const q4_variant *v = &k->v;
@@ -194,9 +224,8 @@ q4_status q4_launch(q4_handle *h, const q4_kernel *k, const q4_weights *w, const
   CUdeviceptr ma = (CUdeviceptr)w->mask, pe = (CUdeviceptr)w->perm, xp = (CUdeviceptr)x, yp = (CUdeviceptr)y;
   int mm = m;
   void *args[] = {&qw, &sc, &ze, &ma, &pe, &xp, &yp, &mm, &partials, &counters};
-  return q4_cuda_check(h->cu->LaunchKernel(k->fn, gx, gy, (unsigned)v->split_k, (unsigned)v->threads, 1, 1,
-                                           (unsigned)q4_variant_smem(v, m), stream, args, NULL),
-                       "cuLaunchKernel");
+  return launch_single(h, k->fn, gx, gy, (unsigned)v->split_k, (unsigned)v->threads,
+                       (unsigned)q4_variant_smem(v, m), stream, args);
 }
 
 q4_status q4_matmul(q4_handle *h, const q4_weights *w, const void *x, void *y, int m, void *stream) {

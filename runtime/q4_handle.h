@@ -60,6 +60,7 @@ struct q4_handle {
   q4_workspace *workspaces;
   q4_cublas *blas;    /* loaded on the first two-pass launch */
   int nvrtc_runs;     /* compilations this handle ran (0 on a warm start) */
+  int early_launch;   /* q4_set_early_launch: single-pass kernels as programmatic dependents */
   CUmodule sparse_mod;      /* q4_sparse_gpu.c's kernels, loaded on first use */
   CUfunction sparse_fn[4];  /* its functions, in that file's order */
 };

@@ -74,6 +74,26 @@ C.prelude = [==[
 
 typedef unsigned int u32;
 
+// Programmatic dependent launch (sm_90 and up; no-ops below, and where the
+// grid was launched without it). q4_let_next_start, at a kernel's top,
+// lets the kernel queued after this one start once all of this one's
+// blocks have started: that kernel's own wait keeps it off y. The wait
+// holds a kernel until the kernel before it on the stream has finished
+// and its writes are visible; it comes before the first read of x and
+// the first write, so what a kernel reads ahead of it is the weights'
+// arrays only (qweight, mask, scales, zeros, perm: q4_set_early_launch in
+// include/q4tune.h states that contract).
+__device__ __forceinline__ void q4_let_next_start() {
+//$ if ARCH >= 90 then
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+//$ end
+}
+__device__ __forceinline__ void q4_wait_for_prior() {
+//$ if ARCH >= 90 then
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+//$ end
+}
+
 // The weight shape is fixed at compile time: every index below folds to
 // shifts and constants, and loops over K have known trip counts.
 constexpr int N = {{N}};

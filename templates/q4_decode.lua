@@ -294,6 +294,10 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
 {{ render(C.signature) }}
 {
   extern __shared__ float red[];  // [WARPS_K][TILE_M][RED_STRIDE] partial sums, then gathered x or the q4s table
+  q4_let_next_start();
+//$ if ACT_ORDER == 1 then
+  q4_wait_for_prior();  // (act-order: x is gathered in the prologue)
+//$ end
   // A row of red is a word longer than the tile, so that a warp's stores
   // of its accumulators spread over the banks: with XT = 0 a store's eight
   // rows fall on 32 banks (rows TILE_N apart would share four), with
@@ -383,14 +387,16 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
   auto k_of = [&](int kb, int q) { return 32 * kb + 8 * (BPU > 1 ? q : t); };
   uint4 w[UNROLL][CW][WORDS], xg[UNROLL][XR][CHUNKS];
   group_raw gr[GR][CW];
+  // (weights or x alone: the prologue's first round, its x after q4_wait_for_prior)
   auto fetch = [&](int un0, uint4 (&wv)[UNROLL][CW][WORDS], uint4 (&xv)[UNROLL][XR][CHUNKS],
-                   group_raw (&gv)[GR][CW]) {
+                   group_raw (&gv)[GR][CW], bool weights = true, bool xs_too = true) {
 #pragma unroll
     for (int u = 0; u < UNROLL; ++u) {
       const int kb = block_of(un0 + u * USTRIDE);
       const bool ok = kb < kb_end;
 #pragma unroll
       for (int c = 0; c < CW; ++c) {
+        if (!weights) break;
         const bool load = ok && col_ok[c];
 //$ if SPARSE == 1 then
         // past the end: a valid mask (16 bits) over zero codes and scale 0
@@ -403,7 +409,7 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
         if (GROUP < K && group_starts(u))
           gv[group_slot(u)][c] = load_group(scales, zeros, kb * 32 / GROUP, col[c], load);
       }
-      if (!X_AHEAD) continue;
+      if (!X_AHEAD || !xs_too) continue;
 #pragma unroll
       for (int i = 0; i < XR; ++i) {
         const int r = m0 + g + 8 * i;
@@ -450,8 +456,15 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
   load_perm(8 * threadIdx.x);
 //$ end
   // The first round's loads go out before the block prepares the rest
-  // (the q4s table, the gathered x), so their latencies overlap.
+  // (the q4s table, the gathered x), so their latencies overlap: its
+  // weights, then (once the kernel before has finished) its x.
+//$ if ACT_ORDER == 1 then
   fetch(u_begin + wk * WSTART, w, xg, gr);
+//$ else
+  fetch(u_begin + wk * WSTART, w, xg, gr, true, false);
+  q4_wait_for_prior();
+  fetch(u_begin + wk * WSTART, w, xg, gr, false, true);
+//$ end
 //$ if PF > 0 then
   // Act-order: rounds 1 .. PF of this warp's weights into L2 now, one lane
   // per 128-byte line. The prologue below leaves only the first round in

@@ -164,6 +164,7 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
 {{ render(C.signature) }}
 {
   extern __shared__ float red[];  // see the template's shared-memory layout
+  q4_let_next_start();
 {{ render(C.thread_place) }}
   // [WARPS_K][TILE_M]: each warp's 2^(E - 20) per row of x, NaN for a row not finite
   // rows of red a word longer than the tile: the warps' stores of their
@@ -276,12 +277,12 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
         *reinterpret_cast<uint2 *>(&digits[(r * 3 + dd) * KXP + k]) = make_uint2(d[dd][0], d[dd][1]);
     }
   };
-  // x's first row goes out first (every block reads the same x, so its
-  // loads meet in L2), then the first 1 + PIPE rounds of weights, while
-  // the block prepares x and the table. (A load left out keeps what the
-  // registers held: at first zero codes and masks of 16 rows, which pass
-  // the loop's test of every mask word read, as the words loaded before.)
-  load_row(0);
+  // The first 1 + PIPE rounds of weights go out first, and the tile's
+  // scales and zeros, then (once the kernel before has finished) x's first
+  // row, while the block prepares x and the table. (A load left out keeps
+  // what the registers held: at first zero codes and masks of 16 rows,
+  // which pass the loop's test of every mask word read, as the words
+  // loaded before.)
   constexpr int ROUNDS = 1 + {{PIPE}};  // register sets, one a round in flight
   uint4 w[ROUNDS][UNROLL][CW][3] = {};
 #pragma unroll
@@ -302,6 +303,8 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
   const int my_n = blockIdx.x * TILE_N + threadIdx.x;
   const float my_zero = threadIdx.x < TILE_N && my_n < N ? __half2float(zeros[my_n]) : 0.f;
 //$ end
+  q4_wait_for_prior();
+  load_row(0);
   build_table(table);
   row_digits(0);
   for (int r = 1; r < rows; ++r) {

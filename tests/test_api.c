@@ -253,6 +253,8 @@ static void test_matmul_null(void) {
   CHECK(tuned == 7);
   CHECK(q4_kernel_name(NULL, NULL, 0, NULL, 0, NULL) == Q4_ERR_INVALID_ARG);
   CHECK(q4_kernel_name(NULL, &w, 1, buf, 0, NULL) == Q4_ERR_INVALID_ARG);
+  CHECK_ERR(q4_set_early_launch(NULL, 1), Q4_ERR_INVALID_ARG, "NULL");
+  CHECK_ERR(q4_set_early_launch(NULL, 0), Q4_ERR_INVALID_ARG, "NULL");
 }
 
 /* ---- status names, buckets, archs ------------------------------------------ */

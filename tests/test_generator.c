@@ -475,6 +475,51 @@ static void test_real_templates(void) {
   q4gen_close(g);
 }
 
+static int count_of(const char *text, const char *needle) {
+  int n = 0;
+  for (const char *at = strstr(text, needle); at; at = strstr(at + 1, needle)) n++;
+  return n;
+}
+
+/* Early launch: on sm_90 every single-pass kernel lets the next kernel
+** start and waits for the one before, once each (the second is rendered
+** only as a call); below sm_90 neither instruction is emitted. The two-pass
+** q4_dqgemm is never launched early. Where the wait sits against the
+** kernel's first read of x is tested on the GPU (check --after-write
+** --early-launch). */
+static void test_early_launch(void) {
+  q4gen *g = open_real_templates();
+  if (!g) return;
+  const q4_shape shapes[] = {{Q4_FORMAT_Q4, 4096, 4096, 4096}, {Q4_FORMAT_Q4S, 4096, 4096, 4096}};
+  for (int i = 0; i < q4gen_count(g); i++) {
+    const char *name = q4gen_name(g, i);
+    for (int f = 0; f < 2; f++) {
+      q4_variant *list = NULL;
+      int n = 0;
+      CHECK_OK(q4gen_enumerate(g, name, &shapes[f], 90, &list, &n));
+      for (int j = 0; j < n; j += n / 7 + 1) {
+        q4_variant v = list[j];
+        v.source = NULL;
+        CHECK_OK(q4gen_render(g, &shapes[f], 90, &v));
+        const int two_pass = v.chunk_n > 0;
+        if (v.source) {
+          CHECK_MSG(count_of(v.source, "q4_let_next_start();") == (two_pass ? 0 : 1) &&
+                        count_of(v.source, "q4_wait_for_prior();") == (two_pass ? 0 : 1) &&
+                        count_of(v.source, "griddepcontrol.wait;") == 1,
+                    "%s[%s] sm_90: the early-launch calls", name, v.params);
+          free(v.source);
+        }
+        v.source = NULL;
+        CHECK_OK(q4gen_render(g, &shapes[f], 80, &v));
+        if (v.source) CHECK_MSG(!strstr(v.source, "griddepcontrol"), "%s[%s] sm_80: griddepcontrol", name, v.params);
+        free(v.source);
+      }
+      q4gen_free_list(list, n);
+    }
+  }
+  q4gen_close(g);
+}
+
 /* q4_decode's ORDER, XG, XT and PF exist only where they change something:
 ** consecutive units for groups spanning several units, rows of x in shared
 ** memory for act-order weights (and then for M <= 8), x as the mma's B for
@@ -665,6 +710,7 @@ int main(void) {
   test_hash_source_change();
   test_load_errors();
   test_real_templates();
+  test_early_launch();
   test_decode_space();
   test_decode_split_cluster();
   test_imma_min_blocks();

@@ -154,6 +154,10 @@ int cli_parse(int argc, char **argv, cli_opts *o, const char *usage, const char 
       o->flags |= Q4_SHAPE_SYMMETRIC;
     } else if (!strcmp(a, "--act-order")) {
       o->flags |= Q4_SHAPE_ACT_ORDER;
+    } else if (!strcmp(a, "--early-launch")) {
+      o->early_launch = 1;
+    } else if (!strcmp(a, "--after-write")) {
+      o->after_write = 1;
     } else if (!strcmp(a, "--force")) {
       o->force = 1;
     } else if (!strcmp(a, "--json")) {

@@ -26,6 +26,8 @@ typedef struct cli_opts {
   const char *model;    /* preset name, for messages */
   int json, csv;        /* show */
   int threads, samples, force;
+  int early_launch;     /* bench, check: q4_set_early_launch(h, 1) */
+  int after_write;      /* bench, check: each product after a kernel that writes x */
   unsigned long long seed;
 } cli_opts;
 

@@ -32,6 +32,11 @@ static const char usage[] =
     "  --act-order    act-order weights: x gathered through a random permutation\n"
     "  --format F     q4, q4s (16:32 sparse) or all; default: both for a model's\n"
     "                 shapes, q4 for --shape\n"
+    "  --after-write  run each product right after a kernel that writes its x (one\n"
+    "                 block a row, as a normalization would); the times include it,\n"
+    "                 and its time alone is the \"writer us\" column\n"
+    "  --early-launch launch the products early, as programmatic dependents of\n"
+    "                 the kernel before (sm_90+; q4_set_early_launch)\n"
     "  --samples S    timed samples (default 25)\n"
     "  --db PATH, --device D, --seed S\n";
 
@@ -43,6 +48,12 @@ typedef struct fp16_weights {
 
 static q4_status run_matmul(void *ctx, q4_bed *b, const q4_weights *w, CUstream s) {
   return q4_matmul((q4_handle *)ctx, w, (const void *)b->x, (void *)b->y, b->m, s);
+}
+
+/* No product: with after_write, times the writer of x alone. */
+static q4_status run_none(void *ctx, q4_bed *b, const q4_weights *w, CUstream s) {
+  (void)ctx, (void)b, (void)w, (void)s;
+  return Q4_OK;
 }
 
 static q4_status run_cublas(void *ctx, q4_bed *b, const q4_weights *w, CUstream s) {
@@ -164,6 +175,8 @@ static q4_status bench_one(q4_handle *h, q4_bed *bed, fp16_weights *f, int m, co
     st = q4_err(Q4_ERR_VERIFY, "%s M=%d: cuBLAS disagrees with the reference (%.3g)", name, m, err_b);
   if (!st) st = q4_bed_time(bed, run_matmul, h, o->samples, &q_us, &lo, &hi);
   if (!st) st = q4_bed_time(bed, run_cublas, f, o->samples, &b_us, &lo, &hi);
+  double w_us = 0;
+  if (!st && bed->after_write) st = q4_bed_time(bed, run_none, NULL, o->samples, &w_us, &lo, &hi);
   if (st) return st;
   const q4_shape *s = &bed->shape;
   const double bytes = (double)q4_shape_weight_bytes(s) + 2.0 * m * s->k + 2.0 * m * s->n;
@@ -173,9 +186,10 @@ static q4_status bench_one(q4_handle *h, q4_bed *bed, fp16_weights *f, int m, co
     dense->t[dense->n++] = (dense_time){*s, m, q_us};
   const double d_us = s->format == Q4_FORMAT_Q4S ? dense_us(dense, s, m) : 0;
   if (d_us > 0) snprintf(vs, sizeof vs, "%.2fx", q_us / d_us);
-  printf("| %-30s | %5d | %9.2f | %9.2f | %6.2fx | %5.1f%% | %7.1f | %6s | %s%s |\n", name, m, q_us, b_us,
-         b_us / q_us, 100.0 * bytes / (q_us * 1e-6) / 1e9 / bw, flops / (q_us * 1e-6) / 1e12, vs, kname,
-         tuned ? "" : " (untuned)");
+  printf("| %-30s | %5d | %9.2f | %9.2f | %6.2fx | %5.1f%% | %7.1f | %6s |", name, m, q_us, b_us, b_us / q_us,
+         100.0 * bytes / (q_us * 1e-6) / 1e9 / bw, flops / (q_us * 1e-6) / 1e12, vs);
+  if (bed->after_write) printf(" %9.2f |", w_us);
+  printf(" %s%s |\n", kname, tuned ? "" : " (untuned)");
   fflush(stdout);
   return Q4_OK;
 }
@@ -194,14 +208,21 @@ int cmd_bench(int argc, char **argv) {
     st = q4_cublas_open(&blas);
     q4_ctx_pop(h);
   }
+  if (!st && o.early_launch && (st = q4_set_early_launch(h, 1))) {
+    q4_destroy(h);
+    return cli_fail("--early-launch", st);
+  }
   if (!st) st = copy_bandwidth(h, &bw);
   if (!st) {
-    printf("%s, sm_%d, %d SMs; copy bandwidth %.0f GB/s; median of %d samples, weights rotated beyond L2\n\n",
-           h->info.name, h->arch, h->sms, bw, o.samples);
-    printf("| %-30s | %5s | %9s | %9s | %7s | %6s | %7s | %6s | %s |\n", "shape", "M", "q4tune us", "cuBLAS us",
-           "speedup", "% BW", "TFLOP/s", "vs q4", "kernel");
-    printf("|%s|------:|----------:|----------:|--------:|-------:|--------:|-------:|--------|\n",
-           "--------------------------------");
+    printf("%s, sm_%d, %d SMs; copy bandwidth %.0f GB/s; median of %d samples, weights rotated beyond L2%s%s\n\n",
+           h->info.name, h->arch, h->sms, bw, o.samples,
+           o.after_write ? "; each product (q4tune's and cuBLAS's) after a kernel writing its x, timed with it" : "",
+           o.early_launch ? "; q4tune's kernels launched early" : "");
+    printf("| %-30s | %5s | %9s | %9s | %7s | %6s | %7s | %6s |", "shape", "M", "q4tune us", "cuBLAS us", "speedup",
+           "% BW", "TFLOP/s", "vs q4");
+    if (o.after_write) printf(" %9s |", "writer us");
+    printf(" kernel |\n|%s|------:|----------:|----------:|--------:|-------:|--------:|-------:|%s--------|\n",
+           "--------------------------------", o.after_write ? "----------:|" : "");
   }
   static dense_times dense;  /* large: not on the stack */
   dense.n = 0;
@@ -212,6 +233,7 @@ int cmd_bench(int argc, char **argv) {
     fp16_weights f;
     memset(&f, 0, sizeof f);
     st = q4_bed_open(&bed, h, &o.shapes[i], o.seed + (unsigned)i, 1);
+    bed.after_write = o.after_write;
     if (!st) st = fp16_open(&f, &bed, blas);
     for (int j = 0; j < o.nm && !st; j++) st = bench_one(h, &bed, &f, o.m[j], &o, bw, name, &dense);
     fp16_close(&f, h);

@@ -29,6 +29,11 @@ static const char usage[] =
     "  --act-order    act-order weights: x gathered through a random permutation\n"
     "  --format F     q4, q4s (16:32 sparse) or all; default: both for a model's\n"
     "                 shapes, q4 for --shape\n"
+    "  --after-write  run each product right after a kernel that writes its x (one\n"
+    "                 block a row, as a normalization would), x NaN until it has\n"
+    "                 run: a product that reads x too early fails\n"
+    "  --early-launch launch the products early, as programmatic dependents of\n"
+    "                 the kernel before (sm_90+; q4_set_early_launch)\n"
     "  --db PATH, --device D, --seed S\n";
 
 static q4_status run_matmul(void *ctx, q4_bed *b, const q4_weights *w, CUstream s) {
@@ -58,6 +63,10 @@ int cmd_check(int argc, char **argv) {
   q4_handle *h;
   q4_status st = q4_create(o.device, o.db, &h);
   if (st) return cli_fail("opening the GPU", st);
+  if (o.early_launch && (st = q4_set_early_launch(h, 1))) {
+    q4_destroy(h);
+    return cli_fail("--early-launch", st);
+  }
   int pass = 0, fail = 0;
   printf("%-34s %5s  %-7s %-9s %s\n", "shape", "M", "kernel", "rel.err", "variant");
   for (int i = 0; i < o.nshapes && !st; i++) {
@@ -65,6 +74,7 @@ int cmd_check(int argc, char **argv) {
     cli_shape_name(&o.shapes[i], name, sizeof name);
     q4_bed bed;
     if ((st = q4_bed_open(&bed, h, &o.shapes[i], o.seed + (unsigned)i, 1))) break;
+    bed.after_write = o.after_write;
     for (int j = 0; j < o.nm && !st; j++) {
       if ((st = q4_bed_set_m(&bed, o.m[j], o.seed ^ (unsigned)(31 * j + i)))) break;
       for (int which = 0; which < 2 && !st; which++) {
