@@ -104,9 +104,7 @@ q4_status q4_kernel_name(q4_handle *h, const q4_weights *w, int m, char *buf,
 ** It waits for that kernel to finish, its writes visible, before it reads
 ** x or writes y. So turn it on only where the kernel just before a product
 ** never writes that product's weights (as in inference, where weights are
-** loaded once). What q4_matmul computes does not change. The kernels let
-** the kernel queued after them start early in any case, which only a
-** kernel launched that way itself does.
+** loaded once). What q4_matmul computes does not change.
 **
 ** Errors: Q4_ERR_INVALID_ARG (h NULL, on not 0 or 1); Q4_ERR_UNSUPPORTED
 ** (on = 1 on a GPU below compute capability 9.0). */

@@ -74,20 +74,16 @@ C.prelude = [==[
 
 typedef unsigned int u32;
 
-// Programmatic dependent launch (sm_90 and up; no-ops below, and where the
-// grid was launched without it). q4_let_next_start, at a kernel's top,
-// lets the kernel queued after this one start once all of this one's
-// blocks have started: that kernel's own wait keeps it off y. The wait
-// holds a kernel until the kernel before it on the stream has finished
-// and its writes are visible; it comes before the first read of x and
-// the first write, so what a kernel reads ahead of it is the weights'
-// arrays only (qweight, mask, scales, zeros, perm: q4_set_early_launch in
-// include/q4tune.h states that contract).
-__device__ __forceinline__ void q4_let_next_start() {
-//$ if ARCH >= 90 then
-  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-//$ end
-}
+// Programmatic dependent launch (sm_90 and up; a no-op below, and where
+// the grid was not launched that way: q4_set_early_launch). The kernel
+// may then start while the kernel before it on the stream is running, and
+// this waits until that kernel has finished and its writes are visible. A
+// kernel calls it before its first read of x and its first write, so what
+// it reads ahead of it is the weights' arrays only (qweight, mask, scales,
+// zeros, perm: include/q4tune.h states that contract). The kernels do not
+// let their own dependents start early (griddepcontrol.launch_dependents
+// at their top made some products launched back to back up to 31 % slower:
+// docs/BENCHMARKS.md, 2026-12-03, sixth).
 __device__ __forceinline__ void q4_wait_for_prior() {
 //$ if ARCH >= 90 then
   asm volatile("griddepcontrol.wait;" ::: "memory");

@@ -294,7 +294,6 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
 {{ render(C.signature) }}
 {
   extern __shared__ float red[];  // [WARPS_K][TILE_M][RED_STRIDE] partial sums, then gathered x or the q4s table
-  q4_let_next_start();
 //$ if ACT_ORDER == 1 then
   q4_wait_for_prior();  // (act-order: x is gathered in the prologue)
 //$ end

@@ -172,7 +172,6 @@ __device__ __forceinline__ void load_stage(u32 *stage, const half *x, const u32 
 {{ render(C.signature) }}
 {
   extern __shared__ __align__(128) u32 smem[];  // [STAGES][STAGE_WORDS], then the partial tiles
-  q4_let_next_start();
   q4_wait_for_prior();  // (x comes with the weights in every stage)
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int wk = warp / WARPS_N, wn = warp % WARPS_N;

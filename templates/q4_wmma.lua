@@ -146,7 +146,6 @@ __device__ __forceinline__ void dequant_stage(half *b_s, const u32 *w_s, const h
 {{ render(C.signature) }}
 {
   extern __shared__ __align__(128) unsigned char smem[];
-  q4_let_next_start();
   q4_wait_for_prior();  // (x comes with the weights in every stage)
   half *a_s = reinterpret_cast<half *>(smem);                              // [STAGES][BLOCK_M][LDA]
   u32 *w_s = reinterpret_cast<u32 *>(a_s + STAGES * A_STAGE);              // [STAGES][BLOCK_K/8][BLOCK_N]

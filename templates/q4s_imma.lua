@@ -164,7 +164,6 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
 {{ render(C.signature) }}
 {
   extern __shared__ float red[];  // see the template's shared-memory layout
-  q4_let_next_start();
 {{ render(C.thread_place) }}
   // [WARPS_K][TILE_M]: each warp's 2^(E - 20) per row of x, NaN for a row not finite
   // rows of red a word longer than the tile: the warps' stores of their
