@@ -210,16 +210,21 @@ q4_status q4_bed_set_m(q4_bed *b, int m, uint64_t seed) {
     b->x_host = malloc((size_t)m * s->k * 2);
     if (!b->x_host) st = q4_err(Q4_ERR_NO_MEMORY, "out of host memory");
     if (!st) st = q4_cuda_check(cu->MemAlloc(&b->x, (size_t)m * s->k * 2), "allocating x");
-    if (!st) st = q4_cuda_check(cu->MemAlloc(&b->x_src, (size_t)m * s->k * 2), "allocating x");
     if (!st) st = q4_cuda_check(cu->MemAlloc(&b->y, (size_t)m * s->n * 2), "allocating y");
     if (!st) st = q4_cuda_check(cu->MemAlloc(&b->ref, (size_t)m * s->n * 4), "allocating the reference");
     if (st) goto done;
     b->m_cap = m;
   }
+  /* the writer's source only where a kernel writes x before each product */
+  if (b->after_write && !b->x_src &&
+      (st = q4_cuda_check(cu->MemAlloc(&b->x_src, (size_t)b->m_cap * s->k * 2), "allocating x")))
+    goto done;
   b->m = m;
   q4_ref_random_x(b->x_host, (size_t)m * s->k, seed);
   if ((st = q4_cuda_check(cu->MemcpyHtoD(b->x, b->x_host, (size_t)m * s->k * 2), "copying x"))) goto done;
-  if ((st = q4_cuda_check(cu->MemcpyHtoD(b->x_src, b->x_host, (size_t)m * s->k * 2), "copying x"))) goto done;
+  if (b->after_write &&
+      (st = q4_cuda_check(cu->MemcpyHtoD(b->x_src, b->x_host, (size_t)m * s->k * 2), "copying x")))
+    goto done;
   /* (see q4_bed_open: the copy's DMA may still be running) */
   if ((st = q4_cuda_check(cu->CtxSynchronize(), "copying x"))) goto done;
   if ((st = q4_cuda_check(cu->MemsetD8Async(b->ref, 0xff, (size_t)m * s->n * 4, b->stream), "poisoning the reference")))

@@ -23,8 +23,8 @@ typedef struct q4_bed {
   int m, m_cap;
   uint16_t *x_host;       /* [m][K] */
   CUdeviceptr x, y, ref;  /* fp16 [m][K], fp16 [m][N], fp32 [m][N] */
-  CUdeviceptr x_src;      /* fp16 [m][K]: x, for the writer to copy */
-  int after_write;        /* 1: every product follows a kernel writing x (q4_write_x) */
+  CUdeviceptr x_src;      /* fp16 [m][K]: x, for the writer to copy (after_write only) */
+  int after_write;        /* 1: every product follows a kernel writing x (q4_write_x); set before q4_bed_set_m */
   CUdeviceptr err;        /* 3 doubles: sum (y-ref)^2, sum ref^2, bad count */
   CUfunction ref_fn, err_fn, write_fn;
   CUmodule ref_mod;
@@ -43,7 +43,8 @@ q4_status q4_bed_open(q4_bed *b, q4_handle *h, const q4_shape *s, uint64_t seed,
 void q4_bed_close(q4_bed *b);
 
 /* New random x with m rows, and its reference product. Also checks the GPU
-** reference against the host's double-precision one on sampled elements. */
+** reference against the host's double-precision one on sampled elements.
+** With after_write, also the writer's source copy of x. */
 q4_status q4_bed_set_m(q4_bed *b, int m, uint64_t seed);
 
 /* Runs one product through `run` on weight copy 0 with y poisoned (NaN),
