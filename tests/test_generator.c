@@ -497,6 +497,11 @@ static void test_early_launch(void) {
       q4_variant *list = NULL;
       int n = 0;
       CHECK_OK(q4gen_enumerate(g, name, &shapes[f], 90, &list, &n));
+      /* a template for sm_90 only (q4_wgmma) has no sm_80 rendering to test */
+      q4_variant *list80 = NULL;
+      int n80 = 0;
+      CHECK_OK(q4gen_enumerate(g, name, &shapes[f], 80, &list80, &n80));
+      q4gen_free_list(list80, n80);
       for (int j = 0; j < n; j += n / 7 + 1) {
         q4_variant v = list[j];
         v.source = NULL;
@@ -510,6 +515,7 @@ static void test_early_launch(void) {
           free(v.source);
         }
         v.source = NULL;
+        if (n80 == 0) continue;
         CHECK_OK(q4gen_render(g, &shapes[f], 80, &v));
         if (v.source) CHECK_MSG(!strstr(v.source, "griddepcontrol.wait;"), "%s[%s] sm_80: griddepcontrol.wait", name, v.params);
         free(v.source);

@@ -117,11 +117,14 @@ int main(void) {
         CHECK_MSG(st == Q4_OK, "enumerate %s N=%d g=%d sm_%d: %s: %s", tn, SHAPES[s].n, SHAPES[s].group_size,
                   ARCHS[a], q4_status_name(st), q4_last_error());
         if (st) continue;
-        /* q4_wmma and q4_mma decline act-order weights on purpose, and
-        ** q4s_imma grouped ones; any other empty space means a template's
-        ** check rejects a shape it should take */
+        /* q4_wmma, q4_mma and q4_wgmma decline act-order weights on
+        ** purpose, q4s_imma grouped ones and q4_wgmma every GPU but sm_90;
+        ** any other empty space means a template's check rejects a shape it
+        ** should take */
+        const int wgmma = !strcmp(tn, "q4_wgmma");
         const int may_decline = ((SHAPES[s].flags & Q4_SHAPE_ACT_ORDER) &&
-                                 (!strcmp(tn, "q4_wmma") || !strcmp(tn, "q4_mma"))) ||
+                                 (!strcmp(tn, "q4_wmma") || !strcmp(tn, "q4_mma") || wgmma)) ||
+                                (wgmma && ARCHS[a] != 90) ||
                                 (!strcmp(tn, "q4s_imma") && SHAPES[s].group_size < SHAPES[s].k);
         CHECK_MSG(count > 0 || may_decline, "%s N=%d g=%d sm_%d: no variants", tn, SHAPES[s].n,
                   SHAPES[s].group_size, ARCHS[a]);

@@ -1,0 +1,415 @@
+-- q4_wgmma: int4 matrix product for mid-size and large M on Hopper's
+-- warpgroup tensor core instruction, wgmma.mma_async (sm_90a only).
+--
+-- Why: from a few dozen rows on the product is bound by the tensor cores,
+-- and mma.sync (q4_mma) reaches about half of a Hopper GPU's fp16 rate;
+-- wgmma reaches all of it, and reads both operands from shared memory.
+--
+-- A block takes a TILE_M x TILE_N tile of y: WG consumer warpgroups of MW
+-- 64-row m tiles each, all TILE_N columns, and one loader warp. The loader
+-- copies x rows and packed codes (and grouped scales) into a STAGES-deep
+-- ring of stages, BK rows of K each, with cp.async, and each lane's copies
+-- arrive on the stage's `full` mbarrier once they have landed. Each stage,
+-- the consumers expand its codes into an fp16 tile of W^T (one of three:
+-- the wgmmas of the two stages before may still read the others), fence
+-- their stores for wgmma's async proxy, and each warpgroup multiplies its m
+-- tiles of x by the tile, BK / 16 wgmmas a tile. A stage's slot goes back
+-- to the loader (its `empty` mbarrier) once the wgmmas that read it have
+-- finished, one stage later. Only the loader has copies in flight, so the
+-- consumers' proxy fences wait for their own stores alone.
+--
+-- Both operands lie K-major in wgmma's 128-byte swizzle: a 64-column block
+-- of a tile is one 128-byte row per row of x (or column of W), 8-row atoms
+-- of 1024 bytes, the 16-byte piece kc of row r in slot kc ^ (r % 8) (the
+-- pieces of 8 rows that a core matrix takes then fall in 8 bank groups).
+--
+-- Per-channel weights go in as bare codes, q * 2^-24 (see q4_decode), and
+-- eight more columns of W^T hold bare ones, so the same wgmma also sums
+-- each row of x; the epilogue applies y = s * 2^24 * (sum - z * sum of x).
+-- Grouped weights go in as (q - z) * s.
+local C = import("_q4common")
+
+local T = {
+  name = "q4_wgmma",
+  formats = { "q4" },
+  priority = 14,
+  params = {
+    { "WG",      { 1, 2 } },       -- warpgroups per block
+    { "MW",      { 1, 2 } },       -- 64-row m tiles per warpgroup
+    { "TN",      { 64, 128 } },    -- columns per block (wgmma's N, with the ones)
+    { "BK",      { 64, 128 } },    -- rows of K per pipeline stage
+    { "STAGES",  { 3, 4 } },       -- pipeline depth
+    { "SPLIT_K", { 1, 2, 4 } },    -- blocks splitting K, reduced in the epilogue
+  },
+}
+
+local function per_channel(s) return s.group_size >= s.k end
+local function tile_m(p) return 64 * p.WG * p.MW end
+local function threads(p) return 128 * p.WG + 32 end  -- the warpgroups, and a loader warp
+-- wgmma's N: the tile's columns and, for per-channel weights, 8 of ones
+local function nb(p, s) return p.TN + (per_channel(s) and 8 or 0) end
+-- groups of scales (and zeros) a stage spans, grouped weights only
+local function stage_groups(p, s)
+  if per_channel(s) then return 0 end
+  return math.max(1, p.BK // s.group_size)
+end
+
+local function smem_bytes(p, s)
+  local rows = stage_groups(p, s) * (s.symmetric and 1 or 2)
+  local stage = tile_m(p) * p.BK * 2 + (p.BK // 8) * p.TN * 4 + rows * p.TN * 2
+  stage = (stage + 1023) // 1024 * 1024
+  -- (1024 more: the tiles start at a multiple of 1024 bytes, as the swizzle needs)
+  local pipe = 1024 + p.STAGES * stage + 3 * nb(p, s) * p.BK * 2 + 16 * p.STAGES
+  local epilogue = 1024 + tile_m(p) * (p.TN + 4) * 4
+  return math.max(pipe, epilogue)
+end
+
+function T.meta(p, s)
+  return {
+    threads = threads(p), smem = smem_bytes(p, s),
+    tile_m = tile_m(p), tile_n = p.TN, split_k = p.SPLIT_K,
+    m_min = 33, m_max = 4096,
+  }
+end
+
+function T.check(p, s)
+  if s.arch ~= 90 then return false, "wgmma needs sm_90a (Hopper)" end
+  if s.act_order then return false, "act-order weights: q4_decode or q4_dqgemm" end
+  if p.MW * nb(p, s) // 2 > 136 then return false, "over 136 accumulators per thread" end
+  if (128 * p.WG) % p.TN ~= 0 then return false, "a thread expands one column" end
+  if s.n % p.TN ~= 0 then return false, "N not a multiple of the block's columns" end
+  if s.k % (p.BK * p.SPLIT_K) ~= 0 then return false, "K steps don't split evenly" end
+  if s.k // p.BK // p.SPLIT_K < p.STAGES then return false, "fewer K steps than stages" end
+  if not per_channel(s) then
+    local g = s.group_size
+    if g % 32 ~= 0 or (g % p.BK ~= 0 and p.BK % g ~= 0) then
+      return false, "group size neither a multiple nor a divisor of BK"
+    end
+  end
+  if smem_bytes(p, s) > C.smem_max(s.arch) then return false, "shared memory over the limit" end
+  if p.SPLIT_K > 1 and (s.n // p.TN) * p.SPLIT_K > 4 * 132 then return false, "split-K not needed" end
+  return true
+end
+
+-- The default above 64 rows on sm_90 (below, q4_decode's; elsewhere
+-- q4_mma's): what won 22016 x 4096 at M = 256 on the H200, or half its
+-- columns where N needs. Only where its tiles give every SM of a large GPU
+-- one: unsplit on fewer (4096 x 11008 at M = 256, 64 tiles) it took 122 us
+-- on the H200 against 86 for q4_mma's tuned winner, so q4_mma's default
+-- serves those.
+function T.default(s, m)
+  if s.arch ~= 90 or s.act_order or m <= 64 then return nil end
+  for _, tn in ipairs({ 128, 64 }) do
+    local p = { WG = 2, MW = 1, TN = tn, BK = 64, STAGES = 3, SPLIT_K = 1 }
+    if T.check(p, s) then
+      if (s.n // tn) * ((m + tile_m(p) - 1) // tile_m(p)) < 132 then return nil end
+      return p
+    end
+  end
+  return nil
+end
+
+-- The wgmma of one m tile and one k16 step, its NB / 2 accumulators listed
+-- out (inline assembly takes no arrays).
+local function wgmma_asm(n)
+  local regs, outs = {}, {}
+  for i = 0, n // 2 - 1 do
+    regs[#regs + 1] = "%" .. i
+    outs[#outs + 1] = '"+f"(d[' .. i .. '])'
+  end
+  return string.format(
+    'asm volatile("{\\n .reg .pred p;\\n setp.ne.b32 p, 1, 0;\\n"\n' ..
+    '      " wgmma.mma_async.sync.aligned.m64n%dk16.f32.f16.f16 {%s}, %%%d, %%%d, p, 1, 1, 0, 0;\\n}"\n' ..
+    '      : %s\n      : "l"(da), "l"(db));',
+    n, table.concat(regs, ","), n // 2, n // 2 + 1, table.concat(outs, ", "))
+end
+
+function T.constants(p, s)
+  return { TEMPLATE = "q4_wgmma", NB = nb(p, s), SG = stage_groups(p, s), WGMMA = wgmma_asm(nb(p, s)) }
+end
+
+T.source = [==[
+{{ render(C.prelude) }}
+{{ render(C.async_copy) }}
+typedef unsigned long long u64;
+constexpr int MW = {{MW}}, BK = {{BK}}, STAGES = {{STAGES}};
+constexpr int NB = {{NB}};                  // wgmma's N: TILE_N columns (+ 8 of ones, per-channel)
+constexpr int KT = K / BK / SPLIT_K;        // k-steps per block
+constexpr int LDC = TILE_N + 4;             // floats per row of the finished tile
+// Grouped weights: the SG groups of scales (and zeros) a stage spans come
+// with it, one row of TILE_N halves each (SG = 0: per-channel).
+constexpr int SG = {{SG}}, SG_ROWS = SG * {{SYMMETRIC == 1 and 1 or 2}};
+constexpr int X_BYTES = TILE_M * BK * 2, W_BYTES = BK / 8 * TILE_N * 4, S_BYTES = SG_ROWS * TILE_N * 2;
+constexpr int STAGE_BYTES = (X_BYTES + W_BYTES + S_BYTES + 1023) / 1024 * 1024;
+constexpr int B_BYTES = NB * BK * 2;        // one expanded tile of W^T
+constexpr int CONSUMERS = THREADS - 32;     // the warpgroups; the last warp loads
+static_assert(CONSUMERS % TILE_N == 0, "a thread expands words of one column");
+
+// Byte offset of 16-byte piece kc of row r in an operand tile of ROWS rows,
+// 128-byte swizzle: each 64-column block of the tile is ROWS rows of 128
+// bytes, 8-row atoms of 1024, piece kc of row r in slot kc ^ (r % 8).
+template <int ROWS> __device__ __forceinline__ int piece(int r, int kc) {
+  return (kc >> 3) * ROWS * 128 + r * 128 + (((kc & 7) ^ (r & 7)) << 4);
+}
+// Byte offset of k16 step s of the rows from r0 (a multiple of 8) on.
+template <int ROWS> __device__ __forceinline__ int step_at(int r0, int s) {
+  return (s >> 2) * ROWS * 128 + r0 * 128 + (s & 3) * 32;
+}
+
+// wgmma's shared-memory matrix descriptor: start address, leading byte
+// offset (unused in this layout: 1), stride byte offset between 8-row atoms
+// (1024), each in 16-byte units, and the layout, 128-byte swizzle (1).
+__device__ __forceinline__ u64 smem_desc(const void *p) {
+  const u32 a = (u32)__cvta_generic_to_shared(p);
+  return (u64)((a & 0x3ffffu) >> 4) | (u64)1 << 16 | (u64)(1024 >> 4) << 32 | (u64)1 << 62;
+}
+
+// D += A * B^T for one m tile and one k16 step (A: 64 rows of x, B: NB
+// rows of W^T, both descriptors of the step's first core matrices).
+__device__ __forceinline__ void wgmma(float (&d)[NB / 2], u64 da, u64 db) {
+  {{WGMMA}}
+}
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
+__device__ __forceinline__ void wgmma_wait_one() { asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory"); }
+// Barrier of the consumer threads only (named barrier 1).
+__device__ __forceinline__ void consumers_sync() { asm volatile("bar.sync 1, %0;" :: "n"(CONSUMERS) : "memory"); }
+
+// The pipeline's barriers (mbarrier objects in shared memory).
+__device__ __forceinline__ void mbar_init(u64 *b, int count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" :: "r"((u32)__cvta_generic_to_shared(b)), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(u64 *b) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" :: "r"((u32)__cvta_generic_to_shared(b)) : "memory");
+}
+// Arrives on b once every cp.async this thread has issued so far has landed.
+__device__ __forceinline__ void copy_arrive(u64 *b) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];" :: "r"((u32)__cvta_generic_to_shared(b)) : "memory");
+}
+// Waits until phase `parity` of b has completed (acquire: what the arrivals
+// released is visible after it).
+__device__ __forceinline__ void mbar_wait(u64 *b, u32 parity) {
+  asm volatile("{\n .reg .pred done;\n wait:\n"
+               " mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+               " @!done bra wait;\n}" :: "r"((u32)__cvta_generic_to_shared(b)), "r"(parity) : "memory");
+}
+// Shared-memory writes of this thread (plain stores and finished cp.async
+// copies) made visible to wgmma, which reads through the async proxy.
+__device__ __forceinline__ void fence_to_async() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
+// Pins the accumulators at this point of the program: the compiler must not
+// move their reads above a wait for the wgmmas that write them.
+__device__ __forceinline__ void pin(float (&d)[NB / 2]) {
+#pragma unroll
+  for (int i = 0; i < NB / 2; ++i) asm volatile("" : "+f"(d[i]) :: "memory");
+}
+
+__device__ __forceinline__ u32 prmt(u32 a, u32 b, u32 sel) {
+  u32 r;
+  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(sel));
+  return r;
+}
+
+// Queue the copies of k-step kt into one stage: TILE_M rows of x (rows past
+// M zero-filled) in operand order, BK / 8 rows of codes, and for grouped
+// weights the stage's rows of scales and zeros.
+template <int PIECES, typename F> __device__ __forceinline__ void for_pieces(F f) {
+  const int lane = threadIdx.x & 31;
+#pragma unroll 4
+  for (int j = 0; j < (PIECES + 31) / 32; ++j) {
+    const int i = lane + 32 * j;
+    if (PIECES % 32 == 0 || i < PIECES) f(i);
+  }
+}
+
+__device__ __forceinline__ void load_stage(char *stage, const half *x, const u32 *qweight, const half *scales,
+                                           const half *zeros, int M, int m0, int n0, int kt) {
+  // One warp issues every copy, so each is an add and the copy: lane l
+  // takes row l % 8 of every 8-row group of x, pieces l / 8 + 4 h of it
+  // (h = 0 .. BK / 32 - 1), and of the codes columns 4 (l % CPR) .. + 3 of
+  // rows l / CPR + (32 / CPR) j, CPR = TILE_N / 4 pieces a row.
+  const int lane = threadIdx.x & 31;
+  const half *xl = x + (size_t)(m0 + (lane & 7)) * K + kt * BK + 8 * (lane >> 3);
+  if (m0 + TILE_M <= M) {  // every row there: no tests
+#pragma unroll
+    for (int rg = 0; rg < TILE_M / 8; ++rg)
+#pragma unroll
+      for (int h = 0; h < BK / 32; ++h)
+        copy16(stage + piece<TILE_M>(8 * rg + (lane & 7), (lane >> 3) + 4 * h), xl + (size_t)rg * 8 * K + 32 * h, true);
+  } else {
+#pragma unroll
+    for (int rg = 0; rg < TILE_M / 8; ++rg) {
+      const int r = 8 * rg + (lane & 7);
+      const bool ok = m0 + r < M;
+#pragma unroll
+      for (int h = 0; h < BK / 32; ++h)
+        copy16(stage + piece<TILE_M>(r, (lane >> 3) + 4 * h), ok ? xl + (size_t)rg * 8 * K + 32 * h : x, ok);
+    }
+  }
+  constexpr int CPR = TILE_N / 4, RSTEP = 32 / CPR;
+  u32 *ws = reinterpret_cast<u32 *>(stage + X_BYTES);  // [BK / 8][TILE_N]
+  const u32 *ql = qweight + (size_t)(kt * BK / 8 + lane / CPR) * N + n0 + 4 * (lane % CPR);
+#pragma unroll
+  for (int j = 0; j < BK / 8 / RSTEP; ++j)
+    copy16(&ws[(lane / CPR + RSTEP * j) * TILE_N + 4 * (lane % CPR)], ql + (size_t)RSTEP * j * N, true);
+//$ if SG > 0 then
+  half *ss = reinterpret_cast<half *>(stage + X_BYTES + W_BYTES);  // [SG_ROWS][TILE_N]: scales, then zeros
+  for_pieces<SG_ROWS * TILE_N / 8>([&](int i) {
+    const int r = i / (TILE_N / 8), c = 8 * (i % (TILE_N / 8));
+    const half *src = r < SG ? scales : zeros;
+    copy16(&ss[r * TILE_N + c], &src[(size_t)(kt * BK / GROUP + r % SG) * N + n0 + c], true);
+  });
+//$ end
+}
+
+{{ render(C.signature) }}
+{
+  // [STAGES][STAGE_BYTES], [3][B_BYTES], the barriers; then the finished tile
+  extern __shared__ __align__(1024) char smem_raw[];
+  char *const smem = smem_raw + ((1024 - (u32)__cvta_generic_to_shared(smem_raw) % 1024) % 1024);
+  char *const bt = smem + STAGES * STAGE_BYTES;   // the three expanded tiles of W^T
+  u64 *const full = reinterpret_cast<u64 *>(bt + 3 * B_BYTES), *const empty = full + STAGES;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int wg = warp >> 2, wq = warp & 3;         // warpgroup, and warp within it
+  const int m0 = blockIdx.y * TILE_M, n0 = blockIdx.x * TILE_N;
+  const int kt0 = blockIdx.z * KT;
+
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < STAGES; ++s) {
+      mbar_init(&full[s], 32);          // the loader's lanes, once their copies have landed
+      mbar_init(&empty[s], CONSUMERS);  // every consumer thread, once its wgmmas have read the stage
+    }
+  }
+//$ if SG == 0 then
+  // The ones: rows TILE_N .. TILE_N + 7 of the three tiles of W^T, bare 2^-24.
+  for (int i = threadIdx.x; i < 3 * 8 * BK / 8; i += THREADS) {
+    const int b = i / BK, r = TILE_N + (i & 7), kc = (i >> 3) % (BK / 8);
+    *reinterpret_cast<uint4 *>(bt + b * B_BYTES + piece<NB>(r, kc)) =
+        make_uint4(0x00010001u, 0x00010001u, 0x00010001u, 0x00010001u);
+  }
+//$ end
+  q4_wait_for_prior();  // (x comes with the weights in every stage)
+  __syncthreads();      // the barriers initialized, the ones written
+
+  float d[MW][NB / 2];
+  if (warp == CONSUMERS / 32) {
+    // The loader warp: stage i into slot i % STAGES once the consumers have
+    // finished with the stage before in that slot. Only this warp has
+    // copies in flight, so the consumers' proxy fences wait for nothing.
+    for (int i = 0; i < KT; ++i) {
+      const int slot = i % STAGES;
+      if (i >= STAGES) mbar_wait(&empty[slot], ((i / STAGES) & 1) ^ 1);
+      load_stage(smem + slot * STAGE_BYTES, x, qweight, scales, zeros, M, m0, n0, kt0 + i);
+      copy_arrive(&full[slot]);  // arrives when this lane's copies have landed
+    }
+    copy_wait<0>();
+  } else {
+#pragma unroll
+    for (int mt = 0; mt < MW; ++mt)
+#pragma unroll
+      for (int i = 0; i < NB / 2; ++i) d[mt][i] = 0.f;
+    // The column this thread expands, and its first word row of a stage.
+    const int my_n = threadIdx.x % TILE_N, my_wr = threadIdx.x / TILE_N;
+    constexpr int WR_STEP = CONSUMERS / TILE_N;
+    for (int i = 0; i < KT; ++i) {
+      const int slot = i % STAGES;
+      mbar_wait(&full[slot], (i / STAGES) & 1);  // stage i has landed
+      const char *stage = smem + slot * STAGE_BYTES;
+      // Its tile of W^T: last read by the wgmmas of step i - 3, which every
+      // warpgroup waited for before the consumers' barrier of step i - 1.
+      char *b = bt + (i % 3) * B_BYTES;
+      // Expand this thread's words of the stage: word row wr of column my_n,
+      // rows 8 wr .. 8 wr + 7, into piece (my_n, wr) of W^T.
+      const u32 *ws = reinterpret_cast<const u32 *>(stage + X_BYTES);
+#pragma unroll
+      for (int j = 0; j < BK / 8 / WR_STEP; ++j) {
+        const int wr = my_wr + j * WR_STEP;
+        const u32 w = ws[wr * TILE_N + my_n];
+        // codes 2e (low nibble of byte e) and 2e + 1 (high nibble) as one pair
+        const u32 lo = w & 0x0f0f0f0fu;
+//$ if SG == 0 then
+        // bare: the high nibble stays where it is, 16 q * 2^-24, and an exact
+        // fp16 multiplication by 1/16 brings it down
+        const u32 hi = w & 0xf0f0f0f0u;
+        const half2 unit = __halves2half2(__float2half(1.f), __float2half(0.0625f));
+        u32 v[4];
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const u32 pr = prmt(lo, hi, 0x8480u + 0x0101u * e);  // bytes: lo[e], 0, hi[e], 0
+          v[e] = q4_h2_bits(__hmul2(*reinterpret_cast<const half2 *>(&pr), unit));
+        }
+//$ else
+        const u32 hi = (w >> 4) & 0x0f0f0f0fu;
+        const int grp = GROUP >= BK ? 0 : wr * 8 / GROUP;
+        const half *ss = reinterpret_cast<const half *>(stage + X_BYTES + W_BYTES);
+        const half s1 = ss[grp * TILE_N + my_n];
+//$ if SYMMETRIC == 1 then
+        const half z1 = __ushort_as_half(0x4800);
+//$ else
+        const half z1 = ss[(SG + grp) * TILE_N + my_n];
+//$ end
+        const half2 s2 = __half2half2(s1), nzs2 = __half2half2(q4_neg_zs(z1, s1));
+        u32 v[4];
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          u32 pr = prmt(lo, hi, 0x8480u + 0x0101u * e) | 0x64006400u;  // (1024 + q, 1024 + q')
+          v[e] = q4_h2_bits(q4_scale(*reinterpret_cast<const half2 *>(&pr), s2, nzs2));
+        }
+//$ end
+        *reinterpret_cast<uint4 *>(b + piece<NB>(my_n, wr)) = make_uint4(v[0], v[1], v[2], v[3]);
+      }
+      fence_to_async();    // the expansion and the stage's copies, for wgmma
+      consumers_sync();    // ... of every consumer thread
+      wgmma_fence();
+#pragma unroll
+      for (int mt = 0; mt < MW; ++mt) {
+        const u64 da = smem_desc(stage), db = smem_desc(b);  // (+ offset / 16 below)
+#pragma unroll
+        for (int s = 0; s < BK / 16; ++s)
+          wgmma(d[mt], da + step_at<TILE_M>((wg * MW + mt) * 64, s) / 16, db + step_at<NB>(0, s) / 16);
+      }
+      wgmma_commit();
+      wgmma_wait_one();  // the wgmmas of step i - 1 have finished: their stage is free
+      if (i > 0) mbar_arrive(&empty[(i - 1) % STAGES]);
+    }
+    wgmma_wait_all();
+#pragma unroll
+    for (int mt = 0; mt < MW; ++mt) pin(d[mt]);
+  }
+
+  // Accumulators -> the finished tile in shared memory (over the pipeline)
+  // -> y. Fragment: element 4j + h of m tile mt is row 16 wq + g + 8 (h / 2)
+  // of the tile, column 8 j + 2 t + h % 2.
+  __syncthreads();  // every wgmma and copy finished: the pipeline's memory is free
+  float *c_s = reinterpret_cast<float *>(smem);
+#pragma unroll
+  for (int mt = 0; mt < MW; ++mt) {
+    if (warp >= CONSUMERS / 32) break;  // (the loader warp has no accumulators)
+    const int r0 = (wg * MW + mt) * 64 + 16 * wq + g;
+//$ if SG == 0 then
+    // the row sums of x: columns TILE_N .. of the ones (all alike)
+    const float xs0 = d[mt][TILE_N / 2], xs1 = d[mt][TILE_N / 2 + 2];
+//$ end
+#pragma unroll
+    for (int j = 0; j < TILE_N / 8; ++j)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int c = 8 * j + 2 * t + h;
+        float v0 = d[mt][4 * j + h], v1 = d[mt][4 * j + 2 + h];
+//$ if SG == 0 then
+        constexpr float UNBARE = 16777216.f;  // 2^24
+        const float s = UNBARE * __half2float(scales[n0 + c]), z = __half2float(q4_zero(zeros, 0, n0 + c));
+        v0 = s * (v0 - z * xs0);
+        v1 = s * (v1 - z * xs1);
+//$ end
+        c_s[r0 * LDC + c] = v0;
+        c_s[(r0 + 8) * LDC + c] = v1;
+      }
+  }
+  __syncthreads();
+  auto tile = [&](int r, int c) { return c_s[r * LDC + c]; };
+{{ render(C.epilogue) }}
+}
+]==]
+
+return T
