@@ -662,6 +662,45 @@ static void test_imma_min_blocks(void) {
   q4gen_close(g);
 }
 
+/* q4_wgmma: sm_90 only, and the default above 64 rows only where its
+** 128 x 128 tiles give each of 132 SMs one (else q4_mma's default). */
+static void test_wgmma_defaults(void) {
+  q4gen *g = open_real_templates();
+  if (!g) return;
+  static const struct {
+    int n, k, g, flags, arch, m;
+    const char *tmpl;
+  } cases[] = {
+      {22016, 4096, 4096, 0, 90, 256, "q4_wgmma"},
+      {22016, 4096, 128, 0, 90, 100, "q4_wgmma"},
+      {12288, 4096, 4096, Q4_SHAPE_SYMMETRIC, 90, 256, "q4_wgmma"},  /* 96 x 2 tiles */
+      {12288, 4096, 4096, 0, 90, 100, "q4_mma"},                     /* 96 tiles */
+      {4096, 11008, 4096, 0, 90, 256, "q4_mma"},                     /* 32 x 2 tiles */
+      {4096, 11008, 4096, 0, 90, 2048, "q4_wgmma"},
+      {22016, 4096, 4096, 0, 90, 64, "q4_decode"},
+      {22016, 4096, 128, Q4_SHAPE_ACT_ORDER, 90, 256, "q4_decode"},
+      {22016, 4096, 4096, 0, 80, 256, "q4_mma"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const q4_shape s = {Q4_FORMAT_Q4, cases[i].n, cases[i].k, cases[i].g, cases[i].flags};
+    q4_variant v;
+    memset(&v, 0, sizeof v);
+    CHECK_OK(q4gen_default(g, &s, cases[i].arch, cases[i].m, &v));
+    CHECK_MSG(!strcmp(v.tmpl, cases[i].tmpl), "N=%d K=%d g=%d flags=%d sm_%d M=%d: default %s, not %s", s.n, s.k,
+              s.group_size, s.flags, cases[i].arch, cases[i].m, v.tmpl, cases[i].tmpl);
+    q4_variant_free(&v);
+  }
+  const q4_shape s = {Q4_FORMAT_Q4, 4096, 4096, 4096, 0};
+  q4_variant *list = NULL;
+  int n80 = -1, n90 = 0;
+  CHECK_OK(q4gen_enumerate(g, "q4_wgmma", &s, 80, &list, &n80));
+  q4gen_free_list(list, n80);
+  CHECK_OK(q4gen_enumerate(g, "q4_wgmma", &s, 90, &list, &n90));
+  q4gen_free_list(list, n90);
+  CHECK_MSG(n80 == 0 && n90 > 0, "q4_wgmma variants: %d for sm_80 (want none), %d for sm_90", n80, n90);
+  q4gen_close(g);
+}
+
 static void test_real_defaults(void) {
   q4gen *g = open_real_templates();
   if (!g) return;
@@ -720,6 +759,7 @@ int main(void) {
   test_decode_space();
   test_decode_split_cluster();
   test_imma_min_blocks();
+  test_wgmma_defaults();
   test_real_defaults();
   return q4test_done("test_generator");
 }
