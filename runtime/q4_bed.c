@@ -262,6 +262,12 @@ static q4_status write_x(q4_bed *b) {
                        "launching the writer of x");
 }
 
+/* One product on weight copy `copy`, after the writer of x where there is one. */
+static q4_status write_and_run(q4_bed *b, q4_bed_run run, void *ctx, int copy) {
+  q4_status st = write_x(b);
+  return st ? st : run(ctx, b, &b->w[copy], b->stream);
+}
+
 static q4_status verify(q4_bed *b, q4_bed_run run, void *ctx, double *rel_error) {
   const q4_cuda_api *cu = b->h->cu;
   const size_t count = (size_t)b->m * b->shape.n;
@@ -271,8 +277,7 @@ static q4_status verify(q4_bed *b, q4_bed_run run, void *ctx, double *rel_error)
   /* after a writer, x is NaN until it has run: a product that read x too
   ** early comes out NaN */
   if (b->after_write) CU(cu->MemsetD16Async(b->x, 0xffff, (size_t)b->m * b->shape.k, b->stream), "poisoning x");
-  q4_status st = write_x(b);
-  if (!st) st = run(ctx, b, &b->w[0], b->stream);
+  q4_status st = write_and_run(b, run, ctx, 0);
   if (st) return st;
   CUdeviceptr y = b->y, ref = b->ref, err = b->err;
   size_t cnt = count;
@@ -298,14 +303,14 @@ static q4_status time_runs(q4_bed *b, q4_bed_run run, void *ctx, int samples, do
   /* Untimed runs first: clocks up, code and caches warm. */
   const int warm = b->copies < 3 ? b->copies : 3;
   for (int i = 0; i < warm; i++)
-    if ((st = write_x(b)) || (st = run(ctx, b, &b->w[i], b->stream))) return st;
+    if ((st = write_and_run(b, run, ctx, i))) return st;
   CU(cu->StreamSynchronize(b->stream), "warm-up");
   /* Batch enough runs per sample that each lasts about 200 us. Every run
   ** takes the next weight copy, across samples too, so none finds its
   ** weights in L2 from the run before. */
   float ms = 0;
   CU(cu->EventRecord(b->ev0, b->stream), "cuEventRecord");
-  if ((st = write_x(b)) || (st = run(ctx, b, &b->w[0], b->stream))) return st;
+  if ((st = write_and_run(b, run, ctx, 0))) return st;
   CU(cu->EventRecord(b->ev1, b->stream), "cuEventRecord");
   CU(cu->EventSynchronize(b->ev1), "cuEventSynchronize");
   CU(cu->EventElapsedTime(&ms, b->ev0, b->ev1), "cuEventElapsedTime");
@@ -317,8 +322,7 @@ static q4_status time_runs(q4_bed *b, q4_bed_run run, void *ctx, int samples, do
   for (int sidx = 0; sidx < samples; sidx++) {
     st = q4_cuda_check(cu->EventRecord(b->ev0, b->stream), "cuEventRecord");
     for (int r = 0; !st && r < batch; r++) {
-      st = write_x(b);
-      if (!st) st = run(ctx, b, &b->w[next], b->stream);
+      st = write_and_run(b, run, ctx, next);
       next = (next + 1) % b->copies;
     }
     if (!st) st = q4_cuda_check(cu->EventRecord(b->ev1, b->stream), "cuEventRecord");

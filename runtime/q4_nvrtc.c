@@ -321,7 +321,8 @@ static nvrtcResult run_nvrtc(nvrtcProgram *prog, const char *source, const char 
                              int arch, const char *incdir) {
   char arch_opt[64], inc_opt[4200];
   /* sm_90 compiles for sm_90a, the H100's own target, which adds wgmma: a
-  ** cubin is built for the GPU it runs on, so nothing is lost. */
+  ** cubin is built for the GPU it runs on, so nothing is lost. Every NVRTC
+  ** q4tune loads (12.0 or newer, see load) knows sm_90a where it knows sm_90. */
   snprintf(arch_opt, sizeof arch_opt, "--gpu-architecture=sm_%d%s", arch, arch == 90 ? "a" : "");
   snprintf(inc_opt, sizeof inc_opt, "-I%s", incdir);
   /* No --use_fast_math: it would change the numerics we verify against. */

@@ -268,6 +268,27 @@ __device__ __forceinline__ uint2 load_small(const void *p, bool pred) {
 }
 ]==]
 
+-- The grouped scales (and zeros) of one pipeline stage, for the kernels
+-- that stage them with the tile (q4_mma, q4_wgmma): SG_ROWS rows of
+-- TILE_N halves, the stage's SG groups of scales then of zeros, copied as
+-- 16-byte pieces by COPIERS threads, copier `me` taking every COPIERS-th
+-- piece from piece me on. Needs the including source's SG, SG_ROWS, BK and
+-- copy16.
+C.stage_scales = [==[
+template <int COPIERS> __device__ __forceinline__ void stage_scales(half *ss, const half *scales, const half *zeros,
+                                                                   int n0, int kt, int me) {
+  constexpr int PIECES = SG_ROWS * TILE_N / 8;
+#pragma unroll
+  for (int j = 0; j < (PIECES + COPIERS - 1) / COPIERS; ++j) {
+    const int i = me + j * COPIERS;
+    if (PIECES % COPIERS != 0 && i >= PIECES) break;
+    const int r = i / (TILE_N / 8), c = 8 * (i % (TILE_N / 8));
+    const half *src = r < SG ? scales : zeros;
+    copy16(&ss[r * TILE_N + c], &src[(size_t)(kt * BK / GROUP + r % SG) * N + n0 + c], true);
+  }
+}
+]==]
+
 -- Where a thread of the small-M kernels works (q4_decode, q4s_imma):
 -- warp (wn, wk) of the block's WARPS_N x WARPS_K, lane 4g + t, its four
 -- columns in each of the warp's CW 32-column strips, the block's rows of x

@@ -386,16 +386,19 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
   auto k_of = [&](int kb, int q) { return 32 * kb + 8 * (BPU > 1 ? q : t); };
   uint4 w[UNROLL][CW][WORDS], xg[UNROLL][XR][CHUNKS];
   group_raw gr[GR][CW];
-  // (weights or x alone: the prologue's first round, its x after q4_wait_for_prior)
+  // What a fetch loads: the round's weights (codes, masks, group scales),
+  // its rows of x (X_AHEAD only), or both. The prologue fetches its first
+  // round's weights, then its x once q4_wait_for_prior has returned.
+  enum { FETCH_WEIGHTS = 1, FETCH_X = 2, FETCH_BOTH = 3 };
   auto fetch = [&](int un0, uint4 (&wv)[UNROLL][CW][WORDS], uint4 (&xv)[UNROLL][XR][CHUNKS],
-                   group_raw (&gv)[GR][CW], bool weights = true, bool xs_too = true) {
+                   group_raw (&gv)[GR][CW], int what = FETCH_BOTH) {
 #pragma unroll
     for (int u = 0; u < UNROLL; ++u) {
       const int kb = block_of(un0 + u * USTRIDE);
       const bool ok = kb < kb_end;
 #pragma unroll
       for (int c = 0; c < CW; ++c) {
-        if (!weights) break;
+        if (!(what & FETCH_WEIGHTS)) break;
         const bool load = ok && col_ok[c];
 //$ if SPARSE == 1 then
         // past the end: a valid mask (16 bits) over zero codes and scale 0
@@ -408,7 +411,7 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
         if (GROUP < K && group_starts(u))
           gv[group_slot(u)][c] = load_group(scales, zeros, kb * 32 / GROUP, col[c], load);
       }
-      if (!X_AHEAD || !xs_too) continue;
+      if (!X_AHEAD || !(what & FETCH_X)) continue;
 #pragma unroll
       for (int i = 0; i < XR; ++i) {
         const int r = m0 + g + 8 * i;
@@ -460,9 +463,9 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
 //$ if ACT_ORDER == 1 then
   fetch(u_begin + wk * WSTART, w, xg, gr);
 //$ else
-  fetch(u_begin + wk * WSTART, w, xg, gr, true, false);
+  fetch(u_begin + wk * WSTART, w, xg, gr, FETCH_WEIGHTS);
   q4_wait_for_prior();
-  fetch(u_begin + wk * WSTART, w, xg, gr, false, true);
+  fetch(u_begin + wk * WSTART, w, xg, gr, FETCH_X);
 //$ end
 //$ if PF > 0 then
   // Act-order: rounds 1 .. PF of this warp's weights into L2 now, one lane

@@ -133,6 +133,9 @@ constexpr int W_STAGE = BK / 8 * LDW;          // words
 constexpr int S_STAGE = SG_ROWS * TILE_N / 2;  // words
 constexpr int STAGE_WORDS = X_STAGE / 2 + W_STAGE + S_STAGE;
 
+//$ if SG > 0 then
+{{ render(C.stage_scales) }}
+//$ end
 // Queue the copies of k-step kt into one stage: TILE_M rows of x (rows
 // past M zero-filled), BK / 8 rows of codes, and for grouped weights the
 // stage's rows of scales and zeros. Each thread's share is a fixed number
@@ -160,12 +163,7 @@ __device__ __forceinline__ void load_stage(u32 *stage, const half *x, const u32 
     copy16(&ws[r * LDW + c], &qweight[(size_t)(kt * BK / 8 + r) * N + n0 + c], true);
   });
 //$ if SG > 0 then
-  half *ss = reinterpret_cast<half *>(ws + W_STAGE);  // [SG_ROWS][TILE_N]: scales, then zeros
-  for_pieces<SG_ROWS * TILE_N / 8>([&](int i) {
-    const int r = i / (TILE_N / 8), c = 8 * (i % (TILE_N / 8));
-    const half *src = r < SG ? scales : zeros;
-    copy16(&ss[r * TILE_N + c], &src[(size_t)(kt * BK / GROUP + r % SG) * N + n0 + c], true);
-  });
+  stage_scales<THREADS>(reinterpret_cast<half *>(ws + W_STAGE), scales, zeros, n0, kt, threadIdx.x);
 //$ end
 }
 

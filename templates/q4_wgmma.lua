@@ -54,12 +54,17 @@ local function stage_groups(p, s)
   return math.max(1, p.BK // s.group_size)
 end
 
-local function smem_bytes(p, s)
+-- A pipeline stage: TILE_M rows of x, BK / 8 rows of codes and the
+-- grouped scales' rows, to a multiple of 1024 bytes (the swizzle's atoms).
+local function stage_bytes(p, s)
   local rows = stage_groups(p, s) * (s.symmetric and 1 or 2)
   local stage = tile_m(p) * p.BK * 2 + (p.BK // 8) * p.TN * 4 + rows * p.TN * 2
-  stage = (stage + 1023) // 1024 * 1024
+  return (stage + 1023) // 1024 * 1024
+end
+
+local function smem_bytes(p, s)
   -- (1024 more: the tiles start at a multiple of 1024 bytes, as the swizzle needs)
-  local pipe = 1024 + p.STAGES * stage + 3 * nb(p, s) * p.BK * 2 + 16 * p.STAGES
+  local pipe = 1024 + p.STAGES * stage_bytes(p, s) + 3 * nb(p, s) * p.BK * 2 + 16 * p.STAGES
   local epilogue = 1024 + tile_m(p) * (p.TN + 4) * 4
   return math.max(pipe, epilogue)
 end
@@ -125,7 +130,8 @@ local function wgmma_asm(n)
 end
 
 function T.constants(p, s)
-  return { TEMPLATE = "q4_wgmma", NB = nb(p, s), SG = stage_groups(p, s), WGMMA = wgmma_asm(nb(p, s)) }
+  return { TEMPLATE = "q4_wgmma", NB = nb(p, s), SG = stage_groups(p, s), STAGE_BYTES = stage_bytes(p, s),
+           WGMMA = wgmma_asm(nb(p, s)) }
 end
 
 T.source = [==[
@@ -139,8 +145,10 @@ constexpr int LDC = TILE_N + 4;             // floats per row of the finished ti
 // Grouped weights: the SG groups of scales (and zeros) a stage spans come
 // with it, one row of TILE_N halves each (SG = 0: per-channel).
 constexpr int SG = {{SG}}, SG_ROWS = SG * {{SYMMETRIC == 1 and 1 or 2}};
-constexpr int X_BYTES = TILE_M * BK * 2, W_BYTES = BK / 8 * TILE_N * 4, S_BYTES = SG_ROWS * TILE_N * 2;
-constexpr int STAGE_BYTES = (X_BYTES + W_BYTES + S_BYTES + 1023) / 1024 * 1024;
+// A stage: TILE_M rows of x, BK / 8 rows of code words, the scale rows,
+// in STAGE_BYTES (a multiple of 1024, as the swizzle needs)
+constexpr int X_BYTES = TILE_M * BK * 2, W_BYTES = BK / 8 * TILE_N * 4;
+constexpr int STAGE_BYTES = {{STAGE_BYTES}};
 constexpr int B_BYTES = NB * BK * 2;        // one expanded tile of W^T
 constexpr int CONSUMERS = THREADS - 32;     // the warpgroups; the last warp loads
 static_assert(CONSUMERS % TILE_N == 0, "a thread expands words of one column");
@@ -210,26 +218,22 @@ __device__ __forceinline__ u32 prmt(u32 a, u32 b, u32 sel) {
   return r;
 }
 
+//$ if SG > 0 then
+{{ render(C.stage_scales) }}
+//$ end
 // Queue the copies of k-step kt into one stage: TILE_M rows of x (rows past
 // M zero-filled) in operand order, BK / 8 rows of codes, and for grouped
-// weights the stage's rows of scales and zeros.
-template <int PIECES, typename F> __device__ __forceinline__ void for_pieces(F f) {
-  const int lane = threadIdx.x & 31;
-#pragma unroll 4
-  for (int j = 0; j < (PIECES + 31) / 32; ++j) {
-    const int i = lane + 32 * j;
-    if (PIECES % 32 == 0 || i < PIECES) f(i);
-  }
-}
-
+// weights the stage's rows of scales and zeros. One warp issues every
+// copy, so each is an add and the copy: lane l takes row l % 8 of every
+// 8-row group of x, pieces l / 8 + 4 h of it (h = 0 .. BK / 32 - 1), and of
+// the codes columns 4 (l % CPR) .. + 3 of rows l / CPR + (32 / CPR) j, CPR =
+// TILE_N / 4 pieces a row.
 __device__ __forceinline__ void load_stage(char *stage, const half *x, const u32 *qweight, const half *scales,
                                            const half *zeros, int M, int m0, int n0, int kt) {
-  // One warp issues every copy, so each is an add and the copy: lane l
-  // takes row l % 8 of every 8-row group of x, pieces l / 8 + 4 h of it
-  // (h = 0 .. BK / 32 - 1), and of the codes columns 4 (l % CPR) .. + 3 of
-  // rows l / CPR + (32 / CPR) j, CPR = TILE_N / 4 pieces a row.
   const int lane = threadIdx.x & 31;
   const half *xl = x + (size_t)(m0 + (lane & 7)) * K + kt * BK + 8 * (lane >> 3);
+  // Two loops, not one with `full || row < M`: ptxas keeps that test and a
+  // select in every copy, and the loader's instructions for a stage double.
   if (m0 + TILE_M <= M) {  // every row there: no tests
 #pragma unroll
     for (int rg = 0; rg < TILE_M / 8; ++rg)
@@ -253,12 +257,7 @@ __device__ __forceinline__ void load_stage(char *stage, const half *x, const u32
   for (int j = 0; j < BK / 8 / RSTEP; ++j)
     copy16(&ws[(lane / CPR + RSTEP * j) * TILE_N + 4 * (lane % CPR)], ql + (size_t)RSTEP * j * N, true);
 //$ if SG > 0 then
-  half *ss = reinterpret_cast<half *>(stage + X_BYTES + W_BYTES);  // [SG_ROWS][TILE_N]: scales, then zeros
-  for_pieces<SG_ROWS * TILE_N / 8>([&](int i) {
-    const int r = i / (TILE_N / 8), c = 8 * (i % (TILE_N / 8));
-    const half *src = r < SG ? scales : zeros;
-    copy16(&ss[r * TILE_N + c], &src[(size_t)(kt * BK / GROUP + r % SG) * N + n0 + c], true);
-  });
+  stage_scales<32>(reinterpret_cast<half *>(stage + X_BYTES + W_BYTES), scales, zeros, n0, kt, lane);
 //$ end
 }
 
