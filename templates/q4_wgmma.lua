@@ -27,11 +27,17 @@
 -- eight more columns of W^T hold bare ones, so the same wgmma also sums
 -- each row of x; the epilogue applies y = s * 2^24 * (sum - z * sum of x).
 -- Grouped weights go in as (q - z) * s.
+--
+-- 16:32 sparse weights (q4s) come as a stage's mask rows and code rows (3/4
+-- of the dense words), and their consumers expand each block's kept codes
+-- to their rows with q4s_expand (C.sparse) before scaling: (q - z) * s,
+-- per-channel ones too, a pruned row exactly 0. (Bare codes would need the
+-- sums of x over each column's kept rows, a second tile of W^T's size.)
 local C = import("_q4common")
 
 local T = {
   name = "q4_wgmma",
-  formats = { "q4" },
+  formats = { "q4", "q4s" },
   priority = 14,
   params = {
     { "WG",      { 1, 2 } },       -- warpgroups per block
@@ -44,27 +50,39 @@ local T = {
 }
 
 local function per_channel(s) return s.group_size >= s.k end
+local function sparse(s) return s.format == "q4s" end
+-- bare codes and a sum of x: dense per-channel weights
+local function bare(s) return per_channel(s) and not sparse(s) end
 local function tile_m(p) return 64 * p.WG * p.MW end
 local function threads(p) return 128 * p.WG + 32 end  -- the warpgroups, and a loader warp
--- wgmma's N: the tile's columns and, for per-channel weights, 8 of ones
-local function nb(p, s) return p.TN + (per_channel(s) and 8 or 0) end
+-- wgmma's N: the tile's columns and, for bare codes, 8 of ones
+local function nb(p, s) return p.TN + (bare(s) and 8 or 0) end
 -- groups of scales (and zeros) a stage spans, grouped weights only
 local function stage_groups(p, s)
   if per_channel(s) then return 0 end
   return math.max(1, p.BK // s.group_size)
 end
 
--- A pipeline stage: TILE_M rows of x, BK / 8 rows of codes and the
--- grouped scales' rows, to a multiple of 1024 bytes (the swizzle's atoms).
+-- Rows of words a stage holds: BK / 8 of codes, or for q4s BK / 32 of
+-- masks and BK / 16 of codes.
+local function word_rows(p, s) return sparse(s) and 3 * p.BK // 32 or p.BK // 8 end
+
+-- A pipeline stage: TILE_M rows of x, the rows of words and the grouped
+-- scales' rows, to a multiple of 1024 bytes (the swizzle's atoms).
 local function stage_bytes(p, s)
   local rows = stage_groups(p, s) * (s.symmetric and 1 or 2)
-  local stage = tile_m(p) * p.BK * 2 + (p.BK // 8) * p.TN * 4 + rows * p.TN * 2
+  local stage = tile_m(p) * p.BK * 2 + word_rows(p, s) * p.TN * 4 + rows * p.TN * 2
   return (stage + 1023) // 1024 * 1024
 end
 
+-- q4s's expansion table: 256 entries in 32 copies, one per bank (each lane
+-- of a warp looks up its own column's mask byte)
+local Q4S_COPIES = 32
+local function table_bytes(s) return sparse(s) and 256 * Q4S_COPIES * 4 or 0 end
+
 local function smem_bytes(p, s)
   -- (1024 more: the tiles start at a multiple of 1024 bytes, as the swizzle needs)
-  local pipe = 1024 + p.STAGES * stage_bytes(p, s) + 3 * nb(p, s) * p.BK * 2 + 16 * p.STAGES
+  local pipe = 1024 + p.STAGES * stage_bytes(p, s) + 3 * nb(p, s) * p.BK * 2 + 16 * p.STAGES + table_bytes(s)
   local epilogue = 1024 + tile_m(p) * (p.TN + 4) * 4
   return math.max(pipe, epilogue)
 end
@@ -102,8 +120,12 @@ end
 -- one: unsplit on fewer (4096 x 11008 at M = 256, 64 tiles) it took 122 us
 -- on the H200 against 86 for q4_mma's tuned winner, so q4_mma's default
 -- serves those.
+-- Not for q4s: tuned, it beat the other families at 4096 x 11008 (M = 64,
+-- 256) but lost to q4_dqgemm at 22016 x 4096, M = 256 (168 against 153 us,
+-- H200), so q4s keeps q4_decode's default and the tuner picks q4_wgmma
+-- where it wins.
 function T.default(s, m)
-  if s.arch ~= 90 or s.act_order or m <= 64 then return nil end
+  if s.arch ~= 90 or s.act_order or sparse(s) or m <= 64 then return nil end
   for _, tn in ipairs({ 128, 64 }) do
     local p = { WG = 2, MW = 1, TN = tn, BK = 64, STAGES = 3, SPLIT_K = 1 }
     if T.check(p, s) then
@@ -131,12 +153,18 @@ end
 
 function T.constants(p, s)
   return { TEMPLATE = "q4_wgmma", NB = nb(p, s), SG = stage_groups(p, s), STAGE_BYTES = stage_bytes(p, s),
-           WGMMA = wgmma_asm(nb(p, s)) }
+           WGMMA = wgmma_asm(nb(p, s)), BARE = bare(s) and 1 or 0, WORD_ROWS = word_rows(p, s),
+           -- q4s_expand's pairs as neighbouring rows, as a piece of W^T holds them
+           Q4S_COPIES = Q4S_COPIES, Q4S_BARE = 0, Q4S_NEIGHBOURS = 1 }
 end
 
 T.source = [==[
 {{ render(C.prelude) }}
 {{ render(C.async_copy) }}
+//$ if SPARSE == 1 then
+{{ render(C.sparse_codes) }}
+{{ render(C.sparse) }}
+//$ end
 typedef unsigned long long u64;
 constexpr int MW = {{MW}}, BK = {{BK}}, STAGES = {{STAGES}};
 constexpr int NB = {{NB}};                  // wgmma's N: TILE_N columns (+ 8 of ones, per-channel)
@@ -145,9 +173,11 @@ constexpr int LDC = TILE_N + 4;             // floats per row of the finished ti
 // Grouped weights: the SG groups of scales (and zeros) a stage spans come
 // with it, one row of TILE_N halves each (SG = 0: per-channel).
 constexpr int SG = {{SG}}, SG_ROWS = SG * {{SYMMETRIC == 1 and 1 or 2}};
-// A stage: TILE_M rows of x, BK / 8 rows of code words, the scale rows,
-// in STAGE_BYTES (a multiple of 1024, as the swizzle needs)
-constexpr int X_BYTES = TILE_M * BK * 2, W_BYTES = BK / 8 * TILE_N * 4;
+// A stage: TILE_M rows of x, WORD_ROWS rows of words (BK / 8 of codes;
+// q4s: BK / 32 of masks, then BK / 16 of codes), the scale rows, in
+// STAGE_BYTES (a multiple of 1024, as the swizzle needs)
+constexpr int WORD_ROWS = {{WORD_ROWS}};
+constexpr int X_BYTES = TILE_M * BK * 2, W_BYTES = WORD_ROWS * TILE_N * 4;
 constexpr int STAGE_BYTES = {{STAGE_BYTES}};
 constexpr int B_BYTES = NB * BK * 2;        // one expanded tile of W^T
 constexpr int CONSUMERS = THREADS - 32;     // the warpgroups; the last warp loads
@@ -212,11 +242,13 @@ __device__ __forceinline__ void pin(float (&d)[NB / 2]) {
   for (int i = 0; i < NB / 2; ++i) asm volatile("" : "+f"(d[i]) :: "memory");
 }
 
-__device__ __forceinline__ u32 prmt(u32 a, u32 b, u32 sel) {
+//$ if SPARSE == 0 then
+__device__ __forceinline__ u32 prmt(u32 a, u32 b, u32 sel) {  // (q4s: C.sparse_codes has it)
   u32 r;
   asm("prmt.b32 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(sel));
   return r;
 }
+//$ end
 
 //$ if SG > 0 then
 {{ render(C.stage_scales) }}
@@ -228,8 +260,8 @@ __device__ __forceinline__ u32 prmt(u32 a, u32 b, u32 sel) {
 // 8-row group of x, pieces l / 8 + 4 h of it (h = 0 .. BK / 32 - 1), and of
 // the codes columns 4 (l % CPR) .. + 3 of rows l / CPR + (32 / CPR) j, CPR =
 // TILE_N / 4 pieces a row.
-__device__ __forceinline__ void load_stage(char *stage, const half *x, const u32 *qweight, const half *scales,
-                                           const half *zeros, int M, int m0, int n0, int kt) {
+__device__ __forceinline__ void load_stage(char *stage, const half *x, const u32 *qweight, const u32 *mask,
+                                           const half *scales, const half *zeros, int M, int m0, int n0, int kt) {
   const int lane = threadIdx.x & 31;
   const half *xl = x + (size_t)(m0 + (lane & 7)) * K + kt * BK + 8 * (lane >> 3);
   // Two loops, not one with `full || row < M`: ptxas keeps that test and a
@@ -251,11 +283,23 @@ __device__ __forceinline__ void load_stage(char *stage, const half *x, const u32
     }
   }
   constexpr int CPR = TILE_N / 4, RSTEP = 32 / CPR;
-  u32 *ws = reinterpret_cast<u32 *>(stage + X_BYTES);  // [BK / 8][TILE_N]
+  u32 *ws = reinterpret_cast<u32 *>(stage + X_BYTES);  // [WORD_ROWS][TILE_N]
+//$ if SPARSE == 1 then
+  // rows BK / 32 of masks, then BK / 16 of codes
+  constexpr int MROWS = BK / 32;
+  const u32 *ml = mask + (size_t)(kt * MROWS + lane / CPR) * N + n0 + 4 * (lane % CPR);
+  const u32 *ql = qweight + (size_t)kt * BK / 16 * N + n0 + 4 * (lane % CPR);
+#pragma unroll
+  for (int j = 0; j < WORD_ROWS / RSTEP; ++j) {
+    const int r = lane / CPR + RSTEP * j;
+    copy16(&ws[r * TILE_N + 4 * (lane % CPR)], r < MROWS ? ml + (size_t)RSTEP * j * N : ql + (size_t)(r - MROWS) * N, true);
+  }
+//$ else
   const u32 *ql = qweight + (size_t)(kt * BK / 8 + lane / CPR) * N + n0 + 4 * (lane % CPR);
 #pragma unroll
   for (int j = 0; j < BK / 8 / RSTEP; ++j)
     copy16(&ws[(lane / CPR + RSTEP * j) * TILE_N + 4 * (lane % CPR)], ql + (size_t)RSTEP * j * N, true);
+//$ end
 //$ if SG > 0 then
   stage_scales<32>(reinterpret_cast<half *>(stage + X_BYTES + W_BYTES), scales, zeros, n0, kt, lane);
 //$ end
@@ -279,7 +323,11 @@ __device__ __forceinline__ void load_stage(char *stage, const half *x, const u32
       mbar_init(&empty[s], CONSUMERS);  // every consumer thread, once its wgmmas have read the stage
     }
   }
-//$ if SG == 0 then
+//$ if SPARSE == 1 then
+  u32 *const table = reinterpret_cast<u32 *>(empty + STAGES);  // q4s_expand's
+  q4s_build_table(table);
+//$ end
+//$ if BARE == 1 then
   // The ones: rows TILE_N .. TILE_N + 7 of the three tiles of W^T, bare 2^-24.
   for (int i = threadIdx.x; i < 3 * 8 * BK / 8; i += THREADS) {
     const int b = i / BK, r = TILE_N + (i & 7), kc = (i >> 3) % (BK / 8);
@@ -288,7 +336,7 @@ __device__ __forceinline__ void load_stage(char *stage, const half *x, const u32
   }
 //$ end
   q4_wait_for_prior();  // (x comes with the weights in every stage)
-  __syncthreads();      // the barriers initialized, the ones written
+  __syncthreads();      // the barriers initialized, the ones (or q4s's table) written
 
   float d[MW][NB / 2];
   if (warp == CONSUMERS / 32) {
@@ -298,7 +346,7 @@ __device__ __forceinline__ void load_stage(char *stage, const half *x, const u32
     for (int i = 0; i < KT; ++i) {
       const int slot = i % STAGES;
       if (i >= STAGES) mbar_wait(&empty[slot], ((i / STAGES) & 1) ^ 1);
-      load_stage(smem + slot * STAGE_BYTES, x, qweight, scales, zeros, M, m0, n0, kt0 + i);
+      load_stage(smem + slot * STAGE_BYTES, x, qweight, mask, scales, zeros, M, m0, n0, kt0 + i);
       copy_arrive(&full[slot]);  // arrives when this lane's copies have landed
     }
     copy_wait<0>();
@@ -310,6 +358,11 @@ __device__ __forceinline__ void load_stage(char *stage, const half *x, const u32
     // The column this thread expands, and its first word row of a stage.
     const int my_n = threadIdx.x % TILE_N, my_wr = threadIdx.x / TILE_N;
     constexpr int WR_STEP = CONSUMERS / TILE_N;
+//$ if SPARSE == 1 and SG == 0 then
+    // per-channel q4s: the column's scale and zero, for the whole loop
+    const half s1 = scales[n0 + my_n];
+    const half2 s2 = __half2half2(s1), nzs2 = __half2half2(q4_neg_zs(q4_zero(zeros, 0, n0 + my_n), s1));
+//$ end
     for (int i = 0; i < KT; ++i) {
       const int slot = i % STAGES;
       mbar_wait(&full[slot], (i / STAGES) & 1);  // stage i has landed
@@ -317,6 +370,39 @@ __device__ __forceinline__ void load_stage(char *stage, const half *x, const u32
       // Its tile of W^T: last read by the wgmmas of step i - 3, which every
       // warpgroup waited for before the consumers' barrier of step i - 1.
       char *b = bt + (i % 3) * B_BYTES;
+//$ if SPARSE == 1 then
+      // Expand this thread's PPT pieces of the stage, rows 8p .. 8p + 7 of
+      // column my_n for p = p0 .., one after another (so that a thread reads
+      // a block's mask and code words once), into pieces (my_n, p) of W^T.
+      constexpr int PPT = BK / 8 / WR_STEP;
+      const int p0 = my_wr * PPT;
+      const u32 *ms = reinterpret_cast<const u32 *>(stage + X_BYTES), *cs = ms + BK / 32 * TILE_N;
+#pragma unroll
+      for (int j = 0; j < PPT; ++j) {
+        const int blk = p0 / 4 + (PPT >= 4 ? j / 4 : 0), q = PPT >= 4 ? j % 4 : p0 % 4 + j;
+        const u32 m = ms[blk * TILE_N + my_n];
+        half2 v[4];
+        u32 pruned[4];
+        q4s_expand(m, cs[2 * blk * TILE_N + my_n], cs[(2 * blk + 1) * TILE_N + my_n], q, table, v, pruned);
+        // a mask word that breaks the format makes its column NaN
+        const u32 broken = __popc(m) != 16 ? 0x7fff7fffu : 0u;
+//$ if SG > 0 then
+        const int grp = GROUP >= BK ? 0 : (p0 + j) * 8 / GROUP;
+        const half *ss = reinterpret_cast<const half *>(stage + X_BYTES + W_BYTES);
+        const half s1 = ss[grp * TILE_N + my_n];
+//$ if SYMMETRIC == 1 then
+        const half z1 = __ushort_as_half(0x4800);
+//$ else
+        const half z1 = ss[(SG + grp) * TILE_N + my_n];
+//$ end
+        const half2 s2 = __half2half2(s1), nzs2 = __half2half2(q4_neg_zs(z1, s1));
+//$ end
+        u32 o[4];
+#pragma unroll
+        for (int e = 0; e < 4; ++e) o[e] = (q4_h2_bits(q4_scale(v[e], s2, nzs2)) & ~pruned[e]) | broken;
+        *reinterpret_cast<uint4 *>(b + piece<NB>(my_n, p0 + j)) = make_uint4(o[0], o[1], o[2], o[3]);
+      }
+//$ else
       // Expand this thread's words of the stage: word row wr of column my_n,
       // rows 8 wr .. 8 wr + 7, into piece (my_n, wr) of W^T.
       const u32 *ws = reinterpret_cast<const u32 *>(stage + X_BYTES);
@@ -326,7 +412,7 @@ __device__ __forceinline__ void load_stage(char *stage, const half *x, const u32
         const u32 w = ws[wr * TILE_N + my_n];
         // codes 2e (low nibble of byte e) and 2e + 1 (high nibble) as one pair
         const u32 lo = w & 0x0f0f0f0fu;
-//$ if SG == 0 then
+//$ if BARE == 1 then
         // bare: the high nibble stays where it is, 16 q * 2^-24, and an exact
         // fp16 multiplication by 1/16 brings it down
         const u32 hi = w & 0xf0f0f0f0u;
@@ -357,6 +443,7 @@ __device__ __forceinline__ void load_stage(char *stage, const half *x, const u32
 //$ end
         *reinterpret_cast<uint4 *>(b + piece<NB>(my_n, wr)) = make_uint4(v[0], v[1], v[2], v[3]);
       }
+//$ end
       fence_to_async();    // the expansion and the stage's copies, for wgmma
       consumers_sync();    // ... of every consumer thread
       wgmma_fence();
@@ -385,7 +472,7 @@ __device__ __forceinline__ void load_stage(char *stage, const half *x, const u32
   for (int mt = 0; mt < MW; ++mt) {
     if (warp >= CONSUMERS / 32) break;  // (the loader warp has no accumulators)
     const int r0 = (wg * MW + mt) * 64 + 16 * wq + g;
-//$ if SG == 0 then
+//$ if BARE == 1 then
     // the row sums of x: columns TILE_N .. of the ones (all alike)
     const float xs0 = d[mt][TILE_N / 2], xs1 = d[mt][TILE_N / 2 + 2];
 //$ end
@@ -395,7 +482,7 @@ __device__ __forceinline__ void load_stage(char *stage, const half *x, const u32
       for (int h = 0; h < 2; ++h) {
         const int c = 8 * j + 2 * t + h;
         float v0 = d[mt][4 * j + h], v1 = d[mt][4 * j + 2 + h];
-//$ if SG == 0 then
+//$ if BARE == 1 then
         constexpr float UNBARE = 16777216.f;  // 2^24
         const float s = UNBARE * __half2float(scales[n0 + c]), z = __half2float(q4_zero(zeros, 0, n0 + c));
         v0 = s * (v0 - z * xs0);

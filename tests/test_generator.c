@@ -663,7 +663,8 @@ static void test_imma_min_blocks(void) {
 }
 
 /* q4_wgmma: sm_90 only, and the default above 64 rows only where its
-** 128 x 128 tiles give each of 132 SMs one (else q4_mma's default). */
+** 128 x 128 tiles give each of 132 SMs one (else q4_mma's default), and
+** for dense weights only. */
 static void test_wgmma_defaults(void) {
   q4gen *g = open_real_templates();
   if (!g) return;
@@ -698,6 +699,16 @@ static void test_wgmma_defaults(void) {
   CHECK_OK(q4gen_enumerate(g, "q4_wgmma", &s, 90, &list, &n90));
   q4gen_free_list(list, n90);
   CHECK_MSG(n80 == 0 && n90 > 0, "q4_wgmma variants: %d for sm_80 (want none), %d for sm_90", n80, n90);
+  /* q4s: variants to tune on sm_90, but no default */
+  const q4_shape sp = {Q4_FORMAT_Q4S, 22016, 4096, 4096, 0};
+  CHECK_OK(q4gen_enumerate(g, "q4_wgmma", &sp, 90, &list, &n90));
+  q4gen_free_list(list, n90);
+  CHECK_MSG(n90 > 0, "q4_wgmma has no q4s variants for sm_90");
+  q4_variant v;
+  memset(&v, 0, sizeof v);
+  CHECK_OK(q4gen_default(g, &sp, 90, 256, &v));
+  CHECK_MSG(strcmp(v.tmpl, "q4_wgmma") != 0, "q4s default at M = 256 is %s[%s]", v.tmpl, v.params);
+  q4_variant_free(&v);
   q4gen_close(g);
 }
 
