@@ -305,6 +305,23 @@ __device__ __forceinline__ void load_stage(char *stage, const half *x, const u32
 //$ end
 }
 
+//$ if SG > 0 then
+// Grouped weights: the scale and -zero * scale of column c for row k of a
+// stage, from the stage's rows of them, each in both halves of a pair.
+__device__ __forceinline__ void group_scale(const char *stage, int k, int c, half2 &s2, half2 &nzs2) {
+  const int grp = GROUP >= BK ? 0 : k / GROUP;
+  const half *ss = reinterpret_cast<const half *>(stage + X_BYTES + W_BYTES);
+  const half s1 = ss[grp * TILE_N + c];
+//$ if SYMMETRIC == 1 then
+  const half z1 = __ushort_as_half(0x4800);
+//$ else
+  const half z1 = ss[(SG + grp) * TILE_N + c];
+//$ end
+  s2 = __half2half2(s1);
+  nzs2 = __half2half2(q4_neg_zs(z1, s1));
+}
+//$ end
+
 {{ render(C.signature) }}
 {
   // [STAGES][STAGE_BYTES], [3][B_BYTES], the barriers; then the finished tile
@@ -387,15 +404,8 @@ __device__ __forceinline__ void load_stage(char *stage, const half *x, const u32
         // a mask word that breaks the format makes its column NaN
         const u32 broken = __popc(m) != 16 ? 0x7fff7fffu : 0u;
 //$ if SG > 0 then
-        const int grp = GROUP >= BK ? 0 : (p0 + j) * 8 / GROUP;
-        const half *ss = reinterpret_cast<const half *>(stage + X_BYTES + W_BYTES);
-        const half s1 = ss[grp * TILE_N + my_n];
-//$ if SYMMETRIC == 1 then
-        const half z1 = __ushort_as_half(0x4800);
-//$ else
-        const half z1 = ss[(SG + grp) * TILE_N + my_n];
-//$ end
-        const half2 s2 = __half2half2(s1), nzs2 = __half2half2(q4_neg_zs(z1, s1));
+        half2 s2, nzs2;
+        group_scale(stage, (p0 + j) * 8, my_n, s2, nzs2);
 //$ end
         u32 o[4];
 #pragma unroll
@@ -425,15 +435,8 @@ __device__ __forceinline__ void load_stage(char *stage, const half *x, const u32
         }
 //$ else
         const u32 hi = (w >> 4) & 0x0f0f0f0fu;
-        const int grp = GROUP >= BK ? 0 : wr * 8 / GROUP;
-        const half *ss = reinterpret_cast<const half *>(stage + X_BYTES + W_BYTES);
-        const half s1 = ss[grp * TILE_N + my_n];
-//$ if SYMMETRIC == 1 then
-        const half z1 = __ushort_as_half(0x4800);
-//$ else
-        const half z1 = ss[(SG + grp) * TILE_N + my_n];
-//$ end
-        const half2 s2 = __half2half2(s1), nzs2 = __half2half2(q4_neg_zs(z1, s1));
+        half2 s2, nzs2;
+        group_scale(stage, wr * 8, my_n, s2, nzs2);
         u32 v[4];
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
