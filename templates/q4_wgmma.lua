@@ -120,10 +120,11 @@ end
 -- one: unsplit on fewer (4096 x 11008 at M = 256, 64 tiles) it took 122 us
 -- on the H200 against 86 for q4_mma's tuned winner, so q4_mma's default
 -- serves those.
--- Not for q4s: tuned, it beat the other families at 4096 x 11008 (M = 64,
--- 256) but lost to q4_dqgemm at 22016 x 4096, M = 256 (168 against 153 us,
--- H200), so q4s keeps q4_decode's default and the tuner picks q4_wgmma
--- where it wins.
+-- Not for q4s yet: q4s keeps q4_decode's default at every M, and the
+-- tuner picks q4_wgmma where it wins (4096 x 11008 at M = 64 and 256 on
+-- the H200; q4_dqgemm, never a default, won 22016 x 4096 at M = 256).
+-- Above 64 rows q4_wgmma would likely serve untuned q4s shapes better than
+-- q4_decode, a small-M kernel, but that default has not yet run on a GPU.
 function T.default(s, m)
   if s.arch ~= 90 or s.act_order or sparse(s) or m <= 64 then return nil end
   for _, tn in ipairs({ 128, 64 }) do
