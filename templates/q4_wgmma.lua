@@ -168,7 +168,7 @@ T.source = [==[
 //$ end
 typedef unsigned long long u64;
 constexpr int MW = {{MW}}, BK = {{BK}}, STAGES = {{STAGES}};
-constexpr int NB = {{NB}};                  // wgmma's N: TILE_N columns (+ 8 of ones, per-channel)
+constexpr int NB = {{NB}};                  // wgmma's N: TILE_N columns (+ 8 of ones for bare codes)
 constexpr int KT = K / BK / SPLIT_K;        // k-steps per block
 constexpr int LDC = TILE_N + 4;             // floats per row of the finished tile
 // Grouped weights: the SG groups of scales (and zeros) a stage spans come
@@ -255,12 +255,12 @@ __device__ __forceinline__ u32 prmt(u32 a, u32 b, u32 sel) {  // (q4s: C.sparse_
 {{ render(C.stage_scales) }}
 //$ end
 // Queue the copies of k-step kt into one stage: TILE_M rows of x (rows past
-// M zero-filled) in operand order, BK / 8 rows of codes, and for grouped
-// weights the stage's rows of scales and zeros. One warp issues every
-// copy, so each is an add and the copy: lane l takes row l % 8 of every
-// 8-row group of x, pieces l / 8 + 4 h of it (h = 0 .. BK / 32 - 1), and of
-// the codes columns 4 (l % CPR) .. + 3 of rows l / CPR + (32 / CPR) j, CPR =
-// TILE_N / 4 pieces a row.
+// M zero-filled) in operand order, the WORD_ROWS rows of words (q4s: mask
+// rows, then code rows), and for grouped weights the stage's rows of scales
+// and zeros. One warp issues every copy, so each is an add and the copy:
+// lane l takes row l % 8 of every 8-row group of x, pieces l / 8 + 4 h of it
+// (h = 0 .. BK / 32 - 1), and of the words columns 4 (l % CPR) .. + 3 of
+// rows l / CPR + (32 / CPR) j, CPR = TILE_N / 4 pieces a row.
 __device__ __forceinline__ void load_stage(char *stage, const half *x, const u32 *qweight, const u32 *mask,
                                            const half *scales, const half *zeros, int M, int m0, int n0, int kt) {
   const int lane = threadIdx.x & 31;
