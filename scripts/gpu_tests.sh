@@ -91,6 +91,8 @@ phase_weights() {
 phase_sparse() {
   local shapes="--shape 22016,4096 --shape 4096,11008" m=1,2,3,16,17,100,2048
   run s_gpu_pack ./build/test_sparse_gpu
+  # a broken mask word gives NaN in its column, through every q4s family
+  run s_broken_mask ./build/test_broken_mask
   # the defaults (nothing tuned yet for q4s), random masks, per-channel and
   # g128; K = 4160 ends in a part unit, N = 1000 in a part column tile
   run s_check_defaults bash -c "$Q check --format q4s --shape 4096,4096 $shapes --m $m &&

@@ -521,6 +521,16 @@ __device__ __forceinline__ void q4s_expand(u32 m, u32 c0, u32 c1, int q, const u
 #pragma unroll
   for (int i = 0; i < 4; ++i) v[i] = *reinterpret_cast<half2 *>(&h[i]);
 }
+
+// Two NaN halves for a mask word without 16 bits set (it broke the
+// format: its column comes out NaN, never a wrong product), else 0.
+__device__ __forceinline__ u32 q4s_broken(u32 m) { return __popc(m) != 16 ? 0x7fff7fffu : 0u; }
+
+// A pair from q4s_expand scaled to (q - z) * s, its pruned rows exactly 0
+// and NaN if the block's mask is broken (q4s_broken), as fp16 bits.
+__device__ __forceinline__ u32 q4s_scale(half2 v, half2 s, half2 neg_zs, u32 pruned, u32 broken) {
+  return (q4_h2_bits(q4_scale(v, s, neg_zs)) & ~pruned) | broken;
+}
 //$ end
 ]==]
 

@@ -97,14 +97,12 @@ q4tune_dequant(const u32 *__restrict__ qweight, const half *__restrict__ scales,
     half2 v[4];
 //$ if SPARSE == 1 then
     u32 pruned[4];
-    // a mask word that breaks the format makes its column NaN
     q4s_expand(mw[j], c0[j], c1[j], r % 4, table, v, pruned);
-    const u32 broken = __popc(mw[j]) != 16 ? 0xffffffffu : 0u;
+    const u32 broken = q4s_broken(mw[j]);
 #pragma unroll
     for (int i = 0; i < 4; ++i) {  // v[i] = rows (i, i + 4)
-      half2 d = q4_scale(v[i], s2, nzs2);
-      u32 bits = (*reinterpret_cast<u32 *>(&d) & ~pruned[i]) | (broken & 0x7fff7fffu);
-      d = *reinterpret_cast<half2 *>(&bits);
+      const u32 bits = q4s_scale(v[i], s2, nzs2, pruned[i], broken);
+      const half2 d = *reinterpret_cast<const half2 *>(&bits);
       out[i][j] = __low2half(d);
       out[i + 4][j] = __high2half(d);
     }

@@ -402,15 +402,14 @@ __device__ __forceinline__ void group_scale(const char *stage, int k, int c, hal
         half2 v[4];
         u32 pruned[4];
         q4s_expand(m, cs[2 * blk * TILE_N + my_n], cs[(2 * blk + 1) * TILE_N + my_n], q, table, v, pruned);
-        // a mask word that breaks the format makes its column NaN
-        const u32 broken = __popc(m) != 16 ? 0x7fff7fffu : 0u;
+        const u32 broken = q4s_broken(m);
 //$ if SG > 0 then
         half2 s2, nzs2;
         group_scale(stage, (p0 + j) * 8, my_n, s2, nzs2);
 //$ end
         u32 o[4];
 #pragma unroll
-        for (int e = 0; e < 4; ++e) o[e] = (q4_h2_bits(q4_scale(v[e], s2, nzs2)) & ~pruned[e]) | broken;
+        for (int e = 0; e < 4; ++e) o[e] = q4s_scale(v[e], s2, nzs2, pruned[e], broken);
         *reinterpret_cast<uint4 *>(b + piece<NB>(my_n, p0 + j)) = make_uint4(o[0], o[1], o[2], o[3]);
       }
 //$ else
