@@ -663,8 +663,8 @@ static void test_imma_min_blocks(void) {
 }
 
 /* q4_wgmma: sm_90 only, and the default above 64 rows only where its
-** 128 x 128 tiles give each of 132 SMs one (else q4_mma's default), and
-** for dense weights only. */
+** 128 x 128 tiles give each of 132 SMs one (else q4_mma's default); for
+** q4s above 64 rows wherever it fits. */
 static void test_wgmma_defaults(void) {
   q4gen *g = open_real_templates();
   if (!g) return;
@@ -699,16 +699,30 @@ static void test_wgmma_defaults(void) {
   CHECK_OK(q4gen_enumerate(g, "q4_wgmma", &s, 90, &list, &n90));
   q4gen_free_list(list, n90);
   CHECK_MSG(n80 == 0 && n90 > 0, "q4_wgmma variants: %d for sm_80 (want none), %d for sm_90", n80, n90);
-  /* q4s: variants to tune on sm_90, but no default */
-  const q4_shape sp = {Q4_FORMAT_Q4S, 22016, 4096, 4096, 0};
-  CHECK_OK(q4gen_enumerate(g, "q4_wgmma", &sp, 90, &list, &n90));
-  q4gen_free_list(list, n90);
-  CHECK_MSG(n90 > 0, "q4_wgmma has no q4s variants for sm_90");
-  q4_variant v;
-  memset(&v, 0, sizeof v);
-  CHECK_OK(q4gen_default(g, &sp, 90, 256, &v));
-  CHECK_MSG(strcmp(v.tmpl, "q4_wgmma") != 0, "q4s default at M = 256 is %s[%s]", v.tmpl, v.params);
-  q4_variant_free(&v);
+  /* q4s: the default above 64 rows on sm_90 wherever its check passes,
+  ** K split until the tiles fill the GPU; q4_decode's elsewhere */
+  static const struct {
+    int n, k, g, arch, m;
+    const char *tmpl, *params;
+  } sparse[] = {
+      {22016, 4096, 4096, 90, 256, "q4_wgmma", "WG=2,MW=1,TN=64,BK=128,STAGES=4,SPLIT_K=1"},
+      {4096, 11008, 128, 90, 100, "q4_wgmma", "WG=2,MW=1,TN=64,BK=64,STAGES=4,SPLIT_K=4"},
+      {4096, 4096, 4096, 90, 2048, "q4_wgmma", "WG=2,MW=1,TN=64,BK=128,STAGES=4,SPLIT_K=1"},
+      {22016, 4096, 4096, 90, 64, "q4_decode", NULL},
+      {1000, 4160, 4160, 90, 256, "q4_decode", NULL},
+      {22016, 4096, 4096, 80, 256, "q4_decode", NULL},
+  };
+  for (size_t i = 0; i < sizeof sparse / sizeof sparse[0]; i++) {
+    const q4_shape sp = {Q4_FORMAT_Q4S, sparse[i].n, sparse[i].k, sparse[i].g, 0};
+    q4_variant v;
+    memset(&v, 0, sizeof v);
+    CHECK_OK(q4gen_default(g, &sp, sparse[i].arch, sparse[i].m, &v));
+    CHECK_MSG(!strcmp(v.tmpl, sparse[i].tmpl) && (!sparse[i].params || !strcmp(v.params, sparse[i].params)),
+              "q4s N=%d K=%d g=%d sm_%d M=%d: default %s[%s], not %s[%s]", sp.n, sp.k, sp.group_size,
+              sparse[i].arch, sparse[i].m, v.tmpl, v.params, sparse[i].tmpl,
+              sparse[i].params ? sparse[i].params : "...");
+    q4_variant_free(&v);
+  }
   q4gen_close(g);
 }
 
