@@ -120,14 +120,22 @@ end
 -- one: unsplit on fewer (4096 x 11008 at M = 256, 64 tiles) it took 122 us
 -- on the H200 against 86 for q4_mma's tuned winner, so q4_mma's default
 -- serves those.
--- q4s: above 64 rows every shape it takes, 64-column tiles (what its
--- tuned winners used) and K split until the tiles fill 132 SMs. Else
--- q4_decode serves q4s, a small-M kernel (q4_mma takes no q4s): on the H200
--- this default took 1.35x to 3.3x less time than q4_decode's at M = 100 to
+-- q4s: above 64 rows every shape it takes. Above 128 rows, 256 x 128
+-- tiles where they make a wave of 128 or more: every tile of x expands its
+-- columns' codes again, so the taller the fewer times (tuned on the H200
+-- at M = 1024 and 2048, 1.3x to 1.45x faster than the tiles below). Else
+-- 64-column tiles (what its tuned winners used at M = 64 and 256) with K
+-- split until the tiles fill 132 SMs. Without this, q4_decode would serve
+-- q4s, a small-M kernel (q4_mma takes no q4s): on the H200 the 64-column
+-- default took 1.35x to 3.3x less time than q4_decode's at M = 100 to
 -- 2048. q4_dqgemm, which wins tuned at M = 2048, is never a default.
 function T.default(s, m)
   if s.arch ~= 90 or s.act_order or m <= 64 then return nil end
   if sparse(s) then
+    local tall = { WG = 2, MW = 2, TN = 128, BK = 64, STAGES = 4, SPLIT_K = 1 }
+    if m > 128 and T.check(tall, s) and (s.n // tall.TN) * ((m + tile_m(tall) - 1) // tile_m(tall)) >= 128 then
+      return tall
+    end
     for _, bk in ipairs({ 128, 64 }) do
       for _, split in ipairs({ 1, 2, 4 }) do
         local p = { WG = 2, MW = 1, TN = 64, BK = bk, STAGES = 4, SPLIT_K = split }

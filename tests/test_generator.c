@@ -699,15 +699,20 @@ static void test_wgmma_defaults(void) {
   CHECK_OK(q4gen_enumerate(g, "q4_wgmma", &s, 90, &list, &n90));
   q4gen_free_list(list, n90);
   CHECK_MSG(n80 == 0 && n90 > 0, "q4_wgmma variants: %d for sm_80 (want none), %d for sm_90", n80, n90);
-  /* q4s: the default above 64 rows on sm_90 wherever its check passes,
-  ** K split until the tiles fill the GPU; q4_decode's elsewhere */
+  /* q4s: the default above 64 rows on sm_90 wherever its check passes:
+  ** 256 x 128 tiles above 128 rows where they make 128 or more, else
+  ** 64-column tiles with K split until they fill the GPU; q4_decode's
+  ** elsewhere */
   static const struct {
     int n, k, g, arch, m;
     const char *tmpl, *params;
   } sparse[] = {
-      {22016, 4096, 4096, 90, 256, "q4_wgmma", "WG=2,MW=1,TN=64,BK=128,STAGES=4,SPLIT_K=1"},
+      {22016, 4096, 4096, 90, 100, "q4_wgmma", "WG=2,MW=1,TN=64,BK=128,STAGES=4,SPLIT_K=1"},
+      {22016, 4096, 4096, 90, 256, "q4_wgmma", "WG=2,MW=2,TN=128,BK=64,STAGES=4,SPLIT_K=1"},
       {4096, 11008, 128, 90, 100, "q4_wgmma", "WG=2,MW=1,TN=64,BK=64,STAGES=4,SPLIT_K=4"},
-      {4096, 4096, 4096, 90, 2048, "q4_wgmma", "WG=2,MW=1,TN=64,BK=128,STAGES=4,SPLIT_K=1"},
+      {4096, 11008, 4096, 90, 256, "q4_wgmma", "WG=2,MW=1,TN=64,BK=128,STAGES=4,SPLIT_K=2"},
+      {4096, 11008, 4096, 90, 1024, "q4_wgmma", "WG=2,MW=2,TN=128,BK=64,STAGES=4,SPLIT_K=1"},
+      {4096, 4096, 4096, 90, 2048, "q4_wgmma", "WG=2,MW=2,TN=128,BK=64,STAGES=4,SPLIT_K=1"},
       {22016, 4096, 4096, 90, 64, "q4_decode", NULL},
       {1000, 4160, 4160, 90, 256, "q4_decode", NULL},
       {22016, 4096, 4096, 80, 256, "q4_decode", NULL},
