@@ -34,6 +34,7 @@ struct q4gen {
   int count;
   tmpl_info *t;
   int *order; /* template indices by (priority, name) */
+  int cublas; /* s.cublas for the templates (q4gen_set_cublas) */
 };
 
 /* One call H[fn](name [, str] [, shape] [, m]) into render.lua. It runs
@@ -46,6 +47,7 @@ typedef struct host_call {
   size_t len;       /* of str; 0 means strlen */
   const q4_shape *s;
   int arch, m;      /* m: 0 = absent */
+  int cublas;       /* s.cublas */
   int nres;
 } host_call;
 
@@ -58,7 +60,7 @@ static int host_trampoline(lua_State *L) {
   lua_pushstring(L, c->name);
   if (c->str) lua_pushlstring(L, c->str, c->len ? c->len : strlen(c->str));
   if (c->s) {
-    lua_createtable(L, 0, 7);
+    lua_createtable(L, 0, 8);
     lua_pushboolean(L, (c->s->flags & Q4_SHAPE_SYMMETRIC) != 0);
     lua_setfield(L, -2, "symmetric");
     lua_pushboolean(L, (c->s->flags & Q4_SHAPE_ACT_ORDER) != 0);
@@ -73,6 +75,8 @@ static int host_trampoline(lua_State *L) {
     lua_setfield(L, -2, "group_size");
     lua_pushinteger(L, c->arch);
     lua_setfield(L, -2, "arch");
+    lua_pushboolean(L, c->cublas);
+    lua_setfield(L, -2, "cublas");
   }
   if (c->m) lua_pushinteger(L, c->m);
   lua_call(L, lua_gettop(L) - 1, c->nres);
@@ -111,6 +115,7 @@ static q4_status add_context(q4_status st, const char *what, const char *detail)
 static q4_status host(q4gen *g, host_call *c) {
   lua_State *L = g->sb.L;
   c->host = g->host;
+  c->cublas = g->cublas;
   lua_settop(L, 0);
   lua_pushcfunction(L, host_trampoline);
   lua_pushlightuserdata(L, c);
@@ -226,6 +231,7 @@ q4_status q4gen_open(q4gen **out) {
     free(g);
     return q4_err(Q4_ERR_NO_MEMORY, "cannot create the template Lua state");
   }
+  g->cublas = 1;
   lua_State *L = g->sb.L;
   lua_pushcfunction(L, load_host);
   lua_pushlightuserdata(L, &g->sb);
@@ -277,6 +283,10 @@ void q4gen_close(q4gen *g) {
 }
 
 int q4gen_count(const q4gen *g) { return g ? g->count : 0; }
+
+void q4gen_set_cublas(q4gen *g, int available) {
+  if (g) g->cublas = available != 0;
+}
 
 const char *q4gen_name(const q4gen *g, int i) {
   return g && i >= 0 && i < g->count ? g->t[i].name : NULL;

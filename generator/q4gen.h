@@ -20,6 +20,11 @@ typedef struct q4gen q4gen;
 q4_status q4gen_open(q4gen **out);
 void q4gen_close(q4gen *g);
 
+/* Whether cuBLAS can run here: the templates see it as s.cublas, and
+** may offer defaults that need it (q4_dqgemm's) only while it is 1, as
+** it is from q4gen_open. The runtime sets 0 once cuBLAS fails to load. */
+void q4gen_set_cublas(q4gen *g, int available);
+
 /* Templates in load order (sorted by name). */
 int q4gen_count(const q4gen *g);
 const char *q4gen_name(const q4gen *g, int i);

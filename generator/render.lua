@@ -346,7 +346,7 @@ end
 
 local function shape_copy(s)
   return { format = s.format, n = s.n, k = s.k, group_size = s.group_size, arch = s.arch,
-           symmetric = s.symmetric, act_order = s.act_order }
+           symmetric = s.symmetric, act_order = s.act_order, cublas = s.cublas }
 end
 
 -- ok, reason from check(p, s)

@@ -13,6 +13,17 @@ static int same_shape(const q4_shape *a, const q4_shape *b) {
   return a->format == b->format && a->n == b->n && a->k == b->k && a->group_size == b->group_size;
 }
 
+q4_status q4_default_variant(q4_handle *h, const q4_shape *s, int bucket, q4_variant *v) {
+  q4_status st = q4gen_default(h->gen, s, h->arch, bucket, v);
+  if (st || v->chunk_n == 0 || h->blas) return st;
+  if (q4_cublas_open(&h->blas) == Q4_OK) return Q4_OK;
+  q4_log(Q4_LOG_INFO, "%s; untuned shapes take single-pass kernels", q4_last_error());
+  q4_err_clear();
+  q4gen_set_cublas(h->gen, 0);
+  q4_variant_free(v);
+  return q4gen_default(h->gen, s, h->arch, bucket, v);
+}
+
 /* The variant to use: the database's winner if it still renders to the
 ** source that was tuned, else the templates' default. */
 static q4_status choose_variant(q4_handle *h, const q4_shape *s, int bucket, q4_variant *v, int *tuned) {
@@ -37,7 +48,7 @@ static q4_status choose_variant(q4_handle *h, const q4_shape *s, int bucket, q4_
     memset(v, 0, sizeof *v);
   }
   *tuned = 0;
-  st = q4gen_default(h->gen, s, h->arch, bucket, v);
+  st = q4_default_variant(h, s, bucket, v);
   if (!st)
     q4_log(Q4_LOG_DEBUG, "%s N=%d K=%d g=%d M<=%d: untuned, default %s[%s]", q4_format_name(s->format),
            s->n, s->k, s->group_size, bucket, v->tmpl, v->params);

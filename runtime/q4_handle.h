@@ -58,7 +58,7 @@ struct q4_handle {
   q4_kernel *kernels;
   q4_plan *plans;
   q4_workspace *workspaces;
-  q4_cublas *blas;    /* loaded on the first two-pass launch */
+  q4_cublas *blas;    /* loaded on the first two-pass launch or default */
   int nvrtc_runs;     /* compilations this handle ran (0 on a warm start) */
   int early_launch;   /* q4_set_early_launch: single-pass kernels as programmatic dependents */
   CUmodule sparse_mod;      /* q4_sparse_gpu.c's kernels, loaded on first use */
@@ -84,6 +84,12 @@ q4_status q4_kernel_get(q4_handle *h, q4_variant *v, q4_kernel **out);
 ** cubin cache. Thread-safe apart from the database write, which takes the
 ** lock itself. */
 q4_status q4_kernel_precompile(q4_handle *h, const q4_variant *v);
+
+/* The templates' default for shape s at M bucket `bucket`, rendered. A
+** default that needs cuBLAS (two passes) loads it first; where it does not
+** load, the templates are told (q4gen_set_cublas) and asked again. Caller
+** holds the lock and the context. */
+q4_status q4_default_variant(q4_handle *h, const q4_shape *s, int bucket, q4_variant *v);
 
 /* The kernel for (shape, m): tuned winner or default. Caller holds the lock
 ** and the context. */

@@ -17,7 +17,7 @@ local THREADS = 256
 local T = {
   name = "q4_dqgemm",
   formats = { "q4", "q4s" },
-  priority = 30,  -- never a default: it needs cuBLAS at run time
+  priority = 7,  -- asked before q4_wgmma: from M = 1024 its default comes first
   params = {
     { "CHUNK_N", { 1024, 2048, 4096, 8192 } },  -- columns expanded per pass
   },
@@ -39,6 +39,19 @@ function T.check(p, s)
   -- the fp16 chunk should fit in L2 with room to spare
   if s.k * p.CHUNK_N * 2 > 64 * 1024 * 1024 then return false, "chunk over 64 MB" end
   return true
+end
+
+-- The default from M = 1024 up where cuBLAS loads: the widest chunk that
+-- fits (tuned on the H200 at M = 2048 it won every shape of llama-7b,
+-- dense and q4s, with these widths). The fused kernels' defaults serve
+-- the rest.
+function T.default(s, m)
+  if not s.cublas or m < 1024 then return nil end
+  for _, chunk in ipairs({ 8192, 4096, 2048, 1024 }) do
+    local p = { CHUNK_N = chunk }
+    if T.check(p, s) then return p end
+  end
+  return nil
 end
 
 function T.constants(p, s)

@@ -668,6 +668,7 @@ static void test_imma_min_blocks(void) {
 static void test_wgmma_defaults(void) {
   q4gen *g = open_real_templates();
   if (!g) return;
+  q4gen_set_cublas(g, 0);  /* large M: the single-pass defaults */
   static const struct {
     int n, k, g, flags, arch, m;
     const char *tmpl;
@@ -726,6 +727,42 @@ static void test_wgmma_defaults(void) {
               "q4s N=%d K=%d g=%d sm_%d M=%d: default %s[%s], not %s[%s]", sp.n, sp.k, sp.group_size,
               sparse[i].arch, sparse[i].m, v.tmpl, v.params, sparse[i].tmpl,
               sparse[i].params ? sparse[i].params : "...");
+    q4_variant_free(&v);
+  }
+  q4gen_close(g);
+}
+
+/* q4_dqgemm: the default from M = 1024 (bucket) wherever cuBLAS can run,
+** its chunk the widest that passes its check; never once cuBLAS failed. */
+static void test_dqgemm_default(void) {
+  q4gen *g = open_real_templates();
+  if (!g) return;
+  static const struct {
+    q4_format f;
+    int n, k, g, flags, arch, m, cublas;
+    const char *want;  /* template[params], or a template name alone */
+  } cases[] = {
+      {Q4_FORMAT_Q4, 22016, 4096, 4096, 0, 90, 1024, 1, "q4_dqgemm[CHUNK_N=8192]"},
+      {Q4_FORMAT_Q4, 4096, 11008, 4096, 0, 90, 2048, 1, "q4_dqgemm[CHUNK_N=2048]"},
+      {Q4_FORMAT_Q4, 22016, 4096, 128, Q4_SHAPE_ACT_ORDER, 90, 4096, 1, "q4_dqgemm[CHUNK_N=8192]"},
+      {Q4_FORMAT_Q4S, 4096, 4096, 4096, 0, 90, 2048, 1, "q4_dqgemm[CHUNK_N=4096]"},
+      {Q4_FORMAT_Q4, 22016, 4096, 4096, 0, 80, 2048, 1, "q4_dqgemm[CHUNK_N=8192]"},
+      {Q4_FORMAT_Q4, 22016, 4096, 4096, 0, 90, 512, 1, "q4_wgmma"},
+      {Q4_FORMAT_Q4S, 22016, 4096, 4096, 0, 90, 512, 1, "q4_wgmma"},
+      {Q4_FORMAT_Q4, 22016, 4096, 4096, 0, 90, 2048, 0, "q4_wgmma"},
+      {Q4_FORMAT_Q4S, 4096, 4096, 4096, 0, 90, 2048, 0, "q4_wgmma"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const q4_shape s = {cases[i].f, cases[i].n, cases[i].k, cases[i].g, cases[i].flags};
+    q4gen_set_cublas(g, cases[i].cublas);
+    q4_variant v;
+    memset(&v, 0, sizeof v);
+    CHECK_OK(q4gen_default(g, &s, cases[i].arch, cases[i].m, &v));
+    char got[Q4_NAME_MAX + Q4_PARAMS_MAX + 2];
+    snprintf(got, sizeof got, strchr(cases[i].want, '[') ? "%s[%s]" : "%s", v.tmpl, v.params);
+    CHECK_MSG(!strcmp(got, cases[i].want), "%s N=%d K=%d g=%d flags=%d sm_%d M=%d cublas=%d: default %s, not %s",
+              q4_format_name(s.format), s.n, s.k, s.group_size, s.flags, cases[i].arch, cases[i].m,
+              cases[i].cublas, got, cases[i].want);
     q4_variant_free(&v);
   }
   q4gen_close(g);
@@ -790,6 +827,7 @@ int main(void) {
   test_decode_split_cluster();
   test_imma_min_blocks();
   test_wgmma_defaults();
+  test_dqgemm_default();
   test_real_defaults();
   return q4test_done("test_generator");
 }

@@ -45,9 +45,10 @@ static q4_status default_kernel(q4_handle *h, const q4_shape *s, int m, q4_kerne
   q4_variant v;
   memset(&v, 0, sizeof v);
   pthread_mutex_lock(&h->lock);
-  q4_status st = q4gen_default(h->gen, s, h->arch, q4_m_bucket(m), &v);
-  if (!st && !(st = q4_ctx_push(h))) {
-    st = q4_kernel_get(h, &v, k);
+  q4_status st = q4_ctx_push(h);
+  if (!st) {
+    st = q4_default_variant(h, s, q4_m_bucket(m), &v);
+    if (!st) st = q4_kernel_get(h, &v, k);
     q4_ctx_pop(h);
   }
   pthread_mutex_unlock(&h->lock);
