@@ -128,8 +128,8 @@ end
 -- split until the tiles fill 132 SMs. Without this, q4_decode would serve
 -- q4s, a small-M kernel (q4_mma takes no q4s): on the H200 the 64-column
 -- default took 1.35x to 3.3x less time than q4_decode's at M = 100 to
--- 2048. From M = 513 on, q4_dqgemm's default comes first where cuBLAS
--- loads.
+-- 2048. From M = 129 (q4s) or 257 (dense) on, q4_dqgemm's default comes
+-- first where cuBLAS loads.
 function T.default(s, m)
   if s.arch ~= 90 or s.act_order or m <= 64 then return nil end
   if sparse(s) then

@@ -732,8 +732,9 @@ static void test_wgmma_defaults(void) {
   q4gen_close(g);
 }
 
-/* q4_dqgemm: the default from M = 1024 (bucket) wherever cuBLAS can run,
-** its chunk the widest that passes its check; never once cuBLAS failed. */
+/* q4_dqgemm: the default from M buckets 256 (q4s) and 512 (dense)
+** wherever cuBLAS can run, its chunk the widest that passes its check;
+** never once cuBLAS failed. */
 static void test_dqgemm_default(void) {
   q4gen *g = open_real_templates();
   if (!g) return;
@@ -747,8 +748,10 @@ static void test_dqgemm_default(void) {
       {Q4_FORMAT_Q4, 22016, 4096, 128, Q4_SHAPE_ACT_ORDER, 90, 4096, 1, "q4_dqgemm[CHUNK_N=8192]"},
       {Q4_FORMAT_Q4S, 4096, 4096, 4096, 0, 90, 2048, 1, "q4_dqgemm[CHUNK_N=4096]"},
       {Q4_FORMAT_Q4, 22016, 4096, 4096, 0, 80, 2048, 1, "q4_dqgemm[CHUNK_N=8192]"},
-      {Q4_FORMAT_Q4, 22016, 4096, 4096, 0, 90, 512, 1, "q4_wgmma"},
-      {Q4_FORMAT_Q4S, 22016, 4096, 4096, 0, 90, 512, 1, "q4_wgmma"},
+      {Q4_FORMAT_Q4, 22016, 4096, 4096, 0, 90, 512, 1, "q4_dqgemm[CHUNK_N=8192]"},
+      {Q4_FORMAT_Q4S, 4096, 11008, 4096, 0, 90, 256, 1, "q4_dqgemm[CHUNK_N=2048]"},
+      {Q4_FORMAT_Q4, 22016, 4096, 4096, 0, 90, 256, 1, "q4_wgmma"},
+      {Q4_FORMAT_Q4S, 22016, 4096, 4096, 0, 90, 128, 1, "q4_wgmma"},
       {Q4_FORMAT_Q4, 22016, 4096, 4096, 0, 90, 2048, 0, "q4_wgmma"},
       {Q4_FORMAT_Q4S, 4096, 4096, 4096, 0, 90, 2048, 0, "q4_wgmma"},
   };
