@@ -79,15 +79,8 @@ function T.check(p, s)
   if p.MT * p.CW > 4 then return false, "over 64 accumulators per thread" end
   if (p.BK // 32) % p.WARPS_K ~= 0 then return false, "WARPS_K does not divide the stage's blocks" end
   if s.n % block_n(p) ~= 0 then return false, "N not a multiple of the block's columns" end
-  if s.k % (p.BK * p.SPLIT_K) ~= 0 then return false, "K steps don't split evenly" end
-  local kt = s.k // p.BK // p.SPLIT_K
-  if kt < p.STAGES then return false, "fewer K steps than stages" end
-  if s.group_size < s.k then
-    local g = s.group_size
-    if g % 32 ~= 0 or (g % p.BK ~= 0 and p.BK % g ~= 0) then
-      return false, "group size neither a multiple nor a divisor of BK"
-    end
-  end
+  local fits, why = C.k_steps_fit(s, p.BK, p.SPLIT_K, p.STAGES)
+  if not fits then return false, why end
   if smem_bytes(p, s) > C.smem_max(s.arch) then return false, "shared memory over the limit" end
   -- split-K only where the column tiles leave SMs idle (one row tile assumed)
   if p.SPLIT_K > 1 and (s.n // block_n(p)) * p.SPLIT_K > 4 * 132 then return false, "split-K not needed" end

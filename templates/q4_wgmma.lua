@@ -101,14 +101,8 @@ function T.check(p, s)
   if p.MW * nb(p, s) // 2 > 136 then return false, "over 136 accumulators per thread" end
   if (128 * p.WG) % p.TN ~= 0 then return false, "a thread expands one column" end
   if s.n % p.TN ~= 0 then return false, "N not a multiple of the block's columns" end
-  if s.k % (p.BK * p.SPLIT_K) ~= 0 then return false, "K steps don't split evenly" end
-  if s.k // p.BK // p.SPLIT_K < p.STAGES then return false, "fewer K steps than stages" end
-  if not per_channel(s) then
-    local g = s.group_size
-    if g % 32 ~= 0 or (g % p.BK ~= 0 and p.BK % g ~= 0) then
-      return false, "group size neither a multiple nor a divisor of BK"
-    end
-  end
+  local fits, why = C.k_steps_fit(s, p.BK, p.SPLIT_K, p.STAGES)
+  if not fits then return false, why end
   if smem_bytes(p, s) > C.smem_max(s.arch) then return false, "shared memory over the limit" end
   if p.SPLIT_K > 1 and (s.n // p.TN) * p.SPLIT_K > 4 * 132 then return false, "split-K not needed" end
   return true
