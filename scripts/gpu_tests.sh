@@ -6,7 +6,8 @@
 #   scripts/gpu_tests.sh bench    bench next to cuBLAS fp16, per-channel and g128
 #   scripts/gpu_tests.sh weights  grouped, symmetric and act-order weights: tune, check, bench
 #   scripts/gpu_tests.sh sparse   16:32 sparse (q4s): GPU pack/validate, check, tune, bench next to q4
-#   scripts/gpu_tests.sh all      tune, check and bench in turn
+#   scripts/gpu_tests.sh python   the Python binding (tests/test_python.py) with torch on the GPU
+#   scripts/gpu_tests.sh all      tune, check, bench and python in turn
 # Logs go to $OUT (default /tmp/q4out); the database to $OUT/tuning.db unless
 # Q4TUNE_DB is set. Exits non-zero on the first failure. Without a GPU it
 # says so and exits 0 (skipped).
@@ -111,13 +112,21 @@ phase_sparse() {
   fi
 }
 
+phase_python() {
+  # build/libq4tune.so links the shared Lua, SQLite and jansson: their
+  # packages (liblua5.4-0, libsqlite3-0, libjansson4) must be installed
+  run python env Q4TUNE_LIBRARY=./build/libq4tune.so PYTHONPATH=python Q4TUNE_TEST_GPU=1 \
+    python3 tests/test_python.py
+}
+
 case "${1:-all}" in
   tune) phase_tune ;;
   check) phase_check ;;
   bench) phase_bench ;;
   weights) phase_weights ;;
   sparse) phase_sparse ;;
-  all) phase_tune && phase_check && phase_bench ;;
-  *) echo "usage: $0 [tune|check|bench|weights|sparse|all]"; exit 2 ;;
+  python) phase_python ;;
+  all) phase_tune && phase_check && phase_bench && phase_python ;;
+  *) echo "usage: $0 [tune|check|bench|weights|sparse|python|all]"; exit 2 ;;
 esac
 echo "gpu_tests: ${1:-all} passed"
