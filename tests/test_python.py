@@ -91,6 +91,7 @@ class WeightDescriptors(unittest.TestCase):
     def test_valid(self):
         w = self.weights(group_size=128)
         self.assertEqual((w.format, w.n, w.k, w.group_size), ("q4", 4096, 4096, 128))
+        self.assertEqual((w.qweight, w.mask), (self.BASE, None))
         self.assertEqual(self.weights(mask=self.BASE + 0x300000).format, "q4s")
         self.assertTrue(self.weights(zeros=None, symmetric=True).symmetric)
 
@@ -296,7 +297,7 @@ class OnTheGpu(unittest.TestCase):
         x = torch.randn(2, 3, self.K, generator=self.gen).half().cuda()
         y = self.h.matmul(x, w)
         self.assertEqual(tuple(y.shape), (2, 3, self.N))
-        raw = q4tune.Weights(w._keep[0].data_ptr(), w._keep[1].data_ptr(), w._keep[2].data_ptr(), n=self.N, k=self.K)
+        raw = q4tune.Weights(w.qweight.data_ptr(), w.scales.data_ptr(), w.zeros.data_ptr(), n=self.N, k=self.K)
         y2 = torch.empty(6, self.N, dtype=torch.float16, device="cuda")
         self.h.matmul(x.data_ptr(), raw, y2.data_ptr(), m=6, stream=torch.cuda.current_stream().cuda_stream)
         torch.cuda.synchronize()
@@ -354,7 +355,7 @@ class OnTheGpu(unittest.TestCase):
         with self.assertRaises(ValueError):
             self.h.matmul(x.cuda(), w, torch.empty(4, self.N + 8, dtype=torch.float16, device="cuda"))
         with self.assertRaises(ValueError):
-            q4tune.Weights(w._keep[0], w._keep[1], w._keep[2].cpu())
+            q4tune.Weights(w.qweight, w.scales, w.zeros.cpu())
         with q4tune.Handle(0, db=os.path.join(self.dir.name, "other.db")) as h2:
             pass
         with self.assertRaises(ValueError):

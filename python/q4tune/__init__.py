@@ -110,7 +110,8 @@ class Weights:
     act-order weights. `symmetric=True`: every zero is 8 and zeros may be
     None. With raw device addresses (ints) give n and k (group_size 0 is
     per-channel). The descriptor is checked at once (q4_weights_check, no
-    GPU needed) and keeps its tensors alive.
+    GPU needed); it keeps the arrays as its attributes of the same names,
+    and so the tensors alive.
     """
 
     def __init__(self, qweight, scales, zeros=None, *, mask=None, perm=None, symmetric=False,
@@ -121,13 +122,14 @@ class Weights:
             for given, name, value in ((n, "n", dims[0]), (k, "k", dims[1]), (group_size, "group_size", dims[2])):
                 if given is not None and given != value:
                     raise ValueError(f"{name}={given} disagrees with the tensors' {name}={value}")
-            self._keep = (qweight, scales, zeros, mask, perm)
         else:
             if n is None or k is None:
                 raise TypeError("weights given as device addresses need n and k")
             ptrs = [_address(nm, a) for nm, a in
                     (("qweight", qweight), ("scales", scales), ("zeros", zeros), ("mask", mask), ("perm", perm))]
-            dims, self.device, self._keep = (n, k, group_size or 0), None, ()
+            dims, self.device = (n, k, group_size or 0), None
+        # the arrays as given (tensors stay alive as long as the descriptor)
+        self.qweight, self.scales, self.zeros, self.mask, self.perm = qweight, scales, zeros, mask, perm
         self.n, self.k, self.group_size = dims
         self.format = "q4s" if sparse else "q4"
         self.symmetric = bool(symmetric)
@@ -205,6 +207,7 @@ class Handle:
                 raise ValueError(f"x: shape {tuple(x.shape)}, expected [..., K = {w.k}]")
             dev = w.device or x.device
             xp = _tensor("x", x, ("float16",), device=dev)
+            self._check_device(dev)
             shape = tuple(x.shape[:-1]) + (w.n,)
             if out is None:
                 out = _torch().empty(shape, dtype=x.dtype, device=x.device)
@@ -218,7 +221,7 @@ class Handle:
                 raise TypeError("x given as a device address needs out (an address) and m")
             xp, yp = _address("x", x), _address("out", out)
             stream = _stream(stream, None)
-        self._check_device(w.device)
+            self._check_device(w.device)
         check(lib.q4_matmul(self._handle(), ctypes.byref(w._struct), xp, yp, int(m), stream))
         return out
 

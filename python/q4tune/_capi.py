@@ -33,7 +33,10 @@ class Error(Exception):
     """A q4tune call failed: `status` says how, `message` is the library's own words."""
 
     def __init__(self, status, message):
-        self.status = Status(status)
+        try:
+            self.status = Status(status)
+        except ValueError:  # a code newer than this module
+            self.status = int(status)
         self.message = message
         super().__init__(f"{status_name(status)}: {message}")
 
