@@ -6,6 +6,7 @@ weights not rotated (so partly L2-warm: not a bandwidth figure).
 
     Q4TUNE_LIBRARY=build/libq4tune.so PYTHONPATH=python python3 scripts/python_overhead.py
 """
+import ctypes
 import os
 import tempfile
 import time
@@ -28,12 +29,16 @@ def gpu_us(launch, count):
     return start.elapsed_time(end) * 1e3 / count
 
 
-def host_us(call):
+def host_us(call, count=500):
+    """Host time of one call. The GPU is held busy first (torch.cuda._sleep,
+    about 20 ms), so the launches only queue (fewer than the driver's queue
+    holds) and the loop never waits for the GPU."""
     torch.cuda.synchronize()
+    torch.cuda._sleep(40_000_000)
     t0 = time.perf_counter()
-    for _ in range(CALLS):
+    for _ in range(count):
         call()
-    us = (time.perf_counter() - t0) / CALLS * 1e6
+    us = (time.perf_counter() - t0) / count * 1e6
     torch.cuda.synchronize()
     return us
 
@@ -53,6 +58,10 @@ def main():
             host = host_us(lambda: h.matmul(x, w, y))
             xp, yp, stream = x.data_ptr(), y.data_ptr(), torch.cuda.current_stream().cuda_stream
             raw = host_us(lambda: h.matmul(xp, w, yp, m=1, stream=stream))
+            # q4_matmul through ctypes alone: what the C library and ctypes cost
+            c_call = q4tune.lib.q4_matmul
+            args = (h._handle(), ctypes.byref(w._struct), xp, yp, 1, stream)
+            bare = host_us(lambda: c_call(*args))
 
             def loop():
                 for _ in range(CALLS):
@@ -69,7 +78,8 @@ def main():
                 for _ in range(CALLS // GRAPH_CALLS):
                     graph.replay()
             graphed = gpu_us(replay, CALLS)
-            print(f"{n} x {k} M=1: host {host:.2f} us a call (raw addresses {raw:.2f}); GPU a product: "
+            print(f"{n} x {k} M=1: host {host:.2f} us a call (raw addresses {raw:.2f}, "
+                  f"q4_matmul through ctypes {bare:.2f}); GPU a product: "
                   f"loop {looped:.2f} us, graph {graphed:.2f} us; kernel {h.kernel(w, 1)[0]}")
 
 
