@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Host time of one q4tune Handle.matmul call from Python, against the GPU
 time of a product: CUDA events over the same calls, and over products
-replayed from a CUDA graph. Default kernels (an empty database), M = 1,
-weights not rotated (so partly L2-warm: not a bandwidth figure).
+replayed from a CUDA graph. Also the Python wrapper's own share (the
+library's q4_matmul stubbed out). Default kernels (an empty database),
+M = 1, weights not rotated (so partly L2-warm: not a bandwidth figure).
 
     Q4TUNE_LIBRARY=build/libq4tune.so PYTHONPATH=python python3 scripts/python_overhead.py
 """
@@ -10,6 +11,7 @@ import ctypes
 import os
 import tempfile
 import time
+import timeit
 
 import torch
 
@@ -43,6 +45,29 @@ def host_us(call, count=500):
     return us
 
 
+class _StubLibrary:
+    """libq4tune with q4_matmul doing nothing: what the wrapper alone costs."""
+
+    def __init__(self, real):
+        self._real = real
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    @staticmethod
+    def q4_matmul(*args):
+        return 0
+
+
+def wrapper_us(call):
+    """Host time of one call with the library stubbed out (best of 5 x 20000)."""
+    real, q4tune.lib = q4tune.lib, _StubLibrary(q4tune.lib)
+    try:
+        return min(timeit.repeat(call, number=20000, repeat=5)) / 20000 * 1e6
+    finally:
+        q4tune.lib = real
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp, q4tune.Handle(0, db=os.path.join(tmp, "tuning.db")) as h:
         for n, k in ((4096, 4096), (22016, 4096)):
@@ -62,6 +87,9 @@ def main():
             c_call = q4tune.lib.q4_matmul
             args = (h._handle(), ctypes.byref(w._struct), xp, yp, 1, stream)
             bare = host_us(lambda: c_call(*args))
+            wrap = wrapper_us(lambda: h.matmul(x, w, y))
+            wrap_alloc = wrapper_us(lambda: h.matmul(x, w))
+            wrap_raw = wrapper_us(lambda: h.matmul(xp, w, yp, m=1, stream=stream))
 
             def loop():
                 for _ in range(CALLS):
@@ -81,6 +109,8 @@ def main():
             print(f"{n} x {k} M=1: host {host:.2f} us a call (raw addresses {raw:.2f}, "
                   f"q4_matmul through ctypes {bare:.2f}); GPU a product: "
                   f"loop {looped:.2f} us, graph {graphed:.2f} us; kernel {h.kernel(w, 1)[0]}")
+            print(f"  the wrapper alone (q4_matmul stubbed): {wrap:.2f} us a call, {wrap_alloc:.2f} with out "
+                  f"allocated, {wrap_raw:.2f} with raw addresses")
 
 
 if __name__ == "__main__":
