@@ -108,7 +108,7 @@ def main():
             graphed = gpu_us(replay, CALLS)
             print(f"{n} x {k} M=1: host {host:.2f} us a call (raw addresses {raw:.2f}, "
                   f"q4_matmul through ctypes {bare:.2f}); GPU a product: "
-                  f"loop {looped:.2f} us, graph {graphed:.2f} us; kernel {h.kernel(w, 1)[0]}")
+                  f"loop {looped:.2f} us, graph {graphed:.2f} us; kernel {h.kernel_name(w, 1)[0]}")
             print(f"  the wrapper alone (q4_matmul stubbed): {wrap:.2f} us a call, {wrap_alloc:.2f} with out "
                   f"allocated, {wrap_raw:.2f} with raw addresses")
 

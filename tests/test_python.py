@@ -278,7 +278,7 @@ class OnTheGpu(unittest.TestCase):
             self.assertTrue(torch.isfinite(y).all().item(), f"M = {m}: an element not written")
             err = relative_error(y, x.float() @ deq)
             self.assertLess(err, 2e-3, f"{w} M = {m}")
-            name, tuned = self.h.kernel(w, m)
+            name, tuned = self.h.kernel_name(w, m)
             self.assertTrue(name and "[" in name and not tuned, name)
 
     def test_dense(self):

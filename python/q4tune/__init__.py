@@ -232,7 +232,7 @@ class Handle:
         check(lib.q4_matmul(self._handle(), ctypes.byref(w._struct), xp, yp, int(m), stream))
         return out
 
-    def kernel(self, w, m):
+    def kernel_name(self, w, m):
         """(name, tuned): the kernel matmul would run for w and m rows, and whether it is a tuned winner."""
         buf, tuned = ctypes.create_string_buffer(512), ctypes.c_int()
         check(lib.q4_kernel_name(self._handle(), ctypes.byref(w._struct), int(m), buf, len(buf), ctypes.byref(tuned)))
