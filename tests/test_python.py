@@ -5,8 +5,8 @@ when the driver is missing, weight descriptors checked by the library,
 round-to-nearest quantization and GPTQ import in host memory. With torch
 and a CUDA device (scripts/gpu_tests.sh python): products of dense and
 16:32 sparse weights against a float32 reference, sparse packing round
-trips and their errors, raw device addresses, a CUDA graph's capture,
-argument errors.
+trips and their errors, raw device addresses, host quantization uploaded
+and multiplied, a CUDA graph's capture, argument errors.
 
 Run from the build directory's ctest, or by hand:
     Q4TUNE_LIBRARY=build/libq4tune.so PYTHONPATH=python python3 tests/test_python.py
@@ -305,6 +305,20 @@ class OnTheGpu(unittest.TestCase):
         self.assertLess(relative_error(y.reshape(6, self.N), x.reshape(6, self.K).float() @ deq), 2e-3)
         self.assertEqual(tuple(self.h.matmul(torch.empty(0, self.K, dtype=torch.float16, device="cuda"), w).shape),
                          (0, self.N))
+
+    def test_quantized_on_the_gpu(self):
+        # host quantization (from a CPU tensor), uploaded by to_weights, against its own dequantization
+        for symmetric in (False, True):
+            wf = torch.randn(self.K, self.N, generator=self.gen)
+            m = q4tune.quantize_rtn(wf, group_size=128, symmetric=symmetric)
+            w = m.to_weights("cuda")
+            self.assertEqual((w.n, w.k, w.group_size, w.symmetric), (self.N, self.K, 128, symmetric))
+            deq = torch.tensor([[m.dequant(r, c) for c in range(self.N)] for r in range(self.K)])
+            self.assertLess(((deq - wf).norm() / wf.norm()).item(), 0.2)  # 4-bit RTN of Gaussian values
+            x = torch.randn(16, self.K, generator=self.gen).half().cuda()
+            y = self.h.matmul(x, w)
+            torch.cuda.synchronize()
+            self.assertLess(relative_error(y, x.float() @ deq.cuda()), 2e-3)
 
     def test_cuda_graph(self):
         # after a first call (which compiles), a product is one kernel launch
