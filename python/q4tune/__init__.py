@@ -74,6 +74,13 @@ def _tensor(name, t, dtypes, shape=None, device=None):
     return t.data_ptr()
 
 
+def _matrix(name, t, what):
+    """t, a tensor that must be 2-D (`what` names its layout in the message)."""
+    if not _is_tensor(t) or t.dim() != 2:
+        raise ValueError(f"{name}: expected a 2-D tensor {what}")
+    return t
+
+
 def _address(name, a):
     """A raw device address: an int (or None for an absent array)."""
     if a is None:
@@ -146,14 +153,12 @@ class Weights:
 
     @staticmethod
     def _from_tensors(qweight, scales, zeros, mask, perm, symmetric, sparse):
-        if not _is_tensor(qweight) or qweight.dim() != 2:
-            raise ValueError("qweight: expected a 2-D tensor [K/8][N] (q4) or [K/16][N] (q4s)")
+        rows, n = _matrix("qweight", qweight, "[K/8][N] (q4) or [K/16][N] (q4s)").shape
         dev = qweight.device
-        rows, n = qweight.shape
         k = rows * (16 if sparse else 8)
-        if not _is_tensor(scales) or scales.dim() != 2 or scales.shape[0] < 1 or k % scales.shape[0]:
+        groups = _matrix("scales", scales, f"[G][N] with G dividing K = {k}").shape[0]
+        if groups < 1 or k % groups:
             raise ValueError(f"scales: expected a 2-D tensor [G][N] with G dividing K = {k}")
-        groups = scales.shape[0]
         ptrs = [_tensor("qweight", qweight, _WORDS, device=dev),
                 _tensor("scales", scales, _HALF, (groups, n), dev)]
         if zeros is None and not symmetric:
@@ -255,9 +260,7 @@ class Handle:
         validated on the GPU first: a code above 15, a keep value other than
         0 or 1, or a block of 32 rows not keeping 16 raises Error naming it.
         """
-        if not _is_tensor(codes) or codes.dim() != 2:
-            raise ValueError("codes: expected a 2-D uint8 tensor [N][K]")
-        n, k = codes.shape
+        n, k = _matrix("codes", codes, "[N][K] of uint8").shape
         cp = _tensor("codes", codes, ("uint8",), device=codes.device)
         kp = _tensor("keep", keep, ("uint8",), (n, k), codes.device)
         self._check_device(codes.device)
@@ -272,18 +275,14 @@ class Handle:
 
     def sparse_validate(self, mask, *, stream=None):
         """Check a q4s mask (int32 CUDA tensor [K/32][N]): Error names the first word without 16 bits set."""
-        if not _is_tensor(mask) or mask.dim() != 2:
-            raise ValueError("mask: expected a 2-D int32 tensor [K/32][N]")
-        mp = _tensor("mask", mask, _WORDS, device=mask.device)
+        mp = _tensor("mask", _matrix("mask", mask, "[K/32][N] of int32"), _WORDS, device=mask.device)
         self._check_device(mask.device)
         check(lib.q4_sparse_validate(self._handle(), mp, mask.shape[1], 32 * mask.shape[0],
                                      _stream(stream, mask.device)))
 
     def sparse_unpack(self, qweight, mask, *, stream=None):
         """The inverse of sparse_pack: (codes, keep), uint8 [N][K], pruned rows code 0 and keep 0."""
-        if not _is_tensor(mask) or mask.dim() != 2:
-            raise ValueError("mask: expected a 2-D int32 tensor [K/32][N]")
-        n, k = mask.shape[1], 32 * mask.shape[0]
+        n, k = _matrix("mask", mask, "[K/32][N] of int32").shape[1], 32 * mask.shape[0]
         mp = _tensor("mask", mask, _WORDS, device=mask.device)
         qp = _tensor("qweight", qweight, _WORDS, (k // 16, n), mask.device)
         self._check_device(mask.device)
