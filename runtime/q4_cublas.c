@@ -24,22 +24,37 @@ q4_status q4_cublas_open(q4_cublas **out) {
   *out = NULL;
   q4_cublas *c = calloc(1, sizeof *c);
   if (!c) return q4_err(Q4_ERR_NO_MEMORY, "out of host memory");
-  const char *names[] = {getenv("Q4TUNE_LIBCUBLAS"), "libcublas.so.13", "libcublas.so.12", "libcublas.so",
-                         "/usr/local/cuda/lib64/libcublas.so"};
-  for (size_t i = 0; i < sizeof names / sizeof names[0] && !c->lib; i++)
-    if (names[i]) c->lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+  /* Q4TUNE_LIBCUBLAS, when set, is the only one tried (as for the driver
+  ** and NVRTC): a name that does not load means no cuBLAS. */
+  const char *env = getenv("Q4TUNE_LIBCUBLAS");
+  const char *defaults[] = {"libcublas.so.13", "libcublas.so.12", "libcublas.so", "/usr/local/cuda/lib64/libcublas.so"};
+  const char *const *names = defaults;
+  size_t count = sizeof defaults / sizeof defaults[0];
+  if (env && *env) {
+    names = &env;
+    count = 1;
+  }
+  const char *why = NULL;
+  for (size_t i = 0; i < count && !c->lib; i++)
+    if (!(c->lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL))) why = dlerror();
   if (!c->lib) {
     free(c);
-    return q4_err(Q4_ERR_NO_DRIVER, "cannot load cuBLAS (%s): the fp16 baseline needs the CUDA toolkit", dlerror());
+    return q4_err(Q4_ERR_NO_DRIVER, "cannot load cuBLAS (%s%s)", env && *env ? "Q4TUNE_LIBCUBLAS: " : "",
+                  why ? why : "unknown error");
   }
   *(void **)&c->create = dlsym(c->lib, "cublasCreate_v2");
   *(void **)&c->destroy = dlsym(c->lib, "cublasDestroy_v2");
   *(void **)&c->set_stream = dlsym(c->lib, "cublasSetStream_v2");
   *(void **)&c->gemm_ex = dlsym(c->lib, "cublasGemmEx");
-  if (!c->create || !c->destroy || !c->set_stream || !c->gemm_ex || c->create(&c->handle) != CUBLAS_STATUS_SUCCESS) {
+  const char *lacks = !c->create ? "cublasCreate_v2" : !c->destroy ? "cublasDestroy_v2"
+                      : !c->set_stream ? "cublasSetStream_v2" : !c->gemm_ex ? "cublasGemmEx" : NULL;
+  cublasStatus_t r = CUBLAS_STATUS_SUCCESS;
+  if (!lacks) r = c->create(&c->handle);
+  if (lacks || r != CUBLAS_STATUS_SUCCESS) {
     dlclose(c->lib);
     free(c);
-    return q4_err(Q4_ERR_CUDA, "cuBLAS loaded but could not create a handle");
+    if (lacks) return q4_err(Q4_ERR_NO_DRIVER, "cannot load cuBLAS: the library loaded has no %s", lacks);
+    return q4_err(Q4_ERR_CUDA, "cuBLAS loaded but could not create a handle (cublasCreate: status %d)", (int)r);
   }
   *out = c;
   return Q4_OK;

@@ -12,8 +12,8 @@
 
 typedef struct q4_cublas q4_cublas;
 
-/* Load libcublas (libcublas.so.13, .so.12, .so; $Q4TUNE_LIBCUBLAS
-** overrides) and create a handle in the current context. */
+/* Load libcublas (libcublas.so.13, .so.12, .so; $Q4TUNE_LIBCUBLAS, when
+** set, is the only name tried) and create a handle in the current context. */
 q4_status q4_cublas_open(q4_cublas **out);
 void q4_cublas_close(q4_cublas *c);
 

@@ -13,13 +13,20 @@ static int same_shape(const q4_shape *a, const q4_shape *b) {
   return a->format == b->format && a->n == b->n && a->k == b->k && a->group_size == b->group_size;
 }
 
+int q4_blas_ready(q4_handle *h) {
+  if (h->blas) return 1;
+  if (h->blas_missing[0]) return 0;
+  if (q4_cublas_open(&h->blas) == Q4_OK) return 1;
+  snprintf(h->blas_missing, sizeof h->blas_missing, "%s", q4_last_error());
+  q4_err_clear();
+  q4_log(Q4_LOG_INFO, "%s; two-pass kernels (q4_dqgemm) will not be used", h->blas_missing);
+  q4gen_set_cublas(h->gen, 0);
+  return 0;
+}
+
 q4_status q4_default_variant(q4_handle *h, const q4_shape *s, int bucket, q4_variant *v) {
   q4_status st = q4gen_default(h->gen, s, h->arch, bucket, v);
-  if (st || v->chunk_n == 0 || h->blas) return st;
-  if (q4_cublas_open(&h->blas) == Q4_OK) return Q4_OK;
-  q4_log(Q4_LOG_INFO, "%s; untuned shapes take single-pass kernels", q4_last_error());
-  q4_err_clear();
-  q4gen_set_cublas(h->gen, 0);
+  if (st || v->chunk_n == 0 || q4_blas_ready(h)) return st;
   q4_variant_free(v);
   return q4gen_default(h->gen, s, h->arch, bucket, v);
 }
@@ -36,14 +43,18 @@ static q4_status choose_variant(q4_handle *h, const q4_shape *s, int bucket, q4_
     char tuned_hash[Q4_HASH_MAX];
     memcpy(tuned_hash, v->hash, sizeof tuned_hash);
     st = q4gen_render(h->gen, s, h->arch, v);
-    if (!st && !strcmp(tuned_hash, v->hash)) {
+    if (!st && v->chunk_n && !q4_blas_ready(h)) {
+      /* tuned where cuBLAS loaded, run where it does not */
+      q4_log(Q4_LOG_INFO, "tuned winner %s[%s] needs cuBLAS; using the default", v->tmpl, v->params);
+    } else if (!st && !strcmp(tuned_hash, v->hash)) {
       *tuned = 1;
       q4_log(Q4_LOG_DEBUG, "%s N=%d K=%d g=%d M<=%d: tuned %s[%s] (%.1f us)", q4_format_name(s->format),
              s->n, s->k, s->group_size, bucket, v->tmpl, v->params, us);
       return Q4_OK;
+    } else {
+      q4_log(Q4_LOG_INFO, "tuned winner %s[%s] no longer matches its template; using the default",
+             v->tmpl, v->params);
     }
-    q4_log(Q4_LOG_INFO, "tuned winner %s[%s] no longer matches its template; using the default",
-           v->tmpl, v->params);
     q4_variant_free(v);
     memset(v, 0, sizeof *v);
   }
@@ -148,7 +159,7 @@ static q4_status launch_two_pass(q4_handle *h, const q4_kernel *k, const q4_weig
                                  int m, CUstream stream) {
   const q4_variant *v = &k->v;
   q4_status st;
-  if (!h->blas && (st = q4_cublas_open(&h->blas))) return st;
+  if (!q4_blas_ready(h)) return q4_err(Q4_ERR_NO_DRIVER, "%s[%s] needs cuBLAS: %s", v->tmpl, v->params, h->blas_missing);
   q4_workspace *ws;
   const size_t xperm = w->perm ? (size_t)m * w->k * 2 : 0;
   if ((st = workspace_for(h, stream, 0, 0, (size_t)w->k * v->chunk_n * 2, xperm, &ws))) return st;

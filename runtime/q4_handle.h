@@ -59,6 +59,7 @@ struct q4_handle {
   q4_plan *plans;
   q4_workspace *workspaces;
   q4_cublas *blas;    /* loaded on the first two-pass launch or default */
+  char blas_missing[256];  /* why cuBLAS did not load, once it failed: two passes are then never chosen */
   int nvrtc_runs;     /* compilations this handle ran (0 on a warm start) */
   int early_launch;   /* q4_set_early_launch: single-pass kernels as programmatic dependents */
   CUmodule sparse_mod;      /* q4_sparse_gpu.c's kernels, loaded on first use */
@@ -85,10 +86,16 @@ q4_status q4_kernel_get(q4_handle *h, q4_variant *v, q4_kernel **out);
 ** lock itself. */
 q4_status q4_kernel_precompile(q4_handle *h, const q4_variant *v);
 
+/* 1 if cuBLAS is loaded, loading it on the first call. If it does not
+** load, the reason goes to h->blas_missing, the templates are told
+** (q4gen_set_cublas) and it is not tried again: 0. Caller holds the lock
+** and the context. */
+int q4_blas_ready(q4_handle *h);
+
 /* The templates' default for shape s at M bucket `bucket`, rendered. A
 ** default that needs cuBLAS (two passes) loads it first; where it does not
-** load, the templates are told (q4gen_set_cublas) and asked again. Caller
-** holds the lock and the context. */
+** load, the templates are asked again without it. Caller holds the lock
+** and the context. */
 q4_status q4_default_variant(q4_handle *h, const q4_shape *s, int bucket, q4_variant *v);
 
 /* The kernel for (shape, m): tuned winner or default. Caller holds the lock

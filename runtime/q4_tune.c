@@ -43,6 +43,7 @@ static int in_range(const q4_variant *v, int m) { return v->m_min <= m && m <= v
 static q4_status collect(tune_run *r) {
   q4_handle *h = r->h;
   q4_status st = Q4_OK;
+  int blas = -1; /* whether two-pass variants can run: asked at the first one */
   pthread_mutex_lock(&h->lock);
   for (int t = 0; !st && t < q4gen_count(h->gen); t++) {
     if (!q4gen_supports(h->gen, t, r->s->format)) continue;
@@ -59,7 +60,14 @@ static q4_status collect(tune_run *r) {
     for (int i = 0; i < n; i++) {
       int used = 0;
       for (int b = 0; b < r->nb; b++) used |= in_range(&list[i], r->buckets[b]);
-      if (!used) {
+      if (used && list[i].chunk_n && blas < 0) {
+        blas = 0;
+        if (q4_ctx_push(h) == Q4_OK) {
+          blas = q4_blas_ready(h);
+          q4_ctx_pop(h);
+        }
+      }
+      if (!used || (list[i].chunk_n && !blas)) { /* (cmd_tune says why two-pass ones are missing) */
         q4_variant_free(&list[i]);
         continue;
       }

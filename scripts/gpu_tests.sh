@@ -7,6 +7,7 @@
 #   scripts/gpu_tests.sh weights  grouped, symmetric and act-order weights: tune, check, bench
 #   scripts/gpu_tests.sh sparse   16:32 sparse (q4s): GPU pack/validate, check, tune, bench next to q4
 #   scripts/gpu_tests.sh python   the Python binding (tests/test_python.py) with torch on the GPU
+#   scripts/gpu_tests.sh noblas   without cuBLAS: single-pass kernels at every M, tuned two-pass winners replaced
 #   scripts/gpu_tests.sh all      tune, check, bench and python in turn
 # Logs go to $OUT (default /tmp/q4out); the database to $OUT/tuning.db unless
 # Q4TUNE_DB is set. Exits non-zero on the first failure. Without a GPU it
@@ -112,6 +113,33 @@ phase_sparse() {
   fi
 }
 
+phase_noblas() {
+  # Without cuBLAS (Q4TUNE_LIBCUBLAS names a file that is not there): the
+  # single-pass kernels serve every M, a tuned q4_dqgemm winner gives way
+  # to the default, tuning leaves the two-pass family out and says so, and
+  # bench, which compares with cuBLAS, stops with the reason.
+  local db=$OUT/noblas.db shapes="--shape 4096,4096 --shape 4096,11008"
+  local none="Q4TUNE_LIBCUBLAS=$OUT/no-such-libcublas.so"
+  rm -f "$db" "$db-wal" "$db-shm"
+  run nb_tune_blas env Q4TUNE_DB="$db" $Q tune --format all $shapes --m 2048
+  run nb_check_blas env Q4TUNE_DB="$db" $Q check --format all $shapes --m 1,2048
+  grep -q "tuned .*q4_dqgemm" "$OUT/nb_check_blas.txt" || { echo "gpu_tests: no tuned q4_dqgemm winner to fall back from"; exit 1; }
+  run nb_check env Q4TUNE_DB="$db" Q4TUNE_LOG=info $none $Q check --format all $shapes --m 1,100,300,1024,2048,4096
+  if grep -E "^q4s? .* q4_dqgemm\[" "$OUT/nb_check.txt"; then echo "gpu_tests: q4_dqgemm chosen without cuBLAS"; exit 1; fi
+  grep -q "needs cuBLAS; using the default" "$OUT/nb_check.txt" || { echo "gpu_tests: no fallback logged"; exit 1; }
+  rm -f "$db" "$db-wal" "$db-shm"
+  run nb_tune env Q4TUNE_DB="$db" $none $Q tune --format all --shape 4096,4096 --m 2048
+  grep -q "two-pass kernels (q4_dqgemm) left out" "$OUT/nb_tune.txt" || { echo "gpu_tests: tune did not say"; exit 1; }
+  if grep "q4_dqgemm\[" "$OUT/nb_tune.txt"; then echo "gpu_tests: tune ran q4_dqgemm without cuBLAS"; exit 1; fi
+  run nb_show env Q4TUNE_DB="$db" $Q show
+  echo "== nb_bench: $Q bench without cuBLAS (must fail, naming cuBLAS)"
+  if env Q4TUNE_DB="$db" $none $Q bench --shape 4096,4096 --m 1 >"$OUT/nb_bench.txt" 2>&1; then
+    echo "gpu_tests: bench ran without cuBLAS"; exit 1
+  fi
+  cat "$OUT/nb_bench.txt"
+  grep -q "cuBLAS" "$OUT/nb_bench.txt" || { echo "gpu_tests: bench did not name cuBLAS"; exit 1; }
+}
+
 phase_python() {
   # build/libq4tune.so links the shared Lua, SQLite and jansson: their
   # packages (liblua5.4-0, libsqlite3-0, libjansson4) must be installed
@@ -126,7 +154,8 @@ case "${1:-all}" in
   weights) phase_weights ;;
   sparse) phase_sparse ;;
   python) phase_python ;;
+  noblas) phase_noblas ;;
   all) phase_tune && phase_check && phase_bench && phase_python ;;
-  *) echo "usage: $0 [tune|check|bench|weights|sparse|python|all]"; exit 2 ;;
+  *) echo "usage: $0 [tune|check|bench|weights|sparse|python|noblas|all]"; exit 2 ;;
 esac
 echo "gpu_tests: ${1:-all} passed"

@@ -98,6 +98,7 @@ int cmd_tune(int argc, char **argv) {
     printf("done in %.1f s: %d variants compiled (%d failed), %d measured, %d reused from the database, "
            "%d rejected, %d NVRTC runs\n", secs, t.compiled, t.failed, t.measured, t.reused, t.rejected,
            h->nvrtc_runs);
+  if (h->blas_missing[0]) printf("two-pass kernels (q4_dqgemm) left out: %s\n", h->blas_missing);
   q4_destroy(h);
   return st ? cli_fail("tuning", st) : 0;
 }
