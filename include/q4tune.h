@@ -86,7 +86,23 @@ q4_status q4_weights_check(const q4_weights *w);
 /* y[m][N] = x[m][K] * W, enqueued on `stream`. Uses the tuned kernel for
 ** this device, shape and M bucket, or a default kernel if the shape was never
 ** tuned. The first call for a kernel compiles it (or loads it from the
-** database's cubin cache). On error nothing is enqueued and y is untouched. */
+** database's cubin cache). On error nothing is enqueued and y is untouched.
+**
+** x and y are device arrays, 16-byte aligned; y may not overlap x or any
+** array of w that is read (zeros of symmetric weights and the mask of dense
+** ones are not).
+**
+** Errors:
+**   Q4_ERR_INVALID_ARG  h, w, x or y NULL; w fails q4_weights_check; m < 1;
+**                       x or y not 16-byte aligned; y over an input (the
+**                       message names it).
+**   Q4_ERR_UNSUPPORTED  no kernel takes this shape or M.
+**   Q4_ERR_TEMPLATE     a kernel template failed to render.
+**   Q4_ERR_NVRTC, Q4_ERR_NO_HEADERS  the kernel failed to compile.
+**   Q4_ERR_DB           the tuning database could not be read.
+**   Q4_ERR_NO_MEMORY    no memory for split-K or two-pass scratch.
+**   Q4_ERR_CUDA         a driver call failed: a bad device pointer, say, or
+**                       an earlier asynchronous error on `stream`. */
 q4_status q4_matmul(q4_handle *h, const q4_weights *w, const void *x, void *y,
                     int m, void *stream);
 

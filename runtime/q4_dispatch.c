@@ -159,7 +159,8 @@ static q4_status launch_two_pass(q4_handle *h, const q4_kernel *k, const q4_weig
                                  int m, CUstream stream) {
   const q4_variant *v = &k->v;
   q4_status st;
-  if (!q4_blas_ready(h)) return q4_err(Q4_ERR_NO_DRIVER, "%s[%s] needs cuBLAS: %s", v->tmpl, v->params, h->blas_missing);
+  if (!q4_blas_ready(h))
+    return q4_err(Q4_ERR_NO_DRIVER, "%s[%s] needs cuBLAS: %s", v->tmpl, v->params, h->blas_missing);
   q4_workspace *ws;
   const size_t xperm = w->perm ? (size_t)m * w->k * 2 : 0;
   if ((st = workspace_for(h, stream, 0, 0, (size_t)w->k * v->chunk_n * 2, xperm, &ws))) return st;

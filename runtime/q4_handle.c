@@ -164,5 +164,24 @@ q4_status q4_check_args(const q4_weights *w, const void *x, const void *y, int m
   if (m <= 0) return q4_err(Q4_ERR_INVALID_ARG, "M=%d: must be at least 1", m);
   if ((uintptr_t)x % 16 || (uintptr_t)y % 16)
     return q4_err(Q4_ERR_INVALID_ARG, "x and y must be 16-byte aligned");
+  /* The kernels read x and the weights while other blocks write y: y over
+  ** any of them would be a wrong answer, not an error, without this. */
+  const size_t groups = (size_t)w->k / (size_t)(w->group_size ? w->group_size : w->k);
+  const size_t cols = (size_t)w->n, rows = (size_t)w->k;
+  const struct { const void *p; size_t bytes; const char *name; } in[] = {
+      {x, (size_t)m * rows * 2, "x"},
+      {w->qweight, rows / (w->format == Q4_FORMAT_Q4S ? 16 : 8) * cols * 4, "the weights' qweight"},
+      {w->scales, groups * cols * 2, "the weights' scales"},
+      {w->symmetric ? NULL : w->zeros, groups * cols * 2, "the weights' zeros"},
+      {w->format == Q4_FORMAT_Q4S ? w->mask : NULL, rows / 32 * cols * 4, "the weights' mask"},
+      {w->perm, rows * 4, "the weights' perm"}};
+  const uintptr_t y0 = (uintptr_t)y, y1 = y0 + (size_t)m * cols * 2;
+  for (size_t i = 0; i < sizeof in / sizeof in[0]; i++) {
+    const uintptr_t a0 = (uintptr_t)in[i].p, a1 = a0 + in[i].bytes;
+    if (in[i].p && a0 < y1 && y0 < a1)
+      return q4_err(Q4_ERR_INVALID_ARG,
+                    "y [%#lx, %#lx) overlaps %s [%#lx, %#lx): the product cannot be written over its inputs",
+                    (unsigned long)y0, (unsigned long)y1, in[i].name, (unsigned long)a0, (unsigned long)a1);
+  }
   return Q4_OK;
 }

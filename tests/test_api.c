@@ -221,8 +221,10 @@ static void test_weights_check(void) {
 
 /* ---- products ----------------------------------------------------------- */
 
-#define XP ((const void *)(uintptr_t)0x10000)
-#define YP ((void *)(uintptr_t)0x20000)
+/* (far from the weights' fake addresses and from each other: 1e5 rows of
+** x or y are under 1 GB) */
+#define XP ((const void *)(uintptr_t)0x100000000)
+#define YP ((void *)(uintptr_t)0x200000000)
 
 static void test_check_args(void) {
   q4_weights w = valid();
@@ -233,9 +235,32 @@ static void test_check_args(void) {
   CHECK_ERR(q4_check_args(&w, XP, YP, -5), Q4_ERR_INVALID_ARG, "M=-5");
   CHECK_ERR(q4_check_args(&w, NULL, YP, 1), Q4_ERR_INVALID_ARG, "NULL");
   CHECK_ERR(q4_check_args(&w, XP, NULL, 1), Q4_ERR_INVALID_ARG, "NULL");
-  CHECK_ERR(q4_check_args(&w, (const void *)(uintptr_t)0x10008, YP, 1), Q4_ERR_INVALID_ARG, "aligned");
-  CHECK_ERR(q4_check_args(&w, XP, (void *)(uintptr_t)0x20002, 1), Q4_ERR_INVALID_ARG, "aligned");
+  CHECK_ERR(q4_check_args(&w, (const void *)(uintptr_t)0x100000008, YP, 1), Q4_ERR_INVALID_ARG, "aligned");
+  CHECK_ERR(q4_check_args(&w, XP, (void *)(uintptr_t)0x200000002, 1), Q4_ERR_INVALID_ARG, "aligned");
   CHECK_ERR(q4_check_args(NULL, XP, YP, 1), Q4_ERR_INVALID_ARG, "NULL");
+  /* y written over an input: refused, naming it; next to one: fine */
+  const uintptr_t x = (uintptr_t)XP, qw = (uintptr_t)w.qweight, x_rows = 4096 * 2, y_rows = 4096 * 2;
+  CHECK_ERR(q4_check_args(&w, XP, (void *)x, 1), Q4_ERR_INVALID_ARG, "overlaps x");
+  CHECK_ERR(q4_check_args(&w, XP, (void *)(x + 3 * x_rows), 4), Q4_ERR_INVALID_ARG, "overlaps x");
+  CHECK_ERR(q4_check_args(&w, XP, (void *)(x - 3 * y_rows), 4), Q4_ERR_INVALID_ARG, "overlaps x");
+  CHECK_OK(q4_check_args(&w, XP, (void *)(x + 4 * x_rows), 4));
+  CHECK_OK(q4_check_args(&w, XP, (void *)(x - 4 * y_rows), 4));
+  CHECK_ERR(q4_check_args(&w, XP, (void *)(qw + 4096 / 8 * 4096 * 4 - 16), 1), Q4_ERR_INVALID_ARG, "qweight");
+  CHECK_OK(q4_check_args(&w, XP, (void *)(qw + 4096 / 8 * 4096 * 4 + 0x10000), 1));
+  w.zeros = (const void *)(uintptr_t)0x300000000;
+  CHECK_ERR(q4_check_args(&w, XP, (void *)(uintptr_t)0x300000000, 1), Q4_ERR_INVALID_ARG, "zeros");
+  w.symmetric = 1;  /* zeros not read */
+  CHECK_OK(q4_check_args(&w, XP, (void *)(uintptr_t)0x300000000, 1));
+  w.symmetric = 0;
+  w.mask = (const void *)(uintptr_t)0x400000000;  /* dense weights: mask not read */
+  CHECK_OK(q4_check_args(&w, XP, (void *)(uintptr_t)0x400000000, 1));
+  w.format = Q4_FORMAT_Q4S;
+  CHECK_ERR(q4_check_args(&w, XP, (void *)(uintptr_t)0x400000000, 1), Q4_ERR_INVALID_ARG, "mask");
+  w = valid();
+  w.perm = (const void *)(uintptr_t)0x500000000;
+  CHECK_ERR(q4_check_args(&w, XP, (void *)(uintptr_t)(0x500000000 + 4096 * 4 - 16), 1), Q4_ERR_INVALID_ARG, "perm");
+  CHECK_OK(q4_check_args(&w, XP, (void *)(uintptr_t)(0x500000000 + 4096 * 4), 1));
+  w = valid();
   w.n = 12;
   CHECK_ERR(q4_check_args(&w, XP, YP, 1), Q4_ERR_INVALID_ARG, "multiple of 8");
 }

@@ -370,6 +370,16 @@ class OnTheGpu(unittest.TestCase):
             self.h.matmul(x.cuda(), w, torch.empty(4, self.N + 8, dtype=torch.float16, device="cuda"))
         with self.assertRaises(ValueError):
             q4tune.Weights(w.qweight, w.scales, w.zeros.cpu())
+        # out over x (or the weights) would be a wrong answer: the library refuses it
+        xy = torch.empty(4 * max(self.K, self.N), dtype=torch.float16, device="cuda")
+        xin = xy[: 4 * self.K].view(4, self.K).normal_()
+        with self.assertRaises(q4tune.Error) as cm:
+            self.h.matmul(xin, w, xy[: 4 * self.N].view(4, self.N))
+        self.assertEqual(cm.exception.status, q4tune.Status.INVALID_ARG)
+        self.assertIn("overlaps x", cm.exception.message)
+        with self.assertRaises(q4tune.Error) as cm:
+            self.h.matmul(xin.data_ptr(), w, w.qweight.data_ptr(), m=4)
+        self.assertIn("qweight", cm.exception.message)
         with q4tune.Handle(0, db=os.path.join(self.dir.name, "other.db")) as h2:
             pass
         with self.assertRaises(ValueError):
