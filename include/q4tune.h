@@ -140,7 +140,7 @@ q4_status q4_set_early_launch(q4_handle *h, int on);
 ** block b, column n goes in word (2b + i/8, n), bits 4*(i%8) .. 4*(i%8)+3;
 ** bit j of mask word (b, n) is set when row 32b + j is kept. Pruned codes
 ** are dropped, whatever their value (it must still be 0..15). The outputs
-** must not overlap the inputs.
+** may not overlap the inputs or each other.
 **
 ** The input is checked on the GPU first and nothing is written to qweight
 ** or mask unless all of it is valid. The work runs on `stream` (NULL: the
@@ -152,8 +152,9 @@ q4_status q4_set_early_launch(q4_handle *h, int on);
 ** Errors:
 **   Q4_ERR_INVALID_ARG  h, codes, keep, qweight or mask NULL; N not a
 **                       positive multiple of 8; K not a positive multiple of
-**                       32; qweight or mask not 16-byte aligned (all checked
-**                       before the GPU is touched); and for the input, the
+**                       32; qweight or mask not 16-byte aligned; an output
+**                       overlapping another array (all checked before the
+**                       GPU is touched); and for the input, the
 **                       first of: a code above 15 or a keep value other than
 **                       0 and 1 (the first in (n, k) order, named with its
 **                       position and value), or a block of 32 rows keeping
@@ -185,15 +186,17 @@ q4_status q4_sparse_validate(q4_handle *h, const void *mask, int n, int k, void 
 ** uint32 [K/32][N] (device arrays, 16-byte aligned), write codes and keep,
 ** N x K bytes each in device memory (element (n, k) at n*K + k, any
 ** alignment): keep 1 and the code for a kept row, keep 0 and code 0 for a
-** pruned one. The mask is validated first as q4_sparse_validate does; if it
-** is invalid nothing is written. Runs on `stream` after what is queued there
+** pruned one. codes and keep may not overlap each other or the inputs.
+** The mask is validated first as q4_sparse_validate does; if it is invalid
+** nothing is written. Runs on `stream` after what is queued there
 ** and synchronizes it.
 **
 ** Errors:
 **   Q4_ERR_INVALID_ARG  h, qweight, mask, codes or keep NULL; N not a
 **                       positive multiple of 8; K not a positive multiple of
-**                       32; qweight or mask not 16-byte aligned; or a mask
-**                       word with other than 16 bits set (named as by
+**                       32; qweight or mask not 16-byte aligned; codes or
+**                       keep overlapping another array; or a mask word with
+**                       other than 16 bits set (named as by
 **                       q4_sparse_validate).
 **   Q4_ERR_NVRTC, Q4_ERR_NO_HEADERS, Q4_ERR_DB, Q4_ERR_NO_MEMORY,
 **   Q4_ERR_CUDA         as for q4_sparse_pack. */

@@ -175,13 +175,16 @@ q4_status q4_check_args(const q4_weights *w, const void *x, const void *y, int m
       {w->symmetric ? NULL : w->zeros, groups * cols * 2, "the weights' zeros"},
       {w->format == Q4_FORMAT_Q4S ? w->mask : NULL, rows / 32 * cols * 4, "the weights' mask"},
       {w->perm, rows * 4, "the weights' perm"}};
-  const uintptr_t y0 = (uintptr_t)y, y1 = y0 + (size_t)m * cols * 2;
-  for (size_t i = 0; i < sizeof in / sizeof in[0]; i++) {
-    const uintptr_t a0 = (uintptr_t)in[i].p, a1 = a0 + in[i].bytes;
-    if (in[i].p && a0 < y1 && y0 < a1)
+  const size_t ybytes = (size_t)m * cols * 2;
+  for (size_t i = 0; i < sizeof in / sizeof in[0]; i++)
+    if (in[i].p && q4_ranges_overlap(y, ybytes, in[i].p, in[i].bytes))
       return q4_err(Q4_ERR_INVALID_ARG,
-                    "y [%#lx, %#lx) overlaps %s [%#lx, %#lx): the product cannot be written over its inputs",
-                    (unsigned long)y0, (unsigned long)y1, in[i].name, (unsigned long)a0, (unsigned long)a1);
-  }
+                    "y [%p, +%zu bytes) overlaps %s [%p, +%zu bytes): the product cannot be written over its inputs",
+                    y, ybytes, in[i].name, in[i].p, in[i].bytes);
   return Q4_OK;
+}
+
+int q4_ranges_overlap(const void *a, size_t an, const void *b, size_t bn) {
+  const uintptr_t pa = (uintptr_t)a, pb = (uintptr_t)b;
+  return an && bn && pa < pb + bn && pb < pa + an;
 }

@@ -114,7 +114,11 @@ void q4_forget_stream(q4_handle *h, CUstream stream);
 /* The shape record of a weight descriptor (group size normalized). */
 q4_shape q4_shape_of(const q4_weights *w);
 
-/* Check the arguments of a product: weights, pointers, m, alignment. */
+/* 1 if the byte ranges [a, a + an) and [b, b + bn) share a byte. */
+int q4_ranges_overlap(const void *a, size_t an, const void *b, size_t bn);
+
+/* Check the arguments of a product: weights, pointers, m, alignment, and
+** y over none of its inputs. */
 q4_status q4_check_args(const q4_weights *w, const void *x, const void *y, int m);
 
 #endif

@@ -344,25 +344,42 @@ static q4_status convert(q4_handle *h, CUfunction f, CUdeviceptr in0, CUdevicept
   return st;
 }
 
+/* The arrays of the public functions, in their names' order: the two word
+** arrays of q4s, then the two byte matrices. */
+static const char *const ARRAY_NAMES[] = {"qweight", "mask", "codes", "keep"};
+
+/* Bytes of array i of ARRAY_NAMES for N x K weights. */
+static size_t array_bytes(int i, int n, int k) {
+  const size_t elements = (size_t)n * (size_t)k;
+  return i == 0 ? elements / 2 : i == 1 ? elements / 8 : elements;
+}
+
 /* What every public function checks before it touches the GPU: the handle,
-** the `count` device pointers (named by `names`), N and K, and 16-byte
-** alignment of the first `aligned` pointers (the word arrays). */
-static q4_status check_args(const char *fn, const q4_handle *h, const char *const names[], const void *const ptrs[],
-                            int count, int aligned, int n, int k) {
+** its device pointers (ptrs[i], named ARRAY_NAMES[i], for each bit i of
+** `taken`), N and K, 16-byte alignment of the word arrays, and that no
+** array it writes (bit i of `written`) shares a byte with another. */
+static q4_status check_args(const char *fn, const q4_handle *h, const void *const ptrs[4], unsigned taken,
+                            unsigned written, int n, int k) {
   q4_err_clear();
   if (!h) return q4_err(Q4_ERR_INVALID_ARG, "%s: handle is NULL", fn);
-  for (int i = 0; i < count; i++)
-    if (!ptrs[i]) return q4_err(Q4_ERR_INVALID_ARG, "%s: %s is NULL", fn, names[i]);
+  for (int i = 0; i < 4; i++)
+    if ((taken >> i & 1u) && !ptrs[i]) return q4_err(Q4_ERR_INVALID_ARG, "%s: %s is NULL", fn, ARRAY_NAMES[i]);
   q4_status st = check_sizes(fn, n, k);
-  for (int i = 0; !st && i < aligned; i++) st = check_align16(fn, names[i], ptrs[i]);
+  for (int i = 0; !st && i < 2; i++)
+    if (taken >> i & 1u) st = check_align16(fn, ARRAY_NAMES[i], ptrs[i]);
+  for (int i = 0; !st && i < 4; i++)
+    for (int j = 0; !st && j < 4; j++)
+      if (i != j && (written >> i & 1u) && (taken >> j & 1u) && (j < i || !(written >> j & 1u)) &&
+          q4_ranges_overlap(ptrs[i], array_bytes(i, n, k), ptrs[j], array_bytes(j, n, k)))
+        st = q4_err(Q4_ERR_INVALID_ARG, "%s: %s overlaps %s (%zu and %zu bytes from %p and %p)", fn,
+                    ARRAY_NAMES[i], ARRAY_NAMES[j], array_bytes(i, n, k), array_bytes(j, n, k), ptrs[i], ptrs[j]);
   return st;
 }
 
 q4_status q4_sparse_pack(q4_handle *h, const void *codes, const void *keep, int n, int k, void *qweight, void *mask,
                          void *stream) {
-  static const char *const names[] = {"qweight", "mask", "codes", "keep"};
   const void *const ptrs[] = {qweight, mask, codes, keep};
-  q4_status st = check_args("q4_sparse_pack", h, names, ptrs, 4, 2, n, k);
+  q4_status st = check_args("q4_sparse_pack", h, ptrs, 0xfu, 0x3u, n, k);
   if (st) return st;
   CUfunction fn[FN_COUNT];
   if ((st = enter(h, fn))) return st;
@@ -374,9 +391,9 @@ q4_status q4_sparse_pack(q4_handle *h, const void *codes, const void *keep, int 
 }
 
 q4_status q4_sparse_validate(q4_handle *h, const void *mask, int n, int k, void *stream) {
-  static const char fn_name[] = "q4_sparse_validate", *const names[] = {"mask"};
-  const void *const ptrs[] = {mask};
-  q4_status st = check_args(fn_name, h, names, ptrs, 1, 1, n, k);
+  static const char fn_name[] = "q4_sparse_validate";
+  const void *const ptrs[] = {NULL, mask, NULL, NULL};
+  q4_status st = check_args(fn_name, h, ptrs, 0x2u, 0, n, k);
   if (st) return st;
   CUfunction fn[FN_COUNT];
   if ((st = enter(h, fn))) return st;
@@ -387,9 +404,9 @@ q4_status q4_sparse_validate(q4_handle *h, const void *mask, int n, int k, void 
 
 q4_status q4_sparse_unpack(q4_handle *h, const void *qweight, const void *mask, int n, int k, void *codes, void *keep,
                            void *stream) {
-  static const char fn_name[] = "q4_sparse_unpack", *const names[] = {"qweight", "mask", "codes", "keep"};
+  static const char fn_name[] = "q4_sparse_unpack";
   const void *const ptrs[] = {qweight, mask, codes, keep};
-  q4_status st = check_args(fn_name, h, names, ptrs, 4, 2, n, k);
+  q4_status st = check_args(fn_name, h, ptrs, 0xfu, 0xcu, n, k);
   if (st) return st;
   CUfunction fn[FN_COUNT];
   if ((st = enter(h, fn))) return st;

@@ -78,6 +78,29 @@ static void test_args_unpack(void) {
   CHECK_ERR(q4_sparse_unpack(FAKE_H, DEV, DEV, 8, 40, DEV_ODD, DEV_ODD, NULL), Q4_ERR_INVALID_ARG, "K = 40");
 }
 
+/* An array written over another (or over an input) is refused before the
+** GPU is touched: 8 x 32 weights are 256 bytes of codes and of keep, 64 of
+** qweight and 32 of mask. Inputs may share bytes. */
+static void test_args_overlap(void) {
+  typedef q4_status (*convert_fn)(q4_handle *, const void *, const void *, int, int, void *, void *, void *);
+  static const struct {
+    convert_fn fn;
+    uintptr_t in0, in1, out0, out1;  /* pack: codes, keep, qweight, mask; unpack: qweight, mask, codes, keep */
+    const char *want;
+  } cases[] = {
+      {q4_sparse_pack, 0x100000, 0x200000, 0x1000f0, 0x400000, "q4_sparse_pack: qweight overlaps codes"},
+      {q4_sparse_pack, 0x100000, 0x200000, 0x300000, 0x2000f0, "mask overlaps keep"},
+      {q4_sparse_pack, 0x100000, 0x200000, 0x300000, 0x300030, "mask overlaps qweight"},
+      {q4_sparse_unpack, 0x300000, 0x400000, 0x2fff10, 0x200000, "q4_sparse_unpack: codes overlaps qweight"},
+      {q4_sparse_unpack, 0x300000, 0x400000, 0x100000, 0x1000ff, "keep overlaps codes"},
+      {q4_sparse_unpack, 0x300000, 0x400000, 0x100000, 0x3fff01, "keep overlaps mask"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    CHECK_ERR(cases[i].fn(FAKE_H, (const void *)cases[i].in0, (const void *)cases[i].in1, 8, 32, (void *)cases[i].out0,
+                          (void *)cases[i].out1, NULL),
+              Q4_ERR_INVALID_ARG, cases[i].want);
+}
+
 /* The kernels' source compiles for both architectures the library targets
 ** most, with every kernel in the cubin and nothing spilled. */
 static void test_compile(void) {
@@ -433,6 +456,7 @@ int main(void) {
   test_args_pack();
   test_args_validate();
   test_args_unpack();
+  test_args_overlap();
   test_compile();
   test_gpu();
   remove_tmpdir();
