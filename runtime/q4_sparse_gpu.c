@@ -348,10 +348,11 @@ static q4_status convert(q4_handle *h, CUfunction f, CUdeviceptr in0, CUdevicept
 ** arrays of q4s, then the two byte matrices. */
 static const char *const ARRAY_NAMES[] = {"qweight", "mask", "codes", "keep"};
 
-/* Bytes of array i of ARRAY_NAMES for N x K weights. */
+/* Bytes of array i of ARRAY_NAMES for N x K weights: 2 bits a weight of
+** codes (16 kept in 32 rows), 1 of mask, a byte each of codes and keep. */
 static size_t array_bytes(int i, int n, int k) {
   const size_t elements = (size_t)n * (size_t)k;
-  return i == 0 ? elements / 2 : i == 1 ? elements / 8 : elements;
+  return i == 0 ? elements / 4 : i == 1 ? elements / 8 : elements;
 }
 
 /* What every public function checks before it touches the GPU: the handle,

@@ -94,6 +94,10 @@ static void test_args_overlap(void) {
       {q4_sparse_unpack, 0x300000, 0x400000, 0x2fff10, 0x200000, "q4_sparse_unpack: codes overlaps qweight"},
       {q4_sparse_unpack, 0x300000, 0x400000, 0x100000, 0x1000ff, "keep overlaps codes"},
       {q4_sparse_unpack, 0x300000, 0x400000, 0x100000, 0x3fff01, "keep overlaps mask"},
+      /* arrays that end where the next begins are apart: were those taken
+      ** for an overlap, the error would name the first pair checked */
+      {q4_sparse_pack, 0x300050, 0x200000, 0x300000, 0x300040, "mask overlaps codes"},
+      {q4_sparse_unpack, 0x300000, 0x100000, 0x100100, 0x100020, "keep overlaps codes"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
     CHECK_ERR(cases[i].fn(FAKE_H, (const void *)cases[i].in0, (const void *)cases[i].in1, 8, 32, (void *)cases[i].out0,
