@@ -368,6 +368,7 @@ static q4_status check_args(const char *fn, const q4_handle *h, const void *cons
   q4_status st = check_sizes(fn, n, k);
   for (int i = 0; !st && i < 2; i++)
     if (taken >> i & 1u) st = check_align16(fn, ARRAY_NAMES[i], ptrs[i]);
+  /* each written array against every other taken one; two written ones once */
   for (int i = 0; !st && i < 4; i++)
     for (int j = 0; !st && j < 4; j++)
       if (i != j && (written >> i & 1u) && (taken >> j & 1u) && (j < i || !(written >> j & 1u)) &&
