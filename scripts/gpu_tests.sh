@@ -2,7 +2,7 @@
 # GPU tests and benchmarks, run from the repository root on a machine with
 # an NVIDIA GPU, after building into build/ (cmake -B build && cmake --build build).
 #   scripts/gpu_tests.sh tune     fresh `tune --model llama-7b`, then the warm re-run, ctest
-#   scripts/gpu_tests.sh check    correctness of tuned winners and defaults (per-channel, g128)
+#   scripts/gpu_tests.sh check    correctness of tuned winners and defaults (per-channel, g128), threads
 #   scripts/gpu_tests.sh bench    bench next to cuBLAS fp16, per-channel and g128
 #   scripts/gpu_tests.sh weights  grouped, symmetric and act-order weights: tune, check, bench
 #   scripts/gpu_tests.sh sparse   16:32 sparse (q4s): GPU pack/validate, check, tune, bench next to q4
@@ -55,6 +55,8 @@ phase_tune() {
 
 phase_check() {
   run check_llama $Q check --model llama-7b --m $LLAMA_M
+  # one handle, five threads with shapes and streams of their own
+  run threads ./build/test_threads
   run tune_g128 $Q tune --shape 22016,4096 --shape 4096,11008 --group 128 --m 1,16,100,2048
   run check_g128 $Q check --model llama-7b --group 128 --m $LLAMA_M
   run check_g32_g64 bash -c "$Q check --shape 11008,4096 --group 32 --m 1,16,100,2048 &&
