@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "q4tune.h"
+
 static int q4test_pass, q4test_fail;
 
 #define CHECK(cond) do { \
@@ -67,6 +69,20 @@ static inline int q4test_remove_entry(const char *path, const struct stat *sb, i
 /* Leave the files behind only when something failed. */
 static inline void remove_tmpdir(void) {
   if (!q4test_fail) nftw(tmpdir, q4test_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* A handle on GPU 0 with its database, q4test_db, in the test's scratch
+** folder (call make_tmpdir first), or NULL after printing "<name>:
+** skipped: no GPU". */
+static char q4test_db[sizeof tmpdir + 16];
+
+static inline q4_handle *q4test_gpu(const char *name) {
+  snprintf(q4test_db, sizeof q4test_db, "%s/tuning.db", tmpdir);
+  q4_handle *h = NULL;
+  const q4_status s = q4_create(0, q4test_db, &h);
+  if (s == Q4_OK) return h;
+  printf("%s: skipped: no GPU (%s: %s)\n", name, q4_status_name(s), q4_last_error());
+  return NULL;
 }
 
 static inline int q4test_done(const char *name) {

@@ -143,13 +143,8 @@ static void one_shape(q4_handle *h, int group_size) {
 
 int main(void) {
   make_tmpdir("broken_mask");
-  char db[sizeof tmpdir + 16];
-  snprintf(db, sizeof db, "%s/tuning.db", tmpdir);
-  q4_handle *h = NULL;
-  q4_status s = q4_create(0, db, &h);
-  if (s != Q4_OK) {
-    printf("test_broken_mask: skipped: no GPU (%s: %s)\n", q4_status_name(s), q4_last_error());
-  } else {
+  q4_handle *h = q4test_gpu("test_broken_mask");
+  if (h) {
     printf("test_broken_mask: on %s (sm_%d)\n", h->info.name, h->arch);
     one_shape(h, K_);
     one_shape(h, 128);

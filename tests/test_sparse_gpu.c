@@ -421,14 +421,8 @@ static void test_cache(const char *db) {
 }
 
 static void test_gpu(void) {
-  char db[sizeof tmpdir + 16];
-  snprintf(db, sizeof db, "%s/tuning.db", tmpdir);
-  q4_handle *h = NULL;
-  q4_status s = q4_create(0, db, &h);
-  if (s != Q4_OK) {
-    printf("test_sparse_gpu: skipped: no GPU (%s: %s)\n", q4_status_name(s), q4_last_error());
-    return;
-  }
+  q4_handle *h = q4test_gpu("test_sparse_gpu");
+  if (!h) return;
   printf("test_sparse_gpu: on %s (sm_%d)\n", h->info.name, h->arch);
   if (q4_ctx_push(h) != Q4_OK) {
     CHECK_MSG(0, "cuCtxPushCurrent: %s", q4_last_error());
@@ -452,7 +446,7 @@ static void test_gpu(void) {
   test_mask_errors(h);
   q4_ctx_pop(h);
   q4_destroy(h);
-  test_cache(db);
+  test_cache(q4test_db);
 }
 
 int main(void) {

@@ -59,13 +59,8 @@ static void *work(void *arg) {
 
 int main(void) {
   make_tmpdir("threads");
-  char db[sizeof tmpdir + 16];
-  snprintf(db, sizeof db, "%s/tuning.db", tmpdir);
-  q4_handle *h = NULL;
-  q4_status s = q4_create(0, db, &h);
-  if (s != Q4_OK) {
-    printf("test_threads: skipped: no GPU (%s: %s)\n", q4_status_name(s), q4_last_error());
-  } else {
+  q4_handle *h = q4test_gpu("test_threads");
+  if (h) {
     printf("test_threads: on %s (sm_%d)\n", h->info.name, h->arch);
     /* two threads on one shape, sharing its plans; the others alone */
     worker t[] = {
