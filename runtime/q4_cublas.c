@@ -5,6 +5,7 @@
 
 #include <cublas_api.h>
 #include <dlfcn.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "q4_error.h"
@@ -20,27 +21,50 @@ struct q4_cublas {
                             cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t);
 };
 
+/* dlopen cuBLAS: $Q4TUNE_LIBCUBLAS alone when it is set (as for the driver
+** and NVRTC: a name that does not load means no cuBLAS), else the usual
+** names. *name: the one that loaded. */
+static q4_status load_library(void **lib, const char **name) {
+  static const char *const defaults[] = {"libcublas.so.13", "libcublas.so.12", "libcublas.so",
+                                         "/usr/local/cuda/lib64/libcublas.so"};
+  const char *env = getenv("Q4TUNE_LIBCUBLAS");
+  const int from_env = env && *env;
+  const size_t count = from_env ? 1 : sizeof defaults / sizeof defaults[0];
+  const char *why = NULL;
+  *lib = NULL;
+  for (size_t i = 0; i < count && !*lib; i++) {
+    *name = from_env ? env : defaults[i];
+    if (!(*lib = dlopen(*name, RTLD_NOW | RTLD_LOCAL))) why = dlerror();
+  }
+  if (*lib) return Q4_OK;
+  return q4_err(Q4_ERR_NO_DRIVER, "cannot load cuBLAS (%s%s)", from_env ? "Q4TUNE_LIBCUBLAS: " : "",
+                why ? why : "unknown error");
+}
+
+q4_status q4_cublas_probe(char *buf, size_t size) {
+  void *lib;
+  const char *name;
+  q4_status st = load_library(&lib, &name);
+  if (st) return st;
+  cublasStatus_t (*property)(libraryPropertyType, int *);
+  *(void **)&property = dlsym(lib, "cublasGetProperty");
+  int v[3] = {0, 0, 0};
+  if (!property || property(MAJOR_VERSION, &v[0]) || property(MINOR_VERSION, &v[1]) ||
+      property(PATCH_LEVEL, &v[2]))
+    return q4_err(Q4_ERR_NO_DRIVER, "cannot load cuBLAS: %s has no working cublasGetProperty", name);
+  snprintf(buf, size, "%d.%d.%d (%s)", v[0], v[1], v[2], name);
+  return Q4_OK;
+}
+
 q4_status q4_cublas_open(q4_cublas **out) {
   *out = NULL;
   q4_cublas *c = calloc(1, sizeof *c);
   if (!c) return q4_err(Q4_ERR_NO_MEMORY, "out of host memory");
-  /* Q4TUNE_LIBCUBLAS, when set, is the only one tried (as for the driver
-  ** and NVRTC): a name that does not load means no cuBLAS. */
-  const char *env = getenv("Q4TUNE_LIBCUBLAS");
-  const char *defaults[] = {"libcublas.so.13", "libcublas.so.12", "libcublas.so", "/usr/local/cuda/lib64/libcublas.so"};
-  const char *const *names = defaults;
-  size_t count = sizeof defaults / sizeof defaults[0];
-  if (env && *env) {
-    names = &env;
-    count = 1;
-  }
-  const char *why = NULL;
-  for (size_t i = 0; i < count && !c->lib; i++)
-    if (!(c->lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL))) why = dlerror();
-  if (!c->lib) {
+  const char *name;
+  q4_status st = load_library(&c->lib, &name);
+  if (st) {
     free(c);
-    return q4_err(Q4_ERR_NO_DRIVER, "cannot load cuBLAS (%s%s)", env && *env ? "Q4TUNE_LIBCUBLAS: " : "",
-                  why ? why : "unknown error");
+    return st;
   }
   *(void **)&c->create = dlsym(c->lib, "cublasCreate_v2");
   *(void **)&c->destroy = dlsym(c->lib, "cublasDestroy_v2");
@@ -53,7 +77,7 @@ q4_status q4_cublas_open(q4_cublas **out) {
   if (lacks || r != CUBLAS_STATUS_SUCCESS) {
     dlclose(c->lib);
     free(c);
-    if (lacks) return q4_err(Q4_ERR_NO_DRIVER, "cannot load cuBLAS: the library loaded has no %s", lacks);
+    if (lacks) return q4_err(Q4_ERR_NO_DRIVER, "cannot load cuBLAS: %s has no %s", name, lacks);
     return q4_err(Q4_ERR_CUDA, "cuBLAS loaded but could not create a handle (cublasCreate: status %d)", (int)r);
   }
   *out = c;

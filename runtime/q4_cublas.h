@@ -17,6 +17,11 @@ typedef struct q4_cublas q4_cublas;
 q4_status q4_cublas_open(q4_cublas **out);
 void q4_cublas_close(q4_cublas *c);
 
+/* Whether cuBLAS loads, without a GPU: its version and the name that
+** loaded ("13.1.0 (libcublas.so.13)") in buf, or the error open would
+** give. The library stays loaded (for a command about to exit). */
+q4_status q4_cublas_probe(char *buf, size_t size);
+
 /* y[m][n] = x[m][k] * w[k][n], all fp16 row-major with leading dimensions
 ** ldx, ldw, ldy (elements), fp32 accumulation. */
 q4_status q4_cublas_gemm(q4_cublas *c, CUstream s, int m, int n, int k, CUdeviceptr x, int ldx, CUdeviceptr w,

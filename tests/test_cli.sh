@@ -135,6 +135,11 @@ else
   expect_in devices err "driver"
   expect_in devices out "NVRTC"
 fi
+expect_in devices out "^cuBLAS: "
+# a cuBLAS that is not there: said, and the rest goes on as before
+run devices_noblas env Q4TUNE_LIBCUBLAS="$T/no-such-libcublas.so" "$Q4" devices
+expect_in devices_noblas out "^cuBLAS: unavailable: cannot load cuBLAS \(Q4TUNE_LIBCUBLAS: "
+expect_in devices_noblas out "NVRTC"
 
 # tune without a GPU: a clean failure, no crash
 run tune_nogpu "$Q4" tune --shape 4096,4096 --m 1 --db "$T/tune.db"

@@ -3,7 +3,8 @@
 ** does, and the errors when it names no library or not cuBLAS. No GPU needed.
 ** (The default names are not loaded here: creating a handle needs a GPU,
 ** and a cuBLAS loaded and closed again leaves allocations LeakSanitizer
-** reports. scripts/gpu_tests.sh covers them.)
+** reports. test_cli probes them through `q4tune devices`, and
+** scripts/gpu_tests.sh runs them.)
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,13 @@ int main(void) {
   ** have, are not a fallback. */
   open_with("/nonexistent/libcublas.so.13", Q4_ERR_NO_DRIVER, "Q4TUNE_LIBCUBLAS: /nonexistent/libcublas.so.13");
   /* A library that is not cuBLAS: the missing entry point is named. */
-  open_with("libc.so.6", Q4_ERR_NO_DRIVER, "has no cublasCreate_v2");
+  open_with("libc.so.6", Q4_ERR_NO_DRIVER, "libc.so.6 has no cublasCreate_v2");
+  /* The probe (`q4tune devices`) goes by the same rule, and needs no GPU. */
+  char buf[256] = "";
+  setenv("Q4TUNE_LIBCUBLAS", "/nonexistent/libcublas.so.13", 1);
+  CHECK_ERR(q4_cublas_probe(buf, sizeof buf), Q4_ERR_NO_DRIVER, "Q4TUNE_LIBCUBLAS: /nonexistent/libcublas.so.13");
+  setenv("Q4TUNE_LIBCUBLAS", "libc.so.6", 1);
+  CHECK_ERR(q4_cublas_probe(buf, sizeof buf), Q4_ERR_NO_DRIVER, "libc.so.6 has no working cublasGetProperty");
+  CHECK(buf[0] == '\0');
   return q4test_done("test_cublas_loader");
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "cli.h"
+#include "q4_cublas.h"
 #include "q4_cuda.h"
 #include "q4_handle.h"
 #include "q4_nvrtc.h"
@@ -13,7 +14,7 @@ static const char usage[] =
     "usage: q4tune devices\n"
     "\n"
     "List the CUDA devices, their compute capability, multiprocessors and memory,\n"
-    "the driver and NVRTC versions, and where NVRTC finds the CUDA headers.\n";
+    "the driver, NVRTC and cuBLAS versions, and where NVRTC finds the CUDA headers.\n";
 
 int cmd_devices(int argc, char **argv) {
   cli_opts o;
@@ -26,6 +27,11 @@ int cmd_devices(int argc, char **argv) {
   else printf("NVRTC: %d.%d\n", major, minor);
   st = q4_cuda_include_dir(inc, sizeof inc);
   printf("CUDA headers: %s\n", st ? q4_last_error() : inc);
+  char blas[512];
+  if (q4_cublas_probe(blas, sizeof blas))
+    printf("cuBLAS: unavailable: %s (no two-pass kernels; bench needs it)\n", q4_last_error());
+  else
+    printf("cuBLAS: %s\n", blas);
   const q4_cuda_api *cu;
   if ((st = q4_cuda_load(&cu))) return cli_fail("loading the CUDA driver", st);
   int version = 0, count = 0;
