@@ -91,8 +91,8 @@ static q4_status upload_weights(q4_bed *b, int i) {
   const q4_cuda_api *cu = b->h->cu;
   const q4_shape *s = &b->shape;
   const int sparse = s->format == Q4_FORMAT_Q4S;
-  const size_t qw = (size_t)s->k / (sparse ? 16 : 8) * s->n * 4, sz = (size_t)(s->k / s->group_size) * s->n * 2;
-  const size_t pb = b->host.perm ? (size_t)s->k * 4 : 0, mb = sparse ? (size_t)s->k / 32 * s->n * 4 : 0;
+  const q4_array_bytes a = q4_shape_arrays(s);
+  const size_t qw = a.qweight, sz = a.scales, pb = b->host.perm ? a.perm : 0, mb = a.mask;
   CU(cu->MemAlloc(&b->wmem[i], qw + 2 * sz + pb + mb), "allocating weights");
   CU(cu->MemcpyHtoD(b->wmem[i], sparse ? (const void *)b->sparse.qweight : b->host.qweight, qw), "copying weights");
   CU(cu->MemcpyHtoD(b->wmem[i] + qw, sparse ? b->sparse.scales : b->host.scales, sz), "copying scales");

@@ -166,16 +166,16 @@ q4_status q4_check_args(const q4_weights *w, const void *x, const void *y, int m
     return q4_err(Q4_ERR_INVALID_ARG, "x and y must be 16-byte aligned");
   /* The kernels read x and the weights while other blocks write y: y over
   ** any of them would be a wrong answer, not an error, without this. */
-  const size_t groups = (size_t)w->k / (size_t)(w->group_size ? w->group_size : w->k);
-  const size_t cols = (size_t)w->n, rows = (size_t)w->k;
+  const q4_shape s = q4_shape_of(w);
+  const q4_array_bytes a = q4_shape_arrays(&s);
   const struct { const void *p; size_t bytes; const char *name; } in[] = {
-      {x, (size_t)m * rows * 2, "x"},
-      {w->qweight, rows / (w->format == Q4_FORMAT_Q4S ? 16 : 8) * cols * 4, "the weights' qweight"},
-      {w->scales, groups * cols * 2, "the weights' scales"},
-      {w->symmetric ? NULL : w->zeros, groups * cols * 2, "the weights' zeros"},
-      {w->format == Q4_FORMAT_Q4S ? w->mask : NULL, rows / 32 * cols * 4, "the weights' mask"},
-      {w->perm, rows * 4, "the weights' perm"}};
-  const size_t ybytes = (size_t)m * cols * 2;
+      {x, (size_t)m * (size_t)w->k * 2, "x"},
+      {w->qweight, a.qweight, "the weights' qweight"},
+      {w->scales, a.scales, "the weights' scales"},
+      {w->symmetric ? NULL : w->zeros, a.scales, "the weights' zeros"},
+      {a.mask ? w->mask : NULL, a.mask, "the weights' mask"},
+      {w->perm, a.perm, "the weights' perm"}};
+  const size_t ybytes = (size_t)m * (size_t)w->n * 2;
   for (size_t i = 0; i < sizeof in / sizeof in[0]; i++)
     if (in[i].p && q4_ranges_overlap(y, ybytes, in[i].p, in[i].bytes))
       return q4_err(Q4_ERR_INVALID_ARG,

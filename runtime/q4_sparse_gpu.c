@@ -348,11 +348,12 @@ static q4_status convert(q4_handle *h, CUfunction f, CUdeviceptr in0, CUdevicept
 ** arrays of q4s, then the two byte matrices. */
 static const char *const ARRAY_NAMES[] = {"qweight", "mask", "codes", "keep"};
 
-/* Bytes of array i of ARRAY_NAMES for N x K weights: 2 bits a weight of
-** codes (16 kept in 32 rows), 1 of mask, a byte each of codes and keep. */
+/* Bytes of array i of ARRAY_NAMES for N x K weights: qweight and mask as
+** q4s weights have them, a byte an element of codes and keep. */
 static size_t array_bytes(int i, int n, int k) {
-  const size_t elements = (size_t)n * (size_t)k;
-  return i == 0 ? elements / 4 : i == 1 ? elements / 8 : elements;
+  const q4_shape s = {Q4_FORMAT_Q4S, n, k, k, 0};
+  const q4_array_bytes a = q4_shape_arrays(&s);
+  return i == 0 ? a.qweight : i == 1 ? a.mask : (size_t)n * (size_t)k;
 }
 
 /* What every public function checks before it touches the GPU: the handle,

@@ -61,13 +61,29 @@ static inline const char *q4_format_name(q4_format f) {
   return f == Q4_FORMAT_Q4S ? "q4s" : "q4";
 }
 
+/* The bytes of each array of weights of shape s (docs/FORMATS.md): qweight
+** (4 bits a weight; q4s 2, its 16 kept codes of 32 rows), scales and as
+** many of zeros, the q4s mask (1 bit a weight) and an act-order perm; 0 for
+** an array the shape has not. */
+typedef struct q4_array_bytes {
+  size_t qweight, scales, mask, perm;
+} q4_array_bytes;
+
+static inline q4_array_bytes q4_shape_arrays(const q4_shape *s) {
+  const size_t n = (size_t)s->n, k = (size_t)s->k;
+  const int sparse = s->format == Q4_FORMAT_Q4S;
+  const size_t groups = (size_t)(s->group_size > 0 ? s->k / s->group_size : 1);
+  const q4_array_bytes a = {k / (sparse ? 16 : 8) * n * 4, groups * n * 2, sparse ? k / 32 * n * 4 : 0,
+                            (s->flags & Q4_SHAPE_ACT_ORDER) ? k * 4 : 0};
+  return a;
+}
+
 /* Bytes of one weight matrix of shape s that a product reads: the codes (4
 ** bits a weight; q4s 3, its mask included), the fp16 scales and, unless
 ** symmetric, the zeros. At small M this is nearly all a product moves. */
 static inline size_t q4_shape_weight_bytes(const q4_shape *s) {
-  const size_t groups = (size_t)(s->group_size > 0 ? s->k / s->group_size : 1) * (size_t)s->n;
-  const size_t codes = s->format == Q4_FORMAT_Q4S ? (size_t)s->k / 32 * s->n * 12 : (size_t)s->k / 8 * s->n * 4;
-  return codes + groups * ((s->flags & Q4_SHAPE_SYMMETRIC) ? 2 : 4);
+  const q4_array_bytes a = q4_shape_arrays(s);
+  return a.qweight + a.mask + a.scales * ((s->flags & Q4_SHAPE_SYMMETRIC) ? 1 : 2);
 }
 
 #endif
