@@ -53,15 +53,16 @@ function C.min_blocks(threads, blocks, floor)
   return math.max(1, math.min(one_wave, 65536 // (floor * threads)))
 end
 
--- A default's split-K (p one warp of 32 columns along N, over `units` units
--- of K): the least that makes twice 132 blocks, while every warp along K
--- keeps two units a split; then fewer warps along K where they would have
--- none.
-function C.default_split(p, s, units)
-  local col_tiles = (s.n + 31) // 32
+-- A default's split-K (over `units` units of K): the least that makes
+-- `blocks` blocks of p's 32 * CW * WARPS_N columns (about two an SM of a
+-- 132-SM GPU), while every warp along K keeps two units a split; then
+-- fewer warps along K where they would have none.
+function C.default_split(p, s, units, blocks)
+  local width = 32 * p.CW * p.WARPS_N
+  local col_tiles = (s.n + width - 1) // width
   for _, split in ipairs({ 1, 2, 4, 8 }) do
     p.SPLIT_K = split
-    if col_tiles * split >= 2 * 132 or units < 2 * split * p.WARPS_K then break end
+    if col_tiles * split >= blocks or units < 2 * split * p.WARPS_K then break end
   end
   while units < p.SPLIT_K * p.WARPS_K and p.WARPS_K > 2 do p.WARPS_K = p.WARPS_K // 2 end
 end

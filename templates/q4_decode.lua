@@ -190,18 +190,37 @@ function T.check(p, s)
   return C.fills_gpu(p, s, m.tile_n, s.act_order)
 end
 
+-- Untuned. Up to 16 rows, one warp along N of 64 columns (dense) or 32
+-- (q4s), four warps along K, each round's loads issued during the round
+-- before; above, more m tiles and no loads ahead. On the H200 these came
+-- within 3-8 % of the tuned best on average over the llama-13b and
+-- llama3-8b shapes at M = 1 and 16 (docs/BENCHMARKS.md, 2026-12-04
+-- seventh), where the earlier default (32 columns a warp, eight warps
+-- along K, no loads ahead) took 1.1x to 1.7x; act-order weights keep
+-- that one (with x gathered, 64 columns spilled registers on sm_80). For
+-- q4s above 32 rows two m tiles, not four, which spilled registers
+-- (test_kernels_compile compiles every default).
 function T.default(s, m)
   -- q4_mma (sm_80+) or q4_wmma takes larger M, except for act-order and sparse weights (see their checks)
   if m > 64 and s.n % 64 == 0 and not s.act_order and s.format == "q4" then return nil end
-  local unroll = s.format == "q4s" and 1 or 4
+  local sparse, decode = s.format == "q4s", m <= 16 and not s.act_order
+  local unroll = sparse and 1 or 4
   -- consecutive units where groups span several; for act-order weights
   -- and M <= 8, whole rows of x in shared memory, gathered from there
   local order, xg = group_units(s) >= 2 and 1 or 0, (s.act_order and m <= 8) and 1 or 0
   -- x as the mma's B for M <= 8
   local xt = m <= 8 and 1 or 0
-  local p = { WARPS_N = 1, CW = 1, WARPS_K = 8, M_TILES = m <= 16 and 1 or m <= 32 and 2 or 4, UNROLL = unroll,
-              PIPE = 0, ORDER = order, XG = xg, XT = xt, PF = 0 }
-  C.default_split(p, s, units(s))
+  local p = { WARPS_N = 1, CW = (decode and not sparse) and 2 or 1,
+              WARPS_K = decode and 4 or 8,
+              M_TILES = m <= 16 and 1 or (m <= 32 or sparse) and 2 or 4,
+              UNROLL = (decode and not sparse) and 2 or unroll, PIPE = decode and 1 or 0,
+              ORDER = order, XG = xg, XT = xt, PF = 0 }
+  -- 256 blocks where decode's tuned winners showed it (at N = 4096 four
+  -- 64-column splits, not eight); elsewhere the earlier 2 x 132
+  C.default_split(p, s, units(s), decode and 256 or 2 * 132)
+  -- a long K unsplit (16384 x 16384: 128 units a warp of four) takes eight
+  -- warps along K, as tuned there (36.5 us at M = 1 against 50.4 with four)
+  if decode and units(s) > 64 * p.SPLIT_K * p.WARPS_K then p.WARPS_K = 8 end
   -- (an XG = 1 block must hold all of the M rows)
   local function holds(q) return q.XG == 0 or T.meta(q, s).m_max >= m end
   if T.check(p, s) and holds(p) then return p end

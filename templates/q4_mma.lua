@@ -88,10 +88,13 @@ function T.check(p, s)
 end
 
 -- The default above 64 rows (below, q4_decode's): what won most tuned
--- shapes on the H100, or half its columns where N needs.
+-- shapes on the H100, or half its columns where N needs. Grouped weights
+-- take half the columns first: with 64-row groups, or 8192-row ones at
+-- K = 28672, the wider tile spilled registers on sm_90
+-- (test_kernels_compile compiles every default).
 function T.default(s, m)
   if s.act_order or m <= 64 then return nil end
-  for _, cw in ipairs({ 2, 1 }) do
+  for _, cw in ipairs(s.group_size < s.k and { 1, 2 } or { 2, 1 }) do
     local p = { WARPS_N = 2, WARPS_K = 2, MT = 2, CW = cw, BK = 128, STAGES = 4, SPLIT_K = 1 }
     if T.check(p, s) then return p end
     p.BK = 64

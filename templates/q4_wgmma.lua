@@ -108,12 +108,27 @@ function T.check(p, s)
   return true
 end
 
--- The default above 64 rows on sm_90 (below, q4_decode's; elsewhere
--- q4_mma's): what won 22016 x 4096 at M = 256 on the H200, or half its
--- columns where N needs. Only where its tiles give every SM of a large GPU
--- one: unsplit on fewer (4096 x 11008 at M = 256, 64 tiles) it took 122 us
--- on the H200 against 86 for q4_mma's tuned winner, so q4_mma's default
--- serves those.
+-- From 33 to 64 rows: one warpgroup of one 64-row tile, 128 columns
+-- (dense) or 64 (q4s), K split until the tiles make a wave of 132. On the
+-- H200 that came within 13 % (dense) and 4 % (q4s) of the tuned best on
+-- average over the llama-13b shapes at M = 64 (docs/BENCHMARKS.md,
+-- 2026-12-04 seventh); q4_decode's default, which served these before,
+-- took 1.6x to 1.9x, and its q4s one spilled registers.
+local function default_low(s)
+  for _, tn in ipairs(sparse(s) and { 64 } or { 128, 64 }) do
+    for _, split in ipairs({ 1, 2, 4 }) do
+      local p = { WG = 1, MW = 1, TN = tn, BK = 64, STAGES = 4, SPLIT_K = split }
+      if T.check(p, s) and ((s.n // tn) * split >= 132 or split == 4) then return p end
+    end
+  end
+  return nil
+end
+
+-- The default above 64 rows on sm_90 (elsewhere q4_mma's): what won
+-- 22016 x 4096 at M = 256 on the H200, or half its columns where N
+-- needs. Only where its tiles give every SM of a large GPU one: unsplit on
+-- fewer (4096 x 11008 at M = 256, 64 tiles) it took 122 us on the H200
+-- against 86 for q4_mma's tuned winner, so q4_mma's default serves those.
 -- q4s: above 64 rows every shape it takes. Above 128 rows, 256 x 128
 -- tiles where they make a wave of 128 or more: every tile of x expands its
 -- columns' codes again, so the taller the fewer times (tuned on the H200
@@ -125,7 +140,8 @@ end
 -- 2048. From M = 129 (q4s) or 257 (dense) on, q4_dqgemm's default comes
 -- first where cuBLAS loads.
 function T.default(s, m)
-  if s.arch ~= 90 or s.act_order or m <= 64 then return nil end
+  if s.arch ~= 90 or s.act_order or m <= 32 then return nil end
+  if m <= 64 then return default_low(s) end
   if sparse(s) then
     local tall = { WG = 2, MW = 2, TN = 128, BK = 64, STAGES = 4, SPLIT_K = 1 }
     if m > 128 and T.check(tall, s) and (s.n // tall.TN) * ((m + tile_m(tall) - 1) // tile_m(tall)) >= 128 then

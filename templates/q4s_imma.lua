@@ -88,14 +88,17 @@ function T.check(p, s)
   return C.fills_gpu(p, s, m.tile_n)
 end
 
--- Untuned: one warp along N, eight along K, two units a round with two
--- rounds in flight (close to the winners tuned on the H100); split-K only
--- to fill the GPU. Nothing for M > 2, grouped weights or pre-sm_80 GPUs:
--- q4_decode serves them.
+-- Untuned: one warp of 32 columns along N, four along K, one unit a
+-- round, split-K until 256 blocks (C.default_split). On the H200 that came
+-- within 4 % of the tuned best on average over the llama-13b shapes at
+-- M = 1 (9 % at most; docs/BENCHMARKS.md, 2026-12-04 seventh), where the
+-- earlier default (eight warps along K, two units a round, a round loaded
+-- ahead) took 1.23x to 1.37x. Nothing for M > 2, grouped weights or
+-- pre-sm_80 GPUs: q4_decode serves them.
 function T.default(s, m)
   if m > 2 or s.group_size < s.k or s.arch < 80 then return nil end
-  local p = { WARPS_N = 1, CW = 1, WARPS_K = 8, SPLIT_K = 1, UNROLL = 2, PIPE = 1, XTILES = 1, COPIES = 8 }
-  C.default_split(p, s, units(s))
+  local p = { WARPS_N = 1, CW = 1, WARPS_K = 4, SPLIT_K = 1, UNROLL = 1, PIPE = 0, XTILES = 1, COPIES = 8 }
+  C.default_split(p, s, units(s), 256)
   if T.check(p, s) then return p end
   return nil
 end

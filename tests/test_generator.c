@@ -662,9 +662,10 @@ static void test_imma_min_blocks(void) {
   q4gen_close(g);
 }
 
-/* q4_wgmma: sm_90 only, and the default above 64 rows only where its
+/* q4_wgmma: sm_90 only. Its default from 33 to 64 rows (one 64-row tile,
+** K split until the tiles make 132), above 64 rows only where its
 ** 128 x 128 tiles give each of 132 SMs one (else q4_mma's default); for
-** q4s above 64 rows wherever it fits. */
+** q4s from 33 rows wherever it fits. */
 static void test_wgmma_defaults(void) {
   q4gen *g = open_real_templates();
   if (!g) return;
@@ -679,8 +680,11 @@ static void test_wgmma_defaults(void) {
       {12288, 4096, 4096, 0, 90, 100, "q4_mma"},                     /* 96 tiles */
       {4096, 11008, 4096, 0, 90, 256, "q4_mma"},                     /* 32 x 2 tiles */
       {4096, 11008, 4096, 0, 90, 2048, "q4_wgmma"},
-      {22016, 4096, 4096, 0, 90, 64, "q4_decode"},
+      {22016, 4096, 4096, 0, 90, 64, "q4_wgmma"},
+      {22016, 4096, 4096, 0, 90, 32, "q4_decode"},
+      {22016, 4096, 128, Q4_SHAPE_ACT_ORDER, 90, 64, "q4_decode"},
       {22016, 4096, 128, Q4_SHAPE_ACT_ORDER, 90, 256, "q4_decode"},
+      {22016, 4096, 4096, 0, 80, 64, "q4_decode"},
       {22016, 4096, 4096, 0, 80, 256, "q4_mma"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -692,6 +696,24 @@ static void test_wgmma_defaults(void) {
               s.group_size, s.flags, cases[i].arch, cases[i].m, v.tmpl, cases[i].tmpl);
     q4_variant_free(&v);
   }
+  /* 33 to 64 rows: 128 columns, split until 132 tiles (5120: 40 x 4) */
+  static const struct {
+    int n, k, m;
+    const char *params;
+  } low[] = {
+      {27648, 5120, 64, "WG=1,MW=1,TN=128,BK=64,STAGES=4,SPLIT_K=1"},
+      {15360, 5120, 33, "WG=1,MW=1,TN=128,BK=64,STAGES=4,SPLIT_K=2"},
+      {5120, 13824, 64, "WG=1,MW=1,TN=128,BK=64,STAGES=4,SPLIT_K=4"},
+  };
+  for (size_t i = 0; i < sizeof low / sizeof low[0]; i++) {
+    const q4_shape s = {Q4_FORMAT_Q4, low[i].n, low[i].k, low[i].k, 0};
+    q4_variant v;
+    memset(&v, 0, sizeof v);
+    CHECK_OK(q4gen_default(g, &s, 90, low[i].m, &v));
+    CHECK_MSG(!strcmp(v.tmpl, "q4_wgmma") && !strcmp(v.params, low[i].params), "N=%d K=%d M=%d: default %s[%s]",
+              s.n, s.k, low[i].m, v.tmpl, v.params);
+    q4_variant_free(&v);
+  }
   const q4_shape s = {Q4_FORMAT_Q4, 4096, 4096, 4096, 0};
   q4_variant *list = NULL;
   int n80 = -1, n90 = 0;
@@ -700,10 +722,10 @@ static void test_wgmma_defaults(void) {
   CHECK_OK(q4gen_enumerate(g, "q4_wgmma", &s, 90, &list, &n90));
   q4gen_free_list(list, n90);
   CHECK_MSG(n80 == 0 && n90 > 0, "q4_wgmma variants: %d for sm_80 (want none), %d for sm_90", n80, n90);
-  /* q4s: the default above 64 rows on sm_90 wherever its check passes:
-  ** 256 x 128 tiles above 128 rows where they make 128 or more, else
-  ** 64-column tiles with K split until they fill the GPU; q4_decode's
-  ** elsewhere */
+  /* q4s: the default from 33 rows on sm_90 wherever its check passes:
+  ** up to 64 rows one warpgroup of 64 columns; 256 x 128 tiles above 128
+  ** rows where they make 128 or more, else 64-column tiles with K split
+  ** until they fill the GPU; q4_decode's elsewhere */
   static const struct {
     int n, k, g, arch, m;
     const char *tmpl, *params;
@@ -714,7 +736,10 @@ static void test_wgmma_defaults(void) {
       {4096, 11008, 4096, 90, 256, "q4_wgmma", "WG=2,MW=1,TN=64,BK=128,STAGES=4,SPLIT_K=2"},
       {4096, 11008, 4096, 90, 1024, "q4_wgmma", "WG=2,MW=2,TN=128,BK=64,STAGES=4,SPLIT_K=1"},
       {4096, 4096, 4096, 90, 2048, "q4_wgmma", "WG=2,MW=2,TN=128,BK=64,STAGES=4,SPLIT_K=1"},
-      {22016, 4096, 4096, 90, 64, "q4_decode", NULL},
+      {22016, 4096, 4096, 90, 64, "q4_wgmma", "WG=1,MW=1,TN=64,BK=64,STAGES=4,SPLIT_K=1"},
+      {5120, 13824, 4096, 90, 40, "q4_wgmma", "WG=1,MW=1,TN=64,BK=64,STAGES=4,SPLIT_K=2"},
+      {22016, 4096, 4096, 90, 32, "q4_decode", NULL},
+      {1000, 4160, 4160, 90, 64, "q4_decode", NULL},
       {1000, 4160, 4160, 90, 256, "q4_decode", NULL},
       {22016, 4096, 4096, 80, 256, "q4_decode", NULL},
   };
