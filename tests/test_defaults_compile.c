@@ -1,9 +1,9 @@
 /*
 ** test_defaults_compile.c -- the kernel q4_matmul runs untuned (the
-** templates' default for a shape and M) compiles with NVRTC for sm_80 and
-** sm_90 without register spills, for every weight kind on a grid of real
-** shapes and M values. The tuner rejects a variant that spills; nothing
-** would reject a default that does, so this test does.
+** templates' default for a shape and M) compiles with NVRTC for sm_80,
+** sm_86 and sm_90 without register spills, for every weight kind on a grid
+** of real shapes and M values. The tuner rejects a variant that spills;
+** nothing would reject a default that does, so this test does.
 ** No GPU needed. Two-pass defaults (q4_dqgemm) are left out: their
 ** expansion kernel does not depend on M.
 */
@@ -24,7 +24,7 @@ static const int SHAPES[][3] = {{4096, 4096, 128},   {22016, 4096, 4096}, {4096,
                                 {12288, 4096, 64},   {5120, 13824, 13824}, {28672, 8192, 128},
                                 {8192, 28672, 8192}, {1000, 4160, 4160}};
 static const int MS[] = {1, 2, 3, 8, 9, 16, 17, 32, 33, 64, 65, 100, 256};
-static const int ARCHS[] = {80, 90};
+static const int ARCHS[] = {80, 86, 90};  /* 163, 99 and 227 KB of shared memory */
 /* dense with every flag combination; q4s with and without zeros */
 static const struct {
   q4_format format;
@@ -67,6 +67,14 @@ static void *worker(void *arg) {
   return NULL;
 }
 
+/* The one gap README.md documents: on GPUs with 99 KB of shared memory,
+** act-order weights with K of about 24,000 or more have no kernel for M
+** from 9 to 256 (q4_decode's 16 rows of x for an eighth of K do not fit,
+** and the two-pass default starts at M bucket 512). */
+static int documented_gap(const q4_shape *s, int arch, int m) {
+  return (s->flags & Q4_SHAPE_ACT_ORDER) && arch == 86 && s->k >= 24000 && m >= 9 && m <= 256;
+}
+
 /* 1 if a job already holds this source for this arch */
 static int seen(const char *hash, int arch) {
   for (int i = 0; i < njobs; i++)
@@ -90,6 +98,12 @@ int main(void) {
           memset(j, 0, sizeof *j);
           asked++;
           q4_status st = q4gen_default(g, &s, ARCHS[a], MS[mi], &j->v);
+          if (documented_gap(&s, ARCHS[a], MS[mi])) {
+            CHECK_MSG(st == Q4_ERR_UNSUPPORTED, "N=%d K=%d flags=%d sm_%d M=%d: a default (%s) where README says none",
+                      s.n, s.k, s.flags, ARCHS[a], MS[mi], st ? q4_status_name(st) : j->v.tmpl);
+            if (!st) q4_variant_free(&j->v);
+            continue;
+          }
           CHECK_MSG(st == Q4_OK, "no default for %s N=%d K=%d g=%d flags=%d sm_%d M=%d: %s", q4_format_name(s.format),
                     s.n, s.k, s.group_size, s.flags, ARCHS[a], MS[mi], q4_last_error());
           if (st) continue;
