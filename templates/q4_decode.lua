@@ -193,13 +193,13 @@ end
 -- Untuned. Up to 16 rows, one warp along N of 64 columns (dense) or 32
 -- (q4s), four warps along K, each round's loads issued during the round
 -- before; above, more m tiles and no loads ahead. On the H200 these came
--- within 3-8 % of the tuned best on average over the llama-13b and
--- llama3-8b shapes at M = 1 and 16 (docs/BENCHMARKS.md, 2026-12-04
--- seventh), where the earlier default (32 columns a warp, eight warps
--- along K, no loads ahead) took 1.1x to 1.7x; act-order weights keep
--- that one (with x gathered, 64 columns spilled registers on sm_80). For
--- q4s above 32 rows two m tiles, not four, which spilled registers
--- (test_kernels_compile compiles every default).
+-- within 4 % (M = 1, llama-13b's shapes) and 8 % (M = 16, with llama3-8b's)
+-- of the tuned best on average (docs/BENCHMARKS.md, 2026-12-04 seventh),
+-- where the earlier default (32 columns a warp, eight warps along K, no
+-- loads ahead) took 1.1x to 1.7x; act-order weights keep that one (with x
+-- gathered, 64 columns spilled registers on sm_80). For q4s above 32 rows
+-- two m tiles, not four, which spilled registers (test_defaults_compile
+-- compiles every default).
 function T.default(s, m)
   -- q4_mma (sm_80+) or q4_wmma takes larger M, except for act-order and sparse weights (see their checks)
   if m > 64 and s.n % 64 == 0 and not s.act_order and s.format == "q4" then return nil end

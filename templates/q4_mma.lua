@@ -91,7 +91,7 @@ end
 -- shapes on the H100, or half its columns where N needs. Grouped weights
 -- take half the columns first: with 64-row groups, or 8192-row ones at
 -- K = 28672, the wider tile spilled registers on sm_90
--- (test_kernels_compile compiles every default).
+-- (test_defaults_compile compiles every default).
 function T.default(s, m)
   if s.act_order or m <= 64 then return nil end
   for _, cw in ipairs(s.group_size < s.k and { 1, 2 } or { 2, 1 }) do
