@@ -67,6 +67,9 @@ function T.check(p, s)
   return true
 end
 
+-- The default: row tiles as tall as M needs, up to 128. Where a 128-row
+-- tile is over the shared memory (sm_75's 64 KB), 64 rows: without that,
+-- dense weights had no kernel there from M = 65 until q4_dqgemm's.
 function T.default(s, m)
   local p = { BLOCK_M = m <= 32 and 32 or m <= 64 and 64 or 128, BLOCK_K = 32, STAGES = 3, SPLIT_K = 1 }
   p.BLOCK_N = (s.n % 128 == 0) and 128 or (s.n % 64 == 0) and 64 or nil
@@ -74,6 +77,7 @@ function T.default(s, m)
   p.WARPS_M = p.BLOCK_M == 128 and 2 or 1
   p.WARPS_N = 4
   if s.arch < 80 then p.STAGES = 2 end
+  if p.BLOCK_M == 128 and smem_bytes(p) > C.smem_max(s.arch) then p.BLOCK_M, p.WARPS_M = 64, 1 end
   return p
 end
 

@@ -821,6 +821,18 @@ static void test_real_defaults(void) {
           q4_variant_free(&v);
         }
   CHECK_MSG(failures == 0, "%d (shape, M) pairs without a default kernel", failures);
+  /* sm_75 (64 KB of shared memory): q4_wmma alone, its row tiles at most
+  ** 64 rows once 128 do not fit, so dense weights have a kernel at every M */
+  q4gen_set_cublas(g, 0);
+  for (size_t j = 0; j < sizeof ms / sizeof ms[0]; j++) {
+    const q4_shape s = {Q4_FORMAT_Q4, 22016, 4096, 128, 0};
+    q4_variant v;
+    memset(&v, 0, sizeof v);
+    CHECK_OK(q4gen_default(g, &s, 75, ms[j], &v));
+    CHECK_MSG(!strcmp(v.tmpl, "q4_wmma"), "sm_75 M=%d: default %s", ms[j], v.tmpl);
+    CHECK_MSG(ms[j] <= 64 || strstr(v.params, "BLOCK_M=64,"), "sm_75 M=%d: default %s[%s]", ms[j], v.tmpl, v.params);
+    q4_variant_free(&v);
+  }
   q4gen_close(g);
 }
 
