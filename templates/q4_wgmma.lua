@@ -114,12 +114,21 @@ end
 -- average over the llama-13b shapes at M = 64 (docs/BENCHMARKS.md,
 -- 2026-12-04 seventh); q4_decode's default, which served these before,
 -- took 1.6x to 1.9x, and its q4s one spilled registers.
-local function default_low(s)
+-- p with the least split-K of 1, 2 and 4 that passes check and makes its
+-- tiles for m rows a wave of 132, else with 4 if that passes; nil if none.
+local function split_to_fill(p, s, m)
+  for _, split in ipairs({ 1, 2, 4 }) do
+    p.SPLIT_K = split
+    local tiles = (s.n // p.TN) * ((m + tile_m(p) - 1) // tile_m(p)) * split
+    if T.check(p, s) and (tiles >= 132 or split == 4) then return p end
+  end
+  return nil
+end
+
+local function default_low(s, m)
   for _, tn in ipairs(sparse(s) and { 64 } or { 128, 64 }) do
-    for _, split in ipairs({ 1, 2, 4 }) do
-      local p = { WG = 1, MW = 1, TN = tn, BK = 64, STAGES = 4, SPLIT_K = split }
-      if T.check(p, s) and ((s.n // tn) * split >= 132 or split == 4) then return p end
-    end
+    local p = split_to_fill({ WG = 1, MW = 1, TN = tn, BK = 64, STAGES = 4 }, s, m)
+    if p then return p end
   end
   return nil
 end
@@ -141,18 +150,15 @@ end
 -- first where cuBLAS loads.
 function T.default(s, m)
   if s.arch ~= 90 or s.act_order or m <= 32 then return nil end
-  if m <= 64 then return default_low(s) end
+  if m <= 64 then return default_low(s, m) end
   if sparse(s) then
     local tall = { WG = 2, MW = 2, TN = 128, BK = 64, STAGES = 4, SPLIT_K = 1 }
     if m > 128 and T.check(tall, s) and (s.n // tall.TN) * ((m + tile_m(tall) - 1) // tile_m(tall)) >= 128 then
       return tall
     end
     for _, bk in ipairs({ 128, 64 }) do
-      for _, split in ipairs({ 1, 2, 4 }) do
-        local p = { WG = 2, MW = 1, TN = 64, BK = bk, STAGES = 4, SPLIT_K = split }
-        local tiles = (s.n // p.TN) * ((m + tile_m(p) - 1) // tile_m(p)) * split
-        if T.check(p, s) and (tiles >= 132 or split == 4) then return p end
-      end
+      local p = split_to_fill({ WG = 2, MW = 1, TN = 64, BK = bk, STAGES = 4 }, s, m)
+      if p then return p end
     end
     return nil
   end
