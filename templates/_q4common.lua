@@ -42,6 +42,15 @@ function C.fills_gpu(p, s, tile_n, split_anyway)
   return true
 end
 
+-- Dense weights at 33 to 64 rows on sm_90, fewer than 66 column tiles of
+-- 128 (N < 8448): q4_mma's default serves these, q4_wgmma's the wider
+-- ones. q4_wgmma's one 64-row warpgroup a tile makes too few blocks there
+-- (4096 x 4096 at M = 64: 24.3 us against q4_mma's 16.5 on the H200,
+-- docs/BENCHMARKS.md).
+function C.narrow_mid(s, m)
+  return s.arch == 90 and s.format == "q4" and not s.act_order and m > 32 and m <= 64 and s.n < 66 * 128
+end
+
 -- meta's min_blocks for a kernel of `threads` threads in a grid of
 -- `blocks`: blocks enough per SM to run the grid in one wave on a large GPU
 -- (132 SMs), so ptxas budgets registers for the occupancy the launch can

@@ -26,7 +26,7 @@ local C = import("_q4common")
 local T = {
   name = "q4_mma",
   formats = { "q4" },
-  priority = 15,
+  priority = 9,  -- after q4_wgmma, before q4_decode: at 33 to 64 rows it takes what C.narrow_mid names
   params = {
     { "WARPS_N", { 1, 2, 4 } },    -- warps along N
     { "WARPS_K", { 1, 2, 4 } },    -- warps sharing out a stage's 32-row blocks
@@ -92,7 +92,25 @@ end
 -- take half the columns first: with 64-row groups, or 8192-row ones at
 -- K = 28672, the wider tile spilled registers on sm_90
 -- (test_defaults_compile compiles every default).
+--
+-- From 33 to 64 rows, dense weights narrower than 8448 columns on sm_90
+-- (C.narrow_mid): eight warps, four along K, 64 columns a block, K split
+-- until the column tiles make 128 blocks. On the H200 at M = 64, over the
+-- seven such shapes of 13 tuned, it took 1.11x the best time on average
+-- (1.29x at worst), where q4_wgmma's default took 1.26x (1.52x at worst;
+-- docs/BENCHMARKS.md, 2026-12-04 seventh).
+local function default_narrow(s)
+  for _, bk in ipairs({ 128, 64 }) do
+    for _, split in ipairs({ 1, 2, 4 }) do
+      local p = { WARPS_N = 2, WARPS_K = bk // 32, MT = 2, CW = 1, BK = bk, STAGES = 4, SPLIT_K = split }
+      if T.check(p, s) and ((s.n // block_n(p)) * split >= 128 or split == 4) then return p end
+    end
+  end
+  return nil
+end
+
 function T.default(s, m)
+  if C.narrow_mid(s, m) then return default_narrow(s) end
   if s.act_order or m <= 64 then return nil end
   for _, cw in ipairs(s.group_size < s.k and { 1, 2 } or { 2, 1 }) do
     local p = { WARPS_N = 2, WARPS_K = 2, MT = 2, CW = cw, BK = 128, STAGES = 4, SPLIT_K = 1 }

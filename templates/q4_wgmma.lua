@@ -126,6 +126,7 @@ local function split_to_fill(p, s, m)
 end
 
 local function default_low(s, m)
+  if C.narrow_mid(s, m) then return nil end  -- q4_mma's default takes these
   for _, tn in ipairs(sparse(s) and { 64 } or { 128, 64 }) do
     local p = split_to_fill({ WG = 1, MW = 1, TN = tn, BK = 64, STAGES = 4 }, s, m)
     if p then return p end

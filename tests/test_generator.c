@@ -696,22 +696,29 @@ static void test_wgmma_defaults(void) {
               s.group_size, s.flags, cases[i].arch, cases[i].m, v.tmpl, cases[i].tmpl);
     q4_variant_free(&v);
   }
-  /* 33 to 64 rows: 128 columns, split until 132 tiles (5120: 40 x 4) */
+  /* 33 to 64 rows on sm_90: from 8448 columns q4_wgmma's 128-column tiles,
+  ** split until 132 tiles (15360: 120 x 2); narrower, q4_mma's 64 columns,
+  ** split until 128 (5120: 80 x 2, 8192: 128 x 1); sm_80 keeps q4_decode */
   static const struct {
-    int n, k, m;
-    const char *params;
+    int n, k, m, arch;
+    const char *tmpl, *params;
   } low[] = {
-      {27648, 5120, 64, "WG=1,MW=1,TN=128,BK=64,STAGES=4,SPLIT_K=1"},
-      {15360, 5120, 33, "WG=1,MW=1,TN=128,BK=64,STAGES=4,SPLIT_K=2"},
-      {5120, 13824, 64, "WG=1,MW=1,TN=128,BK=64,STAGES=4,SPLIT_K=4"},
+      {27648, 5120, 64, 90, "q4_wgmma", "WG=1,MW=1,TN=128,BK=64,STAGES=4,SPLIT_K=1"},
+      {15360, 5120, 33, 90, "q4_wgmma", "WG=1,MW=1,TN=128,BK=64,STAGES=4,SPLIT_K=2"},
+      {8448, 4096, 64, 90, "q4_wgmma", "WG=1,MW=1,TN=128,BK=64,STAGES=4,SPLIT_K=2"},
+      {8192, 4096, 64, 90, "q4_mma", "WARPS_N=2,WARPS_K=4,MT=2,CW=1,BK=128,STAGES=4,SPLIT_K=1"},
+      {5120, 13824, 64, 90, "q4_mma", "WARPS_N=2,WARPS_K=4,MT=2,CW=1,BK=128,STAGES=4,SPLIT_K=2"},
+      {4096, 4096, 33, 90, "q4_mma", "WARPS_N=2,WARPS_K=4,MT=2,CW=1,BK=128,STAGES=4,SPLIT_K=2"},
+      {4096, 4096, 32, 90, "q4_decode", NULL},
+      {4096, 4096, 64, 80, "q4_decode", NULL},
   };
   for (size_t i = 0; i < sizeof low / sizeof low[0]; i++) {
     const q4_shape s = {Q4_FORMAT_Q4, low[i].n, low[i].k, low[i].k, 0};
     q4_variant v;
     memset(&v, 0, sizeof v);
-    CHECK_OK(q4gen_default(g, &s, 90, low[i].m, &v));
-    CHECK_MSG(!strcmp(v.tmpl, "q4_wgmma") && !strcmp(v.params, low[i].params), "N=%d K=%d M=%d: default %s[%s]",
-              s.n, s.k, low[i].m, v.tmpl, v.params);
+    CHECK_OK(q4gen_default(g, &s, low[i].arch, low[i].m, &v));
+    CHECK_MSG(!strcmp(v.tmpl, low[i].tmpl) && (!low[i].params || !strcmp(v.params, low[i].params)),
+              "N=%d K=%d M=%d sm_%d: default %s[%s]", s.n, s.k, low[i].m, low[i].arch, v.tmpl, v.params);
     q4_variant_free(&v);
   }
   const q4_shape s = {Q4_FORMAT_Q4, 4096, 4096, 4096, 0};
