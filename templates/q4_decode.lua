@@ -46,7 +46,7 @@ local T = {
     { "UNROLL",  { 1, 2, 4, 8 } }, -- units of K (one block; q4s: four) per warp per round
     { "PIPE",    { 0, 1 } },       -- 1: load round r + 1 while computing round r
     { "ORDER",   { 0, 1 } },       -- a warp's units in a round: 0 WARPS_K apart, 1 consecutive
-    { "XG",      { 0, 1 }, when = act_order }, -- act-order x into shared memory: 0 gathered from global, 1 from rows copied in
+    { "XG",      { 0, 1, 2 }, when = act_order }, -- act-order x: into shared memory, 0 gathered from global, 1 from rows copied in; 2 gathered in the loop
     { "XT",      { 0, 1 } },       -- M <= 8: 1 puts x in the mma's B (8 rows) and W in its A
     { "PF",      { 0, 2, 4 }, when = act_order }, -- XG = 1: rounds after the first prefetched into L2 before the prologue
   },
@@ -93,10 +93,13 @@ end
 
 -- Act-order weights: the block's rows of x, gathered once through perm into
 -- shared memory ([TILE_M][rows of a split] fp16), so the loop reads them as
--- plain 16-byte vectors.
+-- plain 16-byte vectors. XG = 2 keeps none there: the loop gathers each
+-- piece of x from global memory (L1 and L2) as it goes, slower but for any
+-- K, where even an eighth of it would not fit (K = 28672 on sm_86).
+local function gathered_x(p, s) return tile_m(p) * u_split(p, s) * 32 * 2 end
 local function x_smem(p, s)
-  if not s.act_order or p.XG == 1 then return 0 end  -- (XG = 1: all of it per row, smem_row)
-  return tile_m(p) * u_split(p, s) * 32 * 2
+  if not s.act_order or p.XG ~= 0 then return 0 end  -- (XG = 1: all of it per row, smem_row)
+  return gathered_x(p, s)
 end
 
 -- XG = 1: shared memory per row of x (gathered and whole), and the rows an
@@ -115,6 +118,15 @@ local function q4s_copies(s) return factored(s) and 8 or 32 end
 local function sparse_smem(p, s)
   if s.format ~= "q4s" then return 0 end
   return 256 * q4s_copies(s) * (factored(s) and 16 or 4) + 32 * p.CW * p.WARPS_N * 4
+end
+
+-- Whether XG = 0's gathered x for p's tile fits in shared memory beside the
+-- rest with K split eight ways (XG = 2 exists only where it does not).
+local function x_fits_split(p, s)
+  local q = {}
+  for k, v in pairs(p) do q[k] = v end
+  q.SPLIT_K = 8
+  return red_smem(q) + sx_smem(q, s) + cols_smem(q, s) + gathered_x(q, s) <= C.smem_max(s.arch)
 end
 
 function T.meta(p, s)
@@ -173,7 +185,8 @@ function T.check(p, s)
   -- (the parameters that exist for act-order alone first: rejecting them
   -- before valid() keeps enumerating the space cheap)
   if p.XG == 1 and not s.act_order then return false, "XG=1: no act-order x to gather" end
-  if p.PF > 0 and p.XG == 0 then return false, "PF: only ahead of an act-order prologue (XG=1)" end
+  if p.PF > 0 and p.XG ~= 1 then return false, "PF: only ahead of an act-order prologue (XG=1)" end
+  if p.XG == 2 and x_fits_split(p, s) then return false, "XG=2: the gathered x fits in shared memory split (XG=0)" end
   local ok, why = valid(p, s)
   if not ok then return false, why end
   -- the same kernel as ORDER = 0 / XG = 0 where they change nothing
@@ -222,7 +235,7 @@ function T.default(s, m)
   -- warps along K, as tuned there (36.5 us at M = 1 against 50.4 with four)
   if decode and units(s) > 64 * p.SPLIT_K * p.WARPS_K then p.WARPS_K = 8 end
   -- (an XG = 1 block must hold all of the M rows)
-  local function holds(q) return q.XG == 0 or T.meta(q, s).m_max >= m end
+  local function holds(q) return q.XG ~= 1 or T.meta(q, s).m_max >= m end
   if T.check(p, s) and holds(p) then return p end
   -- Not valid as it stands (act-order x too large for shared memory, or a
   -- small shape): the first choice that passes check with fewer m tiles,
@@ -240,6 +253,10 @@ function T.default(s, m)
       end
     end
   end
+  -- (Act-order x that fits in shared memory nowhere, as K = 28672 on sm_86
+  -- from M = 9, has no default: XG = 2 serves it once tuned, the tuner
+  -- verifying each variant on the GPU first. It is no default before it
+  -- has been checked on one.)
   return nil
 end
 
@@ -343,7 +360,7 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
   u32 *table = reinterpret_cast<u32 *>(extra);  // expansion selectors
   u32 *bad_col = table + Q4S_TABLE_WORDS;       // [TILE_N] broken masks seen
 //$ end
-//$ if ACT_ORDER == 1 then
+//$ if ACT_ORDER == 1 and XG ~= 2 then
   // x[m0 + r][perm[k]] for this block's K range, in the weights' row order,
   // gathered below into shared memory ([rows][XK]).
   constexpr int XK = KB_SPLIT * 32;
@@ -545,7 +562,7 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
     }
     __syncthreads();
   }
-//$ elseif ACT_ORDER == 1 then
+//$ elseif ACT_ORDER == 1 and XG == 0 then
   {
     // perm is read coalesced, PK entries per thread and pass; then each
     // row's x values, PK independent loads at a time (x rows are small and

@@ -67,10 +67,11 @@ static void *worker(void *arg) {
   return NULL;
 }
 
-/* The one gap README.md documents: on GPUs with 99 KB of shared memory,
-** act-order weights with K of about 24,000 or more have no kernel for M
-** from 9 to 256 (q4_decode's 16 rows of x for an eighth of K do not fit,
-** and the two-pass default starts at M bucket 512). */
+/* The one gap README.md documents among these shapes: on GPUs with 99 KB
+** of shared memory, act-order weights with K of about 24,000 or more have
+** no default for M from 9 to 256 (q4_decode's 16 rows of x for an eighth
+** of K do not fit, and the two-pass default starts at M bucket 512); only
+** tuning, which finds q4_decode's XG = 2 variants, gives them a kernel. */
 static int documented_gap(const q4_shape *s, int arch, int m) {
   return (s->flags & Q4_SHAPE_ACT_ORDER) && arch == 86 && s->k >= 24000 && m >= 9 && m <= 256;
 }

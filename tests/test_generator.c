@@ -633,8 +633,59 @@ static void test_decode_split_cluster(void) {
   q4gen_close(g);
 }
 
-/* q4_matmul never fails for lack of tuning: every valid shape, with every
-** weight kind, gets a default kernel for every M, on sm_80 and sm_90. */
+/* Act-order x that fits in no block's shared memory: q4_decode's XG = 2
+** gathers it in its loop, enumerated only where XG = 0 cannot hold it. It
+** is no default: K = 28672 at M = 16 on sm_86 (99 KB) has none untuned, and
+** the tuner's XG = 2 variants for it; sm_90 defaults to XG = 0. */
+static void test_act_order_long_k(void) {
+  q4gen *g = open_real_templates();
+  if (!g) return;
+  const q4_shape k28 = {Q4_FORMAT_Q4, 4096, 28672, 128, Q4_SHAPE_ACT_ORDER};
+  q4_variant v;
+  memset(&v, 0, sizeof v);
+  CHECK_MSG(q4gen_default(g, &k28, 86, 16, &v) == Q4_ERR_UNSUPPORTED, "sm_86: a default %s[%s]", v.tmpl, v.params);
+  q4_variant_free(&v);
+  memset(&v, 0, sizeof v);
+  CHECK_OK(q4gen_default(g, &k28, 90, 16, &v));
+  CHECK_MSG(!strcmp(v.tmpl, "q4_decode") && strstr(v.params, "XG=0"), "sm_90: default %s[%s]", v.tmpl, v.params);
+  q4_variant_free(&v);
+  q4_variant *list = NULL;
+  int n = 0, at16 = 0;
+  CHECK_OK(q4gen_enumerate(g, "q4_decode", &k28, 86, &list, &n));
+  for (int j = 0; j < n; j++) {
+    if (list[j].m_min > 16 || list[j].m_max < 16) continue;
+    at16++;
+    CHECK_MSG(strstr(list[j].params, "XG=2") != NULL, "sm_86 M=16: %s", list[j].params);
+  }
+  CHECK_MSG(at16 > 0, "sm_86 K=28672: no variant for M=16 among %d", n);
+  /* XG = 2 reads x through perm where it uses it: no gathering prologue */
+  for (int j = 0; j < n; j++) {
+    if (!strstr(list[j].params, "XG=2")) continue;
+    v = variant("q4_decode", list[j].params);
+    CHECK_OK(q4gen_render(g, &k28, 86, &v));
+    CHECK_MSG(v.source && strstr(v.source, "q4_load_x8(x, perm, row, k)") && !strstr(v.source, "perm is read coalesced"),
+              "XG=2 source of %s", list[j].params);
+    q4_variant_free(&v);
+    break;
+  }
+  q4gen_free_list(list, n);
+  /* enumerated only for tiles whose x XG = 0 cannot hold even split eight
+  ** ways: none at K = 4096, four m tiles at K = 11008 (243 KB), most at 65536 */
+  static const struct {
+    int k, want;
+  } spaces[] = {{4096, 0}, {11008, 1}, {65536, 1}};
+  for (size_t i = 0; i < sizeof spaces / sizeof spaces[0]; i++) {
+    const q4_shape s = {Q4_FORMAT_Q4, 4096, spaces[i].k, 128, Q4_SHAPE_ACT_ORDER};
+    q4_variant *space = NULL;
+    int count = 0, xg2 = 0;
+    CHECK_OK(q4gen_enumerate(g, "q4_decode", &s, 90, &space, &count));
+    for (int j = 0; j < count; j++) xg2 += strstr(space[j].params, "XG=2") != NULL;
+    CHECK_MSG((xg2 > 0) == spaces[i].want && count > xg2, "K=%d: %d of %d variants XG=2", spaces[i].k, xg2, count);
+    q4gen_free_list(space, count);
+  }
+  q4gen_close(g);
+}
+
 /* q4s_imma's launch bounds ask for blocks enough per SM to run the grid in
 ** one wave on 132 SMs, down to a budget of 96 registers a thread. */
 static void test_imma_min_blocks(void) {
@@ -803,6 +854,8 @@ static void test_dqgemm_default(void) {
   q4gen_close(g);
 }
 
+/* q4_matmul never fails for lack of tuning: every valid shape, with every
+** weight kind, gets a default kernel for every M, on sm_80 and sm_90. */
 static void test_real_defaults(void) {
   q4gen *g = open_real_templates();
   if (!g) return;
@@ -872,6 +925,7 @@ int main(void) {
   test_early_launch();
   test_decode_space();
   test_decode_split_cluster();
+  test_act_order_long_k();
   test_imma_min_blocks();
   test_wgmma_defaults();
   test_dqgemm_default();

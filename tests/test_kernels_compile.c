@@ -28,8 +28,9 @@ static const q4_shape SHAPES[] = {
     {Q4_FORMAT_Q4, 22016, 4096, 128},
     /* symmetric weights: the code paths that read no zeros */
     {Q4_FORMAT_Q4, 11008, 4096, 64, Q4_SHAPE_SYMMETRIC},
-    /* symmetric act-order weights: x gathered through perm as well */
-    {Q4_FORMAT_Q4, 4096, 4096, 128, Q4_SHAPE_SYMMETRIC | Q4_SHAPE_ACT_ORDER},
+    /* symmetric act-order weights: x gathered through perm as well (K long
+    ** enough for q4_decode's XG = 2 variants with four m tiles) */
+    {Q4_FORMAT_Q4, 4096, 11008, 128, Q4_SHAPE_SYMMETRIC | Q4_SHAPE_ACT_ORDER},
     /* 16:32 sparse weights, per-channel and grouped symmetric */
     {Q4_FORMAT_Q4S, 4096, 11008, 11008},
     {Q4_FORMAT_Q4S, 22016, 4096, 128, Q4_SHAPE_SYMMETRIC},
