@@ -7,16 +7,14 @@
 ** No GPU needed. Two-pass defaults (q4_dqgemm) are left out: their
 ** expansion kernel does not depend on M.
 */
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "q4_nvrtc.h"
 #include "q4gen.h"
 #include "q4test.h"
+#include "q4test_pool.h"
 
 /* {N, K, group size}: llama shapes, grouped and per-channel, a K that is
 ** no power of two, and a small odd N */
@@ -48,23 +46,19 @@ typedef struct job {
 
 static job *jobs;
 static int njobs;
-static atomic_int next_job;
 
-static void *worker(void *arg) {
-  (void)arg;
-  for (int i; (i = atomic_fetch_add(&next_job, 1)) < njobs;) {
-    job *j = &jobs[i];
-    q4_compiled c;
-    j->st = q4_nvrtc_compile(j->v.source, "default.cu", j->arch, &c);
-    if (j->st == Q4_OK) {
-      j->regs = c.regs;
-      j->spill = c.spill_bytes;
-      q4_compiled_free(&c);
-    } else {
-      snprintf(j->msg, sizeof j->msg, "%s", q4_last_error());
-    }
+static void compile_job(int i, void *ctx) {
+  (void)ctx;
+  job *j = &jobs[i];
+  q4_compiled c;
+  j->st = q4_nvrtc_compile(j->v.source, "default.cu", j->arch, &c);
+  if (j->st == Q4_OK) {
+    j->regs = c.regs;
+    j->spill = c.spill_bytes;
+    q4_compiled_free(&c);
+  } else {
+    snprintf(j->msg, sizeof j->msg, "%s", q4_last_error());
   }
-  return NULL;
 }
 
 /* The one gap README.md documents among these shapes: on GPUs with 99 KB
@@ -121,11 +115,7 @@ int main(void) {
   printf("%d (shape, kind, M, arch) defaults asked, %d distinct kernels to compile\n", asked, njobs);
   CHECK_MSG(njobs > 50, "only %d distinct defaults", njobs);
 
-  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-  int nthreads = ncpu < 2 ? 2 : ncpu > 32 ? 32 : (int)ncpu;
-  pthread_t th[32];
-  for (int i = 0; i < nthreads; i++) pthread_create(&th[i], NULL, worker, NULL);
-  for (int i = 0; i < nthreads; i++) pthread_join(th[i], NULL);
+  const int nthreads = q4test_parallel(njobs, compile_job, NULL);
 
   int maxregs = 0;
   for (int i = 0; i < njobs; i++) {

@@ -9,17 +9,15 @@
 ** Set Q4TUNE_COMPILE_QUICK to compile only every 10th variant, and
 ** Q4TUNE_COMPILE_FORMAT=q4 or q4s to compile the shapes of one format.
 */
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "q4_nvrtc.h"
 #include "q4gen.h"
 #include "q4test.h"
+#include "q4test_pool.h"
 
 static const int ARCHS[] = {80, 90};
 #define NARCHS 2
@@ -50,7 +48,6 @@ typedef struct job {
 
 static job *jobs;
 static int njobs;
-static atomic_int next_job;
 
 static double now_s(void) {
   struct timespec ts;
@@ -58,29 +55,24 @@ static double now_s(void) {
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static void *worker(void *arg) {
-  (void)arg;
-  for (;;) {
-    int i = atomic_fetch_add(&next_job, 1);
-    if (i >= njobs) break;
-    job *j = &jobs[i];
-    char name[Q4_NAME_MAX + 8];
-    snprintf(name, sizeof name, "%s.cu", j->v.tmpl);
-    q4_compiled c;
-    j->st = q4_nvrtc_compile(j->v.source, name, ARCHS[j->arch_i], &c);
-    if (j->st == Q4_OK) {
-      j->cubin_size = c.cubin ? c.size : 0;
-      j->regs = c.regs;
-      j->spill = c.spill_bytes;
-      j->ms = c.compile_ms;
-      q4_compiled_free(&c);
-    } else {
-      snprintf(j->msg, sizeof j->msg, "%s", q4_last_error());
-    }
-    /* the source is no longer needed */
-    q4_variant_free(&j->v);
+static void compile_job(int i, void *ctx) {
+  (void)ctx;
+  job *j = &jobs[i];
+  char name[Q4_NAME_MAX + 8];
+  snprintf(name, sizeof name, "%s.cu", j->v.tmpl);
+  q4_compiled c;
+  j->st = q4_nvrtc_compile(j->v.source, name, ARCHS[j->arch_i], &c);
+  if (j->st == Q4_OK) {
+    j->cubin_size = c.cubin ? c.size : 0;
+    j->regs = c.regs;
+    j->spill = c.spill_bytes;
+    j->ms = c.compile_ms;
+    q4_compiled_free(&c);
+  } else {
+    snprintf(j->msg, sizeof j->msg, "%s", q4_last_error());
   }
-  return NULL;
+  /* the source is no longer needed */
+  q4_variant_free(&j->v);
 }
 
 int main(void) {
@@ -155,13 +147,8 @@ int main(void) {
   }
   printf("rendered %d variant sources in %.1f s\n", njobs, now_s() - t_render);
 
-  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-  int nthreads = ncpu < 2 ? 2 : (int)ncpu;
-  if (nthreads > 64) nthreads = 64;
-  pthread_t th[64];
   const double t0 = now_s();
-  for (int i = 0; i < nthreads; i++) pthread_create(&th[i], NULL, worker, NULL);
-  for (int i = 0; i < nthreads; i++) pthread_join(th[i], NULL);
+  const int nthreads = q4test_parallel(njobs, compile_job, NULL);
   const double wall = now_s() - t0;
 
   /* per template and arch */
