@@ -426,19 +426,23 @@ q4_status q4gen_default(q4gen *g, const q4_shape *s, int arch, int m, q4_variant
   if (m < 1) return q4_err(Q4_ERR_INVALID_ARG, "q4gen_default: m = %d", m);
   memset(v, 0, sizeof *v);
   lua_State *L = g->sb.L;
+  char declined[384] = "";  /* the first template's reason to decline, for the user */
   for (int o = 0; o < g->count; o++) {
     int i = g->order[o];
     if (!q4gen_supports(g, i, s->format)) continue;
-    host_call c = {.fn = "default", .name = g->t[i].name, .s = s, .arch = arch, .m = m, .nres = 2};
+    host_call c = {.fn = "default", .name = g->t[i].name, .s = s, .arch = arch, .m = m, .nres = 3};
     if ((st = host(g, &c))) {
       char mtext[32];
       snprintf(mtext, sizeof mtext, "m=%d", m);
       return add_context(st, "default for", mtext);
     }
     if (lua_type(L, 1) != LUA_TSTRING) {
-      if (lua_type(L, 2) == LUA_TSTRING)
-        q4_log(Q4_LOG_DEBUG, "%s: default for m=%d fails its check: %s", g->t[i].name, m,
-               lua_tostring(L, 2));
+      const char *why = lua_tostring(L, 2), *kind = lua_tostring(L, 3);
+      if (why && kind && !strcmp(kind, "declined")) {
+        if (!declined[0]) snprintf(declined, sizeof declined, " (%s: %s)", g->t[i].name, why);
+      } else if (why) {
+        q4_log(Q4_LOG_DEBUG, "%s: default for m=%d fails its check: %s", g->t[i].name, m, why);
+      }
       lua_settop(L, 0);
       continue;
     }
@@ -449,8 +453,8 @@ q4_status q4gen_default(q4gen *g, const q4_shape *s, int arch, int m, q4_variant
     return st;
   }
   return q4_err(Q4_ERR_UNSUPPORTED,
-                "no template offers a default for format %s, n=%d, k=%d, group_size=%d, sm_%d, m=%d",
-                q4_format_name(s->format), s->n, s->k, s->group_size, arch, m);
+                "no template offers a default for format %s, n=%d, k=%d, group_size=%d, sm_%d, m=%d%s",
+                q4_format_name(s->format), s->n, s->k, s->group_size, arch, m, declined);
 }
 
 void q4_variant_free(q4_variant *v) {

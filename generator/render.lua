@@ -516,13 +516,19 @@ function H.render(name, str, s)
   return compile(info.t.source)(env), m
 end
 
--- default(s, m) as a params string, or nil (no opinion, or check() says no:
--- then the reason comes second).
+-- default(s, m) as a params string; or nil, a reason and what it is:
+-- "check" (the template's answer fails its own check) or "declined" (the
+-- template has no kernel for this case and says why, for the user); or nil
+-- alone (no opinion).
 function H.default(name, s, mrows)
   local info = info_of[name]
   if not info.t.default then return nil end
-  local d = info.t.default(shape_copy(s), mrows)
-  if d == nil then return nil end
+  local d, declined = info.t.default(shape_copy(s), mrows)
+  if d == nil then
+    if declined == nil then return nil end
+    if type(declined) ~= 'string' then bad(name, 'default(): a reason to decline must be a string') end
+    return nil, declined, 'declined'
+  end
   if type(d) ~= 'table' then bad(name, 'default() must return a table of parameters or nil') end
   local parts = {}
   for k, v in pairs(d) do
@@ -532,7 +538,7 @@ function H.default(name, s, mrows)
   local vals = parse(info, concat(parts, ','))
   C.reset()
   local ok, why = check(info, vals, s)
-  if not ok then return nil, why end
+  if not ok then return nil, why, 'check' end
   return params_string(info, vals)
 end
 

@@ -253,10 +253,16 @@ function T.default(s, m)
       end
     end
   end
-  -- (Act-order x that fits in shared memory nowhere, as K = 28672 on sm_86
+  -- Act-order x that fits in shared memory nowhere, as K = 28672 on sm_86
   -- from M = 9, has no default: XG = 2 serves it once tuned, the tuner
   -- verifying each variant on the GPU first. It is no default before it
-  -- has been checked on one.)
+  -- has been checked on one. The reason goes to the user.
+  if s.act_order and s.arch >= 80 then
+    local rows = m <= 8 and 8 or 16
+    return nil, string.format("act-order x, %d rows for an eighth of K, takes %d KB of shared memory, " ..
+      "over sm_%d's %d KB; tuning this shape (q4tune tune --act-order) finds variants that gather x in " ..
+      "their loop (XG=2)", rows, rows * ceil_div(units(s), 8) * 64 // 1024, s.arch, C.smem_max(s.arch) // 1024)
+  end
   return nil
 end
 

@@ -384,8 +384,13 @@ static void test_default(q4gen *g) {
   CHECK_OK(q4gen_default(g, &s4s, 80, 100, &v));
   CHECK(!strcmp(v.tmpl, "t_prio_d") && !strcmp(v.params, "X=1") && v.source && !strcmp(v.source, "d 1"));
   q4_variant_free(&v);
-  CHECK(q4gen_default(g, &s4s, 80, 101, &v) == Q4_ERR_UNSUPPORTED);
-  CHECK(has(q4_last_error(), "no template offers a default"));
+  /* a template that declines says why at the end of the message */
+  CHECK_ERR(q4gen_default(g, &s4s, 80, 101, &v), Q4_ERR_UNSUPPORTED,
+            "no template offers a default for format q4s, n=4096, k=4096, group_size=128, sm_80, m=101 "
+            "(t_prio_d: over 100 rows do not fit)");
+  CHECK_ERR(q4gen_default(g, &s4s, 80, 300, &v), Q4_ERR_TEMPLATE, "a reason to decline must be a string");
+  CHECK_ERR(q4gen_default(g, &s4s, 80, 400, &v), Q4_ERR_UNSUPPORTED, "no template offers a default");
+  CHECK(!has(q4_last_error(), "("));
   CHECK(q4gen_default(g, &SHAPE, 80, 0, &v) == Q4_ERR_INVALID_ARG);
 }
 
@@ -643,7 +648,15 @@ static void test_act_order_long_k(void) {
   const q4_shape k28 = {Q4_FORMAT_Q4, 4096, 28672, 128, Q4_SHAPE_ACT_ORDER};
   q4_variant v;
   memset(&v, 0, sizeof v);
-  CHECK_MSG(q4gen_default(g, &k28, 86, 16, &v) == Q4_ERR_UNSUPPORTED, "sm_86: a default %s[%s]", v.tmpl, v.params);
+  /* the error says why and what to do, in q4_decode's words */
+  CHECK_ERR(q4gen_default(g, &k28, 86, 16, &v), Q4_ERR_UNSUPPORTED,
+            "(q4_decode: act-order x, 16 rows for an eighth of K, takes 112 KB of shared memory, over sm_86's");
+  CHECK_MSG(strstr(q4_last_error(), "q4tune tune --act-order") != NULL, "%s", q4_last_error());
+  q4_variant_free(&v);
+  /* no such reason where the shape does not explain the gap (sm_75: no q4_decode at all) */
+  memset(&v, 0, sizeof v);
+  CHECK_ERR(q4gen_default(g, &k28, 75, 16, &v), Q4_ERR_UNSUPPORTED, "sm_75, m=16");
+  CHECK_MSG(!strstr(q4_last_error(), "(q4_decode:"), "%s", q4_last_error());
   q4_variant_free(&v);
   memset(&v, 0, sizeof v);
   CHECK_OK(q4gen_default(g, &k28, 90, 16, &v));
