@@ -8,6 +8,7 @@
 #   scripts/gpu_tests.sh sparse   16:32 sparse (q4s): GPU pack/validate, check, tune, bench next to q4
 #   scripts/gpu_tests.sh python   the Python binding (tests/test_python.py) with torch on the GPU
 #   scripts/gpu_tests.sh noblas   without cuBLAS: single-pass kernels at every M, tuned two-pass winners replaced
+#   scripts/gpu_tests.sh longk    act-order x too long for shared memory: no default, said why; tuned XG=2 checked
 #   scripts/gpu_tests.sh all      tune, check, bench and python in turn
 # Logs go to $OUT (default /tmp/q4out); the database to $OUT/tuning.db unless
 # Q4TUNE_DB is set. Exits non-zero on the first failure. Without a GPU it
@@ -61,6 +62,10 @@ phase_check() {
   run check_g128 $Q check --model llama-7b --group 128 --m $LLAMA_M
   run check_g32_g64 bash -c "$Q check --shape 11008,4096 --group 32 --m 1,16,100,2048 &&
                              $Q check --shape 11008,4096 --group 64 --m 1,16,100,2048"
+  # 33 to 64 rows: q4_mma's default under 8448 columns on sm_90, q4_wgmma's
+  # from there (check runs the default beside whatever q4_matmul picks)
+  run check_mid $Q check --shape 3072,8192 --shape 8192,4096 --shape 8448,4096 --shape 5120,13824 \
+    --m 33,40,48,63,64
   # every kernel family under the memory checker, tuned winners included
   if command -v compute-sanitizer >/dev/null; then
     run memcheck compute-sanitizer --tool memcheck --error-exitcode 3 \
@@ -142,6 +147,24 @@ phase_noblas() {
   grep -q "cuBLAS" "$OUT/nb_bench.txt" || { echo "gpu_tests: bench did not name cuBLAS"; exit 1; }
 }
 
+phase_longk() {
+  # Act-order weights whose x no block's shared memory holds (K = 65536 on
+  # sm_90 from M = 9): untuned, q4_matmul names the remedy; tuned, the
+  # XG=2 variants the tuner verified serve it, and check says the default is
+  # none.
+  local shape="--shape 4096,65536 --group 128 --act-order" db=$OUT/longk.db
+  rm -f "$db" "$db-wal" "$db-shm"
+  echo "== lk_untuned: $Q check $shape --m 16 (must fail, naming the remedy)"
+  if env Q4TUNE_DB="$db" $Q check $shape --m 16 >"$OUT/lk_untuned.txt" 2>&1; then
+    echo "gpu_tests: an untuned default where none should be"; exit 1
+  fi
+  grep -q "q4tune tune --act-order" "$OUT/lk_untuned.txt" || { cat "$OUT/lk_untuned.txt"; echo "gpu_tests: no remedy named"; exit 1; }
+  run lk_tune env Q4TUNE_DB="$db" $Q tune $shape --m 16,64
+  run lk_check env Q4TUNE_DB="$db" $Q check $shape --m 9,16,33,64
+  grep -q "tuned .*XG=2" "$OUT/lk_check.txt" || { echo "gpu_tests: no tuned XG=2 winner"; exit 1; }
+  run lk_bench env Q4TUNE_DB="$db" $Q bench $shape --m 16,64
+}
+
 phase_python() {
   # build/libq4tune.so links the shared Lua, SQLite and jansson: their
   # packages (liblua5.4-0, libsqlite3-0, libjansson4) must be installed
@@ -157,7 +180,8 @@ case "${1:-all}" in
   sparse) phase_sparse ;;
   python) phase_python ;;
   noblas) phase_noblas ;;
+  longk) phase_longk ;;
   all) phase_tune && phase_check && phase_bench && phase_python ;;
-  *) echo "usage: $0 [tune|check|bench|weights|sparse|python|noblas|all]"; exit 2 ;;
+  *) echo "usage: $0 [tune|check|bench|weights|sparse|python|noblas|longk|all]"; exit 2 ;;
 esac
 echo "gpu_tests: ${1:-all} passed"
