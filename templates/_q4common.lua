@@ -76,6 +76,18 @@ function C.default_split(p, s, units, blocks)
   while units < p.SPLIT_K * p.WARPS_K and p.WARPS_K > 2 do p.WARPS_K = p.WARPS_K // 2 end
 end
 
+-- p with the least split-K of 1, 2 and 4 that passes check(p, s) and
+-- makes its `tiles` tiles (counted unsplit) at least `want` blocks, else
+-- with 4 if that passes; nil if none does. Sets p.SPLIT_K. (Unlike
+-- C.default_split, for kernels whose check() knows what a split needs.)
+function C.least_split(p, check, s, tiles, want)
+  for _, split in ipairs({ 1, 2, 4 }) do
+    p.SPLIT_K = split
+    if check(p, s) and (tiles * split >= want or split == 4) then return p end
+  end
+  return nil
+end
+
 -- K in steps of bk for a pipeline of `stages`, split `split` ways; grouped
 -- weights' groups a multiple or a divisor of a step (whole groups a step,
 -- or whole steps a group). True, or false and the reason (for check()).

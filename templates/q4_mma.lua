@@ -101,10 +101,8 @@ end
 -- docs/BENCHMARKS.md, 2026-12-04 seventh).
 local function default_narrow(s)
   for _, bk in ipairs({ 128, 64 }) do
-    for _, split in ipairs({ 1, 2, 4 }) do
-      local p = { WARPS_N = 2, WARPS_K = bk // 32, MT = 2, CW = 1, BK = bk, STAGES = 4, SPLIT_K = split }
-      if T.check(p, s) and ((s.n // block_n(p)) * split >= 128 or split == 4) then return p end
-    end
+    local p = { WARPS_N = 2, WARPS_K = bk // 32, MT = 2, CW = 1, BK = bk, STAGES = 4 }
+    if C.least_split(p, T.check, s, s.n // block_n(p), 128) then return p end
   end
   return nil
 end

@@ -108,23 +108,18 @@ function T.check(p, s)
   return true
 end
 
+-- p with the least split-K that makes its tiles for m rows a wave of 132
+-- (C.least_split).
+local function split_to_fill(p, s, m)
+  return C.least_split(p, T.check, s, (s.n // p.TN) * ((m + tile_m(p) - 1) // tile_m(p)), 132)
+end
+
 -- From 33 to 64 rows: one warpgroup of one 64-row tile, 128 columns
 -- (dense) or 64 (q4s), K split until the tiles make a wave of 132. On the
 -- H200 that came within 13 % (dense) and 4 % (q4s) of the tuned best on
 -- average over the llama-13b shapes at M = 64 (docs/BENCHMARKS.md,
 -- 2026-12-04 seventh); q4_decode's default, which served these before,
 -- took 1.6x to 1.9x, and its q4s one spilled registers.
--- p with the least split-K of 1, 2 and 4 that passes check and makes its
--- tiles for m rows a wave of 132, else with 4 if that passes; nil if none.
-local function split_to_fill(p, s, m)
-  for _, split in ipairs({ 1, 2, 4 }) do
-    p.SPLIT_K = split
-    local tiles = (s.n // p.TN) * ((m + tile_m(p) - 1) // tile_m(p)) * split
-    if T.check(p, s) and (tiles >= 132 or split == 4) then return p end
-  end
-  return nil
-end
-
 local function default_low(s, m)
   if C.narrow_mid(s, m) then return nil end  -- q4_mma's default takes these
   for _, tn in ipairs(sparse(s) and { 64 } or { 128, 64 }) do
