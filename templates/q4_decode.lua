@@ -200,7 +200,7 @@ function T.check(p, s)
   if units(s) < p.SPLIT_K * p.WARPS_K and (p.SPLIT_K > 1 or p.WARPS_K > 2) then
     return false, "fewer units of K than warps along K"
   end
-  return C.fills_gpu(p, s, m.tile_n, s.act_order)
+  return C.fills_gpu(p, s, m.tile_n, units(s), s.act_order)
 end
 
 -- Untuned. Up to 16 rows, one warp along N of 64 columns (dense) or 32
@@ -234,6 +234,9 @@ function T.default(s, m)
   -- a long K unsplit (16384 x 16384: 128 units a warp of four) takes eight
   -- warps along K, as tuned there (36.5 us at M = 1 against 50.4 with four)
   if decode and units(s) > 64 * p.SPLIT_K * p.WARPS_K then p.WARPS_K = 8 end
+  -- no more units a round than a warp has in all (N = 256 act-order, split
+  -- eight ways, two units a warp: UNROLL = 4 spilled on sm_90)
+  while p.UNROLL > (sparse and 1 or 2) and units(s) < p.UNROLL * p.SPLIT_K * p.WARPS_K do p.UNROLL = p.UNROLL // 2 end
   -- (an XG = 1 block must hold all of the M rows)
   local function holds(q) return q.XG ~= 1 or T.meta(q, s).m_max >= m end
   if T.check(p, s) and holds(p) then return p end

@@ -85,7 +85,7 @@ function T.check(p, s)
   if units(s) < p.SPLIT_K * p.WARPS_K and (p.SPLIT_K > 1 or p.WARPS_K > 2) then
     return false, "fewer units of K than warps along K"
   end
-  return C.fills_gpu(p, s, m.tile_n)
+  return C.fills_gpu(p, s, m.tile_n, units(s))
 end
 
 -- Untuned: one warp of 32 columns along N, four along K, one unit a
