@@ -256,15 +256,30 @@ function T.default(s, m)
       end
     end
   end
-  -- Act-order x that fits in shared memory nowhere, as K = 28672 on sm_86
-  -- from M = 9, has no default: XG = 2 serves it once tuned, the tuner
-  -- verifying each variant on the GPU first. It is no default before it
-  -- has been checked on one. The reason goes to the user.
+  -- Act-order x that fits in shared memory nowhere (K = 28672 on sm_86 and
+  -- K = 65536 on sm_90, from M = 9): x gathered in the loop (XG = 2), as the
+  -- tuned winners at 4096 x 65536 on the H200 did: 256 columns a block, K
+  -- split eight ways; up to 16 rows two warps along N of four strips, above
+  -- four of two and two m tiles (docs/BENCHMARKS.md, 2026-12-05).
   if s.act_order and s.arch >= 80 then
-    local rows = m <= 8 and 8 or 16
+    -- (narrower blocks, more warps along K, where N gives 256-column ones too few warps)
+    local widths = m <= 16 and { { 2, 4 }, { 1, 4 }, { 1, 2 }, { 1, 1 } } or { { 4, 2 }, { 2, 2 }, { 1, 2 }, { 1, 1 } }
+    for _, w in ipairs(widths) do
+      for _, warps_k in ipairs({ m <= 16 and 4 or 2, 4, 8 }) do
+        local q = m <= 16
+          and { WARPS_K = warps_k, M_TILES = 1, UNROLL = 2, PIPE = 1, ORDER = order }
+          or { WARPS_K = warps_k, M_TILES = 2, UNROLL = 2, PIPE = 0, ORDER = 0 }
+        q.WARPS_N, q.CW, q.XG, q.XT, q.PF = w[1], w[2], 2, 0, 0
+        C.default_split(q, s, units(s), 2 * 132)
+        if T.check(q, s) then return q end
+      end
+    end
+    -- (what no variant serves for want of shared memory, the reason goes to the user)
+    local least = { M_TILES = 1, XT = xt, SPLIT_K = 8, ORDER = 0 }  -- the smallest tile, K split most
+    if gathered_x(least, s) <= C.smem_max(s.arch) then return nil end
     return nil, string.format("act-order x, %d rows for an eighth of K, takes %d KB of shared memory, " ..
-      "over sm_%d's %d KB; tuning this shape (q4tune tune --act-order) finds variants that gather x in " ..
-      "their loop (XG=2)", rows, rows * ceil_div(units(s), 8) * 64 // 1024, s.arch, C.smem_max(s.arch) // 1024)
+      "over sm_%d's %d KB, and no variant that gathers x in its loop (XG=2) passes its checks", tile_m(least),
+      gathered_x(least, s) // 1024, s.arch, C.smem_max(s.arch) // 1024)
   end
   return nil
 end

@@ -639,24 +639,39 @@ static void test_decode_split_cluster(void) {
 }
 
 /* Act-order x that fits in no block's shared memory: q4_decode's XG = 2
-** gathers it in its loop, enumerated only where XG = 0 cannot hold it. It
-** is no default: K = 28672 at M = 16 on sm_86 (99 KB) has none untuned, and
-** the tuner's XG = 2 variants for it; sm_90 defaults to XG = 0. */
+** gathers it in its loop, enumerated only where XG = 0 cannot hold it, and
+** is the default there: K = 28672 at M = 16 on sm_86 (99 KB), with the
+** tuned winners' shape of block at 4096 x 65536 on the H200; sm_90 holds
+** K = 28672's x in shared memory (XG = 0). */
 static void test_act_order_long_k(void) {
   q4gen *g = open_real_templates();
   if (!g) return;
   const q4_shape k28 = {Q4_FORMAT_Q4, 4096, 28672, 128, Q4_SHAPE_ACT_ORDER};
+  static const struct {
+    int arch, m;
+    const char *params;
+  } want[] = {
+      {86, 16, "WARPS_N=2,CW=4,WARPS_K=4,SPLIT_K=8,M_TILES=1,UNROLL=2,PIPE=1,ORDER=1,XG=2,XT=0,PF=0"},
+      {86, 64, "WARPS_N=4,CW=2,WARPS_K=2,SPLIT_K=8,M_TILES=2,UNROLL=2,PIPE=0,ORDER=0,XG=2,XT=0,PF=0"},
+  };
   q4_variant v;
-  memset(&v, 0, sizeof v);
-  /* the error says why and what to do, in q4_decode's words */
-  CHECK_ERR(q4gen_default(g, &k28, 86, 16, &v), Q4_ERR_UNSUPPORTED,
-            "(q4_decode: act-order x, 16 rows for an eighth of K, takes 112 KB of shared memory, over sm_86's");
-  CHECK_MSG(strstr(q4_last_error(), "q4tune tune --act-order") != NULL, "%s", q4_last_error());
-  q4_variant_free(&v);
-  /* no such reason where the shape does not explain the gap (sm_75: no q4_decode at all) */
+  for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+    memset(&v, 0, sizeof v);
+    CHECK_OK(q4gen_default(g, &k28, want[i].arch, want[i].m, &v));
+    CHECK_MSG(!strcmp(v.tmpl, "q4_decode") && !strcmp(v.params, want[i].params), "sm_%d M=%d: default %s[%s]",
+              want[i].arch, want[i].m, v.tmpl, v.params);
+    q4_variant_free(&v);
+  }
+  /* no q4_decode reason where the shape does not explain the gap (sm_75: no q4_decode at all) */
   memset(&v, 0, sizeof v);
   CHECK_ERR(q4gen_default(g, &k28, 75, 16, &v), Q4_ERR_UNSUPPORTED, "sm_75, m=16");
   CHECK_MSG(!strstr(q4_last_error(), "(q4_decode:"), "%s", q4_last_error());
+  q4_variant_free(&v);
+  /* narrower blocks where 256 columns give too few warps to fill the GPU */
+  const q4_shape narrow = {Q4_FORMAT_Q4, 1000, 65536, 128, Q4_SHAPE_ACT_ORDER};
+  memset(&v, 0, sizeof v);
+  CHECK_OK(q4gen_default(g, &narrow, 86, 64, &v));
+  CHECK_MSG(strstr(v.params, "XG=2") && !strstr(v.params, "WARPS_N=4,CW=2"), "N=1000: default %s", v.params);
   q4_variant_free(&v);
   memset(&v, 0, sizeof v);
   CHECK_OK(q4gen_default(g, &k28, 90, 16, &v));
@@ -873,13 +888,14 @@ static void test_real_defaults(void) {
   q4gen *g = open_real_templates();
   if (!g) return;
   /* (N = 256 and q4s 1024 x 2048: too small to fill a GPU, so no launch is
-  ** pruned for having too few warps) */
+  ** pruned for having too few warps; 4096 x 65536 act-order: x gathered in
+  ** the loop) */
   static const int shapes[][3] = {{4096, 4096, 128},  {22016, 4096, 4096}, {4096, 11008, 128},
                                   {12288, 4096, 64},   {4104, 4096, 32},    {8, 32, 32},
                                   {28672, 8192, 128},  {8192, 28672, 4096}, {256, 4096, 128},
-                                  {1024, 2048, 2048}};
+                                  {1024, 2048, 2048},  {4096, 65536, 128}};
   static const int ms[] = {1, 2, 16, 17, 64, 100, 255, 1024, 2048, 4096, 5000};
-  static const int archs[] = {80, 90};
+  static const int archs[] = {80, 86, 90};
   int failures = 0;
   for (size_t ai = 0; ai < sizeof archs / sizeof archs[0]; ai++)
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
