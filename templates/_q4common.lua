@@ -31,14 +31,17 @@ end
 -- shared memory); and a shape with work enough to fill a GPU keeps only
 -- launches with warps enough to do it (a smaller shape keeps every one).
 -- A 32-column strip has at most a warp per unit of K (the kernel's
--- `units`) and 64 (eight along K, K split eight ways): so N = 256 fills no
--- GPU, whatever K, nor q4s 1024 x 2048 (16 units of four blocks).
+-- `units`), in a power of two, and 64 (eight along K, K split eight ways):
+-- so N = 256 fills no GPU, whatever K, nor q4s 1024 x 3072 (24 units of
+-- four blocks: 16 warps a strip).
 function C.fills_gpu(p, s, tile_n, units, split_anyway)
   local col_tiles = (s.n + tile_n - 1) // tile_n
   if p.SPLIT_K > 1 and col_tiles * p.SPLIT_K > 8 * 132 and not split_anyway then
     return false, "split-K not needed: enough column tiles"
   end
-  local fillable = (s.n + 31) // 32 * math.min(units, 64) >= 132 * 4
+  local per_strip = 1
+  while per_strip < 64 and 2 * per_strip <= units do per_strip = 2 * per_strip end
+  local fillable = (s.n + 31) // 32 * per_strip >= 132 * 4
   if fillable and col_tiles * p.SPLIT_K * p.WARPS_K * p.WARPS_N < 132 * 4 then
     return false, "too few warps to fill a GPU"
   end

@@ -887,13 +887,13 @@ static void test_dqgemm_default(void) {
 static void test_real_defaults(void) {
   q4gen *g = open_real_templates();
   if (!g) return;
-  /* (N = 256 and q4s 1024 x 2048: too small to fill a GPU, so no launch is
-  ** pruned for having too few warps; 4096 x 65536 act-order: x gathered in
-  ** the loop) */
+  /* (N = 256, q4s 1024 x 2048 and 1024 x 3072, llama-3.2-3b's k and v
+  ** projections: too small to fill a GPU, so no launch is pruned for
+  ** having too few warps; 4096 x 65536 act-order: x gathered in the loop) */
   static const int shapes[][3] = {{4096, 4096, 128},  {22016, 4096, 4096}, {4096, 11008, 128},
                                   {12288, 4096, 64},   {4104, 4096, 32},    {8, 32, 32},
                                   {28672, 8192, 128},  {8192, 28672, 4096}, {256, 4096, 128},
-                                  {1024, 2048, 2048},  {4096, 65536, 128}};
+                                  {1024, 2048, 2048},  {4096, 65536, 128},  {1024, 3072, 3072}};
   static const int ms[] = {1, 2, 16, 17, 64, 100, 255, 1024, 2048, 4096, 5000};
   static const int archs[] = {80, 86, 90};
   int failures = 0;
