@@ -17,12 +17,14 @@
 #include "q4test_pool.h"
 
 /* {N, K, group size}: llama shapes, grouped and per-channel, a K that is
-** no power of two, a small odd N, and N = 256, which fills no GPU (every
-** launch shape allowed). 8192 x 28672 act-order on sm_86 from M = 9 is
-** q4_decode's XG = 2 (x gathered in the loop). */
+** no power of two, a small odd N, N = 256, which fills no GPU (every
+** launch shape allowed), and K = 64, too short for the pipelined kernels.
+** 8192 x 28672 act-order on sm_86 from M = 9 is q4_decode's XG = 2 (x
+** gathered in the loop). */
 static const int SHAPES[][3] = {{4096, 4096, 128},   {22016, 4096, 4096}, {4096, 11008, 128},
                                 {12288, 4096, 64},   {5120, 13824, 13824}, {28672, 8192, 128},
-                                {8192, 28672, 8192}, {1000, 4160, 4160},   {256, 4096, 128}};
+                                {8192, 28672, 8192}, {1000, 4160, 4160},   {256, 4096, 128},
+                                {4096, 64, 64}};
 static const int MS[] = {1, 2, 3, 8, 9, 16, 17, 32, 33, 64, 65, 100, 256};
 static const int ARCHS[] = {80, 86, 90};  /* 163, 99 and 227 KB of shared memory */
 /* dense with every flag combination; q4s with and without zeros */

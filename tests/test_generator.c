@@ -889,11 +889,13 @@ static void test_real_defaults(void) {
   if (!g) return;
   /* (N = 256, q4s 1024 x 2048 and 1024 x 3072, llama-3.2-3b's k and v
   ** projections: too small to fill a GPU, so no launch is pruned for
-  ** having too few warps; 4096 x 65536 act-order: x gathered in the loop) */
+  ** having too few warps; 4096 x 65536 act-order: x gathered in the loop;
+  ** K = 64, too short for q4_mma's and q4_wmma's pipelines at any M) */
   static const int shapes[][3] = {{4096, 4096, 128},  {22016, 4096, 4096}, {4096, 11008, 128},
                                   {12288, 4096, 64},   {4104, 4096, 32},    {8, 32, 32},
                                   {28672, 8192, 128},  {8192, 28672, 4096}, {256, 4096, 128},
-                                  {1024, 2048, 2048},  {4096, 65536, 128},  {1024, 3072, 3072}};
+                                  {1024, 2048, 2048},  {4096, 65536, 128},  {1024, 3072, 3072},
+                                  {4096, 64, 64}};
   static const int ms[] = {1, 2, 16, 17, 64, 100, 255, 1024, 2048, 4096, 5000};
   static const int archs[] = {80, 86, 90};
   int failures = 0;
