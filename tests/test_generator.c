@@ -932,6 +932,38 @@ static void test_real_defaults(void) {
   q4gen_close(g);
 }
 
+/* Every shape a user might bring has a default at every M, on every
+** architecture the single-pass kernels take: a sweep of narrow and wide N,
+** short and long K, every weight kind, grouped and per-channel. (Before
+** 9fd3e4e N = 256 and some q4s shapes near 1024 x 3072 had none.) */
+static void test_default_coverage(void) {
+  q4gen *g = open_real_templates();
+  if (!g) return;
+  static const int ns[] = {8, 64, 256, 1000, 1024, 3072, 4096, 22016};
+  static const int ks[] = {64, 128, 2048, 3072, 4096, 28672};
+  static const int ms[] = {1, 8, 9, 16, 17, 33, 64, 65, 128, 256, 512, 4096};
+  static const int archs[] = {80, 86, 90};
+  int asked = 0, failures = 0;
+  for (size_t a = 0; a < sizeof archs / sizeof archs[0]; a++)
+    for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++)
+      for (size_t j = 0; j < sizeof ks / sizeof ks[0]; j++)
+        for (int kind = 0; kind < 12; kind++) {  /* q4 with every flag, q4s with and without zeros; x2 grouped */
+          const int grouped = kind >= 6, k6 = kind % 6;
+          const q4_shape s = {k6 < 4 ? Q4_FORMAT_Q4 : Q4_FORMAT_Q4S, ns[i], ks[j], grouped ? 64 : ks[j], k6 & 3};
+          for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++) {
+            q4_variant v;
+            memset(&v, 0, sizeof v);
+            asked++;
+            if (q4gen_default(g, &s, archs[a], ms[mi], &v) && failures++ < 5)
+              fprintf(stderr, "no default for %s N=%d K=%d g=%d flags=%d sm_%d M=%d: %s\n", q4_format_name(s.format),
+                      s.n, s.k, s.group_size, s.flags, archs[a], ms[mi], q4_last_error());
+            q4_variant_free(&v);
+          }
+        }
+  CHECK_MSG(failures == 0, "%d of %d (shape, kind, M, arch) points without a default", failures, asked);
+  q4gen_close(g);
+}
+
 int main(void) {
   snprintf(src_dir, sizeof src_dir, "%s", __FILE__);
   char *slash = strrchr(src_dir, '/');
@@ -966,5 +998,6 @@ int main(void) {
   test_wgmma_defaults();
   test_dqgemm_default();
   test_real_defaults();
+  test_default_coverage();
   return q4test_done("test_generator");
 }
