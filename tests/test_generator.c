@@ -882,6 +882,22 @@ static void test_dqgemm_default(void) {
   q4gen_close(g);
 }
 
+/* One point of a sweep of defaults: 1 if (s, arch, m) gets a default
+** kernel that can run M rows (one holding whole rows of x in shared memory
+** holds all of them), else 0, the first five failures reported. */
+static int has_default(q4gen *g, const q4_shape *s, int arch, int m, int *failures) {
+  q4_variant v;
+  memset(&v, 0, sizeof v);
+  q4_status st = q4gen_default(g, s, arch, m, &v);
+  if (!st && v.smem_row && m > v.m_max) st = q4_err(Q4_ERR_TEMPLATE, "%s holds %d rows of x", v.params, v.m_max);
+  if (!st && !v.source) st = q4_err(Q4_ERR_TEMPLATE, "%s[%s]: no source", v.tmpl, v.params);
+  if (st && (*failures)++ < 5)
+    fprintf(stderr, "no default for %s N=%d K=%d g=%d flags=%d sm_%d M=%d: %s\n", q4_format_name(s->format), s->n,
+            s->k, s->group_size, s->flags, arch, m, q4_last_error());
+  q4_variant_free(&v);
+  return !st;
+}
+
 /* q4_matmul never fails for lack of tuning: every valid shape, with every
 ** weight kind, gets a default kernel for every M, on sm_80 and sm_90. */
 static void test_real_defaults(void) {
@@ -903,18 +919,9 @@ static void test_real_defaults(void) {
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
       for (int kind = 0; kind < 6; kind++)  /* q4 with every flag combination, q4s with and without zeros */
         for (size_t j = 0; j < sizeof ms / sizeof ms[0]; j++) {
-          const int flags = kind & 3;
-          q4_shape s = {kind < 4 ? Q4_FORMAT_Q4 : Q4_FORMAT_Q4S, shapes[i][0], shapes[i][1], shapes[i][2], flags};
-          q4_variant v;
-          memset(&v, 0, sizeof v);
-          const int a = archs[ai];
-          q4_status st = q4gen_default(g, &s, a, ms[j], &v);
-          /* a default holding whole rows of x must hold all of them */
-          if (!st && v.smem_row && ms[j] > v.m_max) st = q4_err(Q4_ERR_TEMPLATE, "%s holds %d rows of x", v.params, v.m_max);
-          if ((st || !v.source) && failures++ < 5)
-            fprintf(stderr, "no default for %s N=%d K=%d g=%d flags=%d sm_%d M=%d: %s\n", q4_format_name(s.format),
-                    s.n, s.k, s.group_size, flags, a, ms[j], q4_last_error());
-          q4_variant_free(&v);
+          const q4_shape s = {kind < 4 ? Q4_FORMAT_Q4 : Q4_FORMAT_Q4S, shapes[i][0], shapes[i][1], shapes[i][2],
+                              kind & 3};
+          has_default(g, &s, archs[ai], ms[j], &failures);
         }
   CHECK_MSG(failures == 0, "%d (shape, M) pairs without a default kernel", failures);
   /* sm_75 (64 KB of shared memory): q4_wmma alone, its row tiles at most
@@ -950,15 +957,8 @@ static void test_default_coverage(void) {
         for (int kind = 0; kind < 12; kind++) {  /* q4 with every flag, q4s with and without zeros; x2 grouped */
           const int grouped = kind >= 6, k6 = kind % 6;
           const q4_shape s = {k6 < 4 ? Q4_FORMAT_Q4 : Q4_FORMAT_Q4S, ns[i], ks[j], grouped ? 64 : ks[j], k6 & 3};
-          for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++) {
-            q4_variant v;
-            memset(&v, 0, sizeof v);
-            asked++;
-            if (q4gen_default(g, &s, archs[a], ms[mi], &v) && failures++ < 5)
-              fprintf(stderr, "no default for %s N=%d K=%d g=%d flags=%d sm_%d M=%d: %s\n", q4_format_name(s.format),
-                      s.n, s.k, s.group_size, s.flags, archs[a], ms[mi], q4_last_error());
-            q4_variant_free(&v);
-          }
+          for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++, asked++)
+            has_default(g, &s, archs[a], ms[mi], &failures);
         }
   CHECK_MSG(failures == 0, "%d of %d (shape, kind, M, arch) points without a default", failures, asked);
   q4gen_close(g);
