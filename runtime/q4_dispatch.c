@@ -9,10 +9,6 @@
 #include "q4_error.h"
 #include "q4_handle.h"
 
-static int same_shape(const q4_shape *a, const q4_shape *b) {
-  return a->format == b->format && a->n == b->n && a->k == b->k && a->group_size == b->group_size;
-}
-
 int q4_blas_ready(q4_handle *h) {
   if (h->blas) return 1;
   if (h->blas_missing[0]) return 0;
@@ -69,7 +65,7 @@ static q4_status choose_variant(q4_handle *h, const q4_shape *s, int bucket, q4_
 q4_status q4_plan_get(q4_handle *h, const q4_shape *s, int m, q4_plan **out) {
   const int bucket = q4_m_bucket(m);
   for (q4_plan *p = h->plans; p; p = p->next)
-    if (p->m_bucket == bucket && same_shape(&p->shape, s)) {
+    if (p->m_bucket == bucket && q4_shape_same(&p->shape, s)) {
       *out = p;
       return Q4_OK;
     }

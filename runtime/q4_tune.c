@@ -187,8 +187,7 @@ static void forget_plans(q4_handle *h, const q4_shape *s) {
   pthread_mutex_lock(&h->lock);
   for (q4_plan **pp = &h->plans; *pp;) {
     q4_plan *p = *pp;
-    if (p->shape.format == s->format && p->shape.n == s->n && p->shape.k == s->k &&
-        p->shape.group_size == s->group_size) {
+    if (q4_shape_same(&p->shape, s)) {
       *pp = p->next;
       free(p);
     } else {

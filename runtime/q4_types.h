@@ -22,6 +22,13 @@ typedef struct q4_shape {
 #define Q4_SHAPE_SYMMETRIC 1  /* every zero is 8: no zeros array is read */
 #define Q4_SHAPE_ACT_ORDER 2  /* x's columns are gathered through a permutation */
 
+/* Whether a and b are one shape: the same kernels serve both. Weights of
+** one size in another kind (symmetric, act-order) take other kernels. */
+static inline int q4_shape_same(const q4_shape *a, const q4_shape *b) {
+  return a->format == b->format && a->n == b->n && a->k == b->k && a->group_size == b->group_size &&
+         a->flags == b->flags;
+}
+
 /* One kernel variant of one template for one shape and architecture.
 ** Launch geometry is the same for every template family:
 **   grid  = (ceil(N / tile_n), ceil(M / tile_m), split_k)

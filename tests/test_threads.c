@@ -4,6 +4,8 @@
 ** weights (a shape and format of its own, so that plans are made, kernels
 ** compiled and split-K workspaces grown while the others run products)
 ** and its own stream, and checks every product against the reference.
+** Three of them have weights of one size in three kinds (asymmetric,
+** symmetric, act-order), which must not share plans.
 **
 ** Needs a GPU (prints "skipped" without one). A fresh database, so every
 ** kernel is a default compiled in this run.
@@ -38,7 +40,7 @@ static q4_status run_matmul(void *ctx, q4_bed *b, const q4_weights *w, CUstream 
 static void *work(void *arg) {
   worker *t = arg;
   q4_bed bed;
-  t->st = q4_bed_open(&bed, t->h, &t->shape, 1000u + (unsigned)t->shape.n + (unsigned)t->shape.format, 1);
+  t->st = q4_bed_open(&bed, t->h, &t->shape, 1000u + (unsigned)t->shape.n + (unsigned)t->shape.format + 7u * (unsigned)t->shape.flags, 1);
   for (int r = 0; !t->st && r < ROUNDS; r++)
     for (int j = 0; !t->st && j < M_COUNT; j++) {
       /* rounds run the M values in turn, each thread from its own start */
@@ -62,11 +64,14 @@ int main(void) {
   q4_handle *h = q4test_gpu("test_threads");
   if (h) {
     printf("test_threads: on %s (sm_%d)\n", h->info.name, h->arch);
-    /* two threads on one shape, sharing its plans; the others alone */
+    /* two threads on one shape, sharing its plans; the others alone (the
+    ** three of 11008 x 4096 g128 each in a kind of their own) */
     worker t[] = {
         {.h = h, .shape = {Q4_FORMAT_Q4, 4096, 4096, 4096, 0}},
         {.h = h, .shape = {Q4_FORMAT_Q4, 4096, 4096, 4096, 0}},
         {.h = h, .shape = {Q4_FORMAT_Q4, 11008, 4096, 128, 0}},
+        {.h = h, .shape = {Q4_FORMAT_Q4, 11008, 4096, 128, Q4_SHAPE_SYMMETRIC}},
+        {.h = h, .shape = {Q4_FORMAT_Q4, 11008, 4096, 128, Q4_SHAPE_ACT_ORDER}},
         {.h = h, .shape = {Q4_FORMAT_Q4S, 4096, 11008, 11008, 0}},
         {.h = h, .shape = {Q4_FORMAT_Q4S, 5120, 4096, 128, Q4_SHAPE_SYMMETRIC}},
     };
@@ -78,9 +83,9 @@ int main(void) {
       CHECK_MSG(t[i].st == Q4_OK, "thread %d: %s: %s", i, q4_status_name(t[i].st), t[i].why);
       CHECK_MSG(t[i].products == ROUNDS * M_COUNT && t[i].passed == t[i].products, "thread %d: %d of %d passed", i,
                 t[i].passed, t[i].products);
-      printf("test_threads: thread %d, %s N=%d K=%d g=%d: %d of %d products right\n", i,
-             q4_format_name(t[i].shape.format), t[i].shape.n, t[i].shape.k, t[i].shape.group_size, t[i].passed,
-             ROUNDS * M_COUNT);
+      printf("test_threads: thread %d, %s N=%d K=%d g=%d flags=%d: %d of %d products right\n", i,
+             q4_format_name(t[i].shape.format), t[i].shape.n, t[i].shape.k, t[i].shape.group_size, t[i].shape.flags,
+             t[i].passed, ROUNDS * M_COUNT);
     }
     q4_destroy(h);
   }
