@@ -88,6 +88,15 @@ q4_status q4_weights_check(const q4_weights *w);
 ** tuned. The first call for a kernel compiles it (or loads it from the
 ** database's cubin cache). On error nothing is enqueued and y is untouched.
 **
+** Some kernels use scratch memory the handle keeps per stream (split-K
+** partials, a two-pass kernel's fp16 weights). A call may be captured in a
+** CUDA graph once a call with as many rows or more has run on the stream
+** uncaptured (it loads the kernel and sizes the scratch; else the captured
+** call fails with Q4_ERR_UNSUPPORTED, saying so). The graph stays
+** valid while later calls grow the scratch: outgrown buffers are kept
+** until q4_destroy. Graphs captured from one stream share its scratch, so
+** replay them one after another, not at once on several streams.
+**
 ** x and y are device arrays, 16-byte aligned; y may not overlap x or any
 ** array of w that is read (zeros of symmetric weights and the mask of dense
 ** ones are not).
@@ -96,7 +105,9 @@ q4_status q4_weights_check(const q4_weights *w);
 **   Q4_ERR_INVALID_ARG  h, w, x or y NULL; w fails q4_weights_check; m < 1;
 **                       x or y not 16-byte aligned; y over an input (the
 **                       message names it).
-**   Q4_ERR_UNSUPPORTED  no kernel takes this shape or M.
+**   Q4_ERR_UNSUPPORTED  no kernel takes this shape or M; or `stream` is being
+**                       captured into a CUDA graph and the product needs more
+**                       scratch there than it has (see above).
 **   Q4_ERR_TEMPLATE     a kernel template failed to render.
 **   Q4_ERR_NVRTC, Q4_ERR_NO_HEADERS  the kernel failed to compile.
 **   Q4_ERR_DB           the tuning database could not be read.

@@ -72,6 +72,7 @@ static const sym syms[] = {
   S(StreamCreate, "cuStreamCreate", "cuStreamCreate", NULL),
   S(StreamDestroy, "cuStreamDestroy", "cuStreamDestroy_v2", NULL),
   S(StreamSynchronize, "cuStreamSynchronize", "cuStreamSynchronize", NULL),
+  S(StreamIsCapturing, "cuStreamIsCapturing", "cuStreamIsCapturing", NULL),
   S(EventCreate, "cuEventCreate", "cuEventCreate", NULL),
   S(EventDestroy, "cuEventDestroy", "cuEventDestroy_v2", NULL),
   S(EventRecord, "cuEventRecord", "cuEventRecord", NULL),

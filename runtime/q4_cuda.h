@@ -50,6 +50,7 @@ typedef struct q4_cuda_api {
   CUresult (*StreamCreate)(CUstream *s, unsigned int flags);
   CUresult (*StreamDestroy)(CUstream s);
   CUresult (*StreamSynchronize)(CUstream s);
+  CUresult (*StreamIsCapturing)(CUstream s, CUstreamCaptureStatus *status);
   CUresult (*EventCreate)(CUevent *e, unsigned int flags);
   CUresult (*EventDestroy)(CUevent e);
   CUresult (*EventRecord)(CUevent e, CUstream s);

@@ -87,15 +87,26 @@ q4_status q4_plan_get(q4_handle *h, const q4_shape *s, int m, q4_plan **out) {
   return Q4_OK;
 }
 
-/* Grow one scratch buffer to `need` bytes (cleared to zero if `clear`). */
-static q4_status grow(const q4_cuda_api *cu, CUdeviceptr *p, size_t *have, size_t need, int clear,
+/* Grow one of w's buffers to at least `need` bytes (cleared to zero, in
+** stream order, if `clear`). The old buffer is retired, not freed: kernels
+** queued on the stream, or a CUDA graph captured from it, may still use
+** it. At least doubling keeps the retired buffers smaller than the one in
+** use. */
+static q4_status grow(const q4_cuda_api *cu, q4_workspace *w, CUdeviceptr *p, size_t *have, size_t need, int clear,
                       const char *what) {
   if (*have >= need) return Q4_OK;
-  if (*p) cu->MemFree(*p);
+  if (*p) {
+    q4_retired *r = malloc(sizeof *r);
+    if (!r) return q4_err(Q4_ERR_NO_MEMORY, "out of host memory");
+    r->p = *p;
+    r->next = w->retired;
+    w->retired = r;
+  }
+  if (need < 2 * *have) need = 2 * *have;
   *p = 0;
   *have = 0;
   q4_status st = q4_cuda_check(cu->MemAlloc(p, need), what);
-  if (!st && clear) st = q4_cuda_check(cu->MemsetD8(*p, 0, need), what);
+  if (!st && clear) st = q4_cuda_check(cu->MemsetD8Async(*p, 0, need, w->stream), what);
   if (!st) *have = need;
   return st;
 }
@@ -113,20 +124,35 @@ static q4_status workspace_for(q4_handle *h, CUstream stream, size_t partials, s
     h->workspaces = w;
   }
   q4_status st = Q4_OK;
-  if (w->partial_bytes < partials || w->counter_count * 4 < counters * 4 || w->chunk_bytes < chunk ||
-      w->xperm_bytes < xperm) {
-    /* kernels queued on this stream may still use the old buffers */
-    if ((st = q4_cuda_check(h->cu->StreamSynchronize(stream), "cuStreamSynchronize"))) return st;
-    size_t counter_bytes = w->counter_count * 4;
-    if ((st = grow(h->cu, &w->partials, &w->partial_bytes, partials, 0, "split-K workspace")) ||
-        (st = grow(h->cu, &w->counters, &counter_bytes, counters * 4, 1, "split-K counters")) ||
-        (st = grow(h->cu, &w->chunk, &w->chunk_bytes, chunk, 0, "fp16 weight chunk")) ||
-        (st = grow(h->cu, &w->xperm, &w->xperm_bytes, xperm, 0, "gathered activations")))
-      return st;
-    w->counter_count = counter_bytes / 4;
+  if (w->partial_bytes < partials || w->counter_count < counters || w->chunk_bytes < chunk || w->xperm_bytes < xperm) {
+    /* no memory can be allocated while the stream is captured into a graph */
+    CUstreamCaptureStatus capturing = CU_STREAM_CAPTURE_STATUS_NONE;
+    if (h->cu->StreamIsCapturing(stream, &capturing) == CUDA_SUCCESS && capturing != CU_STREAM_CAPTURE_STATUS_NONE)
+      return q4_err(Q4_ERR_UNSUPPORTED, "this product needs more scratch on its stream than an earlier product "
+                    "there had, and the stream is being captured into a CUDA graph, where none can be allocated: "
+                    "run one product with as many rows or more on the stream before capturing it");
   }
+  size_t counter_bytes = w->counter_count * 4;
+  if ((st = grow(h->cu, w, &w->partials, &w->partial_bytes, partials, 0, "split-K workspace")) ||
+      (st = grow(h->cu, w, &w->counters, &counter_bytes, counters * 4, 1, "split-K counters")) ||
+      (st = grow(h->cu, w, &w->chunk, &w->chunk_bytes, chunk, 0, "fp16 weight chunk")) ||
+      (st = grow(h->cu, w, &w->xperm, &w->xperm_bytes, xperm, 0, "gathered activations")))
+    return st;
+  w->counter_count = counter_bytes / 4;
   *out = w;
   return Q4_OK;
+}
+
+void q4_workspace_free(q4_handle *h, q4_workspace *w, int have_ctx) {
+  const CUdeviceptr bufs[] = {w->partials, w->counters, w->chunk, w->xperm};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+    if (have_ctx && bufs[i]) h->cu->MemFree(bufs[i]);
+  for (q4_retired *r = w->retired, *next; r; r = next) {
+    next = r->next;
+    if (have_ctx) h->cu->MemFree(r->p);
+    free(r);
+  }
+  free(w);
 }
 
 void q4_forget_stream(q4_handle *h, CUstream stream) {
@@ -134,16 +160,11 @@ void q4_forget_stream(q4_handle *h, CUstream stream) {
   for (q4_workspace **pp = &h->workspaces; *pp; pp = &(*pp)->next) {
     q4_workspace *w = *pp;
     if (w->stream != stream) continue;
-    if (q4_ctx_push(h) == Q4_OK) {
-      h->cu->StreamSynchronize(stream);
-      if (w->partials) h->cu->MemFree(w->partials);
-      if (w->counters) h->cu->MemFree(w->counters);
-      if (w->chunk) h->cu->MemFree(w->chunk);
-      if (w->xperm) h->cu->MemFree(w->xperm);
-      q4_ctx_pop(h);
-    }
+    const int have_ctx = q4_ctx_push(h) == Q4_OK;
+    if (have_ctx) h->cu->StreamSynchronize(stream);
     *pp = w->next;
-    free(w);
+    q4_workspace_free(h, w, have_ctx);
+    if (have_ctx) q4_ctx_pop(h);
     break;
   }
   pthread_mutex_unlock(&h->lock);

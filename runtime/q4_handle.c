@@ -95,12 +95,7 @@ void q4_destroy(q4_handle *h) {
   if (have_ctx) h->cu->CtxSynchronize();
   for (q4_workspace *w = h->workspaces, *next; w; w = next) {
     next = w->next;
-    if (have_ctx) {
-      h->cu->MemFree(w->partials);
-      h->cu->MemFree(w->counters);
-      h->cu->MemFree(w->chunk);
-    }
-    free(w);
+    q4_workspace_free(h, w, have_ctx);
   }
   for (q4_kernel *k = h->kernels, *next; k; k = next) {
     next = k->next;

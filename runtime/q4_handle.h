@@ -35,12 +35,20 @@ typedef struct q4_plan {
   struct q4_plan *next;
 } q4_plan;
 
+/* A buffer a workspace outgrew: kept until the stream is forgotten or the
+** handle destroyed, since a CUDA graph captured before may still use it. */
+typedef struct q4_retired {
+  CUdeviceptr p;
+  struct q4_retired *next;
+} q4_retired;
+
 /* Scratch of one stream: split-K fp32 partials and zeroed tile counters,
-** and the fp16 chunk of the two-pass variants. */
+** the fp16 chunk of the two-pass variants and gathered act-order x. */
 typedef struct q4_workspace {
   CUstream stream;
   CUdeviceptr partials, counters, chunk, xperm;
   size_t partial_bytes, counter_count, chunk_bytes, xperm_bytes;
+  q4_retired *retired;
   struct q4_workspace *next;
 } q4_workspace;
 
@@ -110,6 +118,9 @@ q4_status q4_launch(q4_handle *h, const q4_kernel *k, const q4_weights *w,
 /* Free the scratch the handle keeps for `stream` (call before destroying
 ** a stream the handle has launched on). Takes the lock. */
 void q4_forget_stream(q4_handle *h, CUstream stream);
+/* Free a workspace's buffers, the retired ones too (the caller has
+** synchronized), and the workspace. */
+void q4_workspace_free(q4_handle *h, q4_workspace *w, int have_ctx);
 
 /* The shape record of a weight descriptor (group size normalized). */
 q4_shape q4_shape_of(const q4_weights *w);

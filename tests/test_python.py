@@ -341,6 +341,50 @@ class OnTheGpu(unittest.TestCase):
             torch.cuda.synchronize()
             self.assertLess(relative_error(y, x.float() @ deq), 2e-3)
 
+    def test_cuda_graph_scratch(self):
+        # From M = 512, where cuBLAS loads, a product expands W to fp16 in
+        # scratch the handle keeps per stream. Captured on a stream no product
+        # has sized it on, the call fails and says why; captured after one,
+        # the graph stays right once a larger product there outgrows it.
+        m = 600
+        w, deq = self.dense(self.K)
+        codes = torch.randint(0, 16, (2 * self.K, self.N), generator=self.gen)
+        scales, zeros = random_groups(self.gen, 1, self.N)
+        big = q4tune.Weights(pack_dense(codes).cuda(), scales.cuda(), zeros.cuda())
+        big_deq = ((codes.float() - zeros.float()) * scales.float()).cuda()
+        name, _ = self.h.kernel_name(w, m)
+        if not name.startswith("q4_dqgemm"):
+            self.skipTest(f"{name}: no scratch at M = {m}")
+        x = torch.randn(m, self.K, generator=self.gen).half().cuda()
+        y = torch.empty(m, self.N, dtype=torch.float16, device="cuda")
+        self.h.matmul(x, w, y)  # loads the kernels
+        torch.cuda.synchronize()
+        with self.assertRaises(Error) as cm:
+            with torch.cuda.graph(torch.cuda.CUDAGraph(), stream=torch.cuda.Stream()):
+                self.h.matmul(x, w, y)
+        self.assertEqual(cm.exception.status, Status.UNSUPPORTED)
+        self.assertIn("captured into a CUDA graph", cm.exception.message)
+        warm = torch.cuda.Stream()
+        warm.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(warm):
+            self.h.matmul(x, w, y)
+        warm.synchronize()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, stream=warm):
+            self.h.matmul(x, w, y)
+        xb = torch.randn(m, 2 * self.K, generator=self.gen).half().cuda()
+        torch.cuda.synchronize()
+        with torch.cuda.stream(warm):
+            yb = self.h.matmul(xb, big)  # twice the K: a larger fp16 chunk
+        warm.synchronize()
+        self.assertLess(relative_error(yb, xb.float() @ big_deq), 2e-3)
+        for _ in range(2):
+            x.copy_(torch.randn(m, self.K, generator=self.gen).half())
+            y.fill_(float("nan"))
+            graph.replay()
+            torch.cuda.synchronize()
+            self.assertLess(relative_error(y, x.float() @ deq), 2e-3)
+
     def test_sparse_errors(self):
         _, _, codes, keep = self.sparse()
         keep[5, 64 + 3] ^= 1  # column 5, rows 64..95: 15 or 17 kept
