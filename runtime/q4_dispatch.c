@@ -90,8 +90,8 @@ q4_status q4_plan_get(q4_handle *h, const q4_shape *s, int m, q4_plan **out) {
 /* Grow one of w's buffers to at least `need` bytes (cleared to zero, in
 ** stream order, if `clear`). The old buffer is retired, not freed: kernels
 ** queued on the stream, or a CUDA graph captured from it, may still use
-** it. At least doubling keeps the retired buffers smaller than the one in
-** use. */
+** it. Doubling where memory allows keeps the retired buffers smaller than
+** the one in use. On failure the buffer is gone (*have 0). */
 static q4_status grow(const q4_cuda_api *cu, q4_workspace *w, CUdeviceptr *p, size_t *have, size_t need, int clear,
                       const char *what) {
   if (*have >= need) return Q4_OK;
@@ -102,10 +102,12 @@ static q4_status grow(const q4_cuda_api *cu, q4_workspace *w, CUdeviceptr *p, si
     r->next = w->retired;
     w->retired = r;
   }
-  if (need < 2 * *have) need = 2 * *have;
   *p = 0;
+  const size_t twice = 2 * *have;
   *have = 0;
-  q4_status st = q4_cuda_check(cu->MemAlloc(p, need), what);
+  if (need < twice && cu->MemAlloc(p, twice) == CUDA_SUCCESS) need = twice;
+  else *p = 0;
+  q4_status st = *p ? Q4_OK : q4_cuda_check(cu->MemAlloc(p, need), what);
   if (!st && clear) st = q4_cuda_check(cu->MemsetD8Async(*p, 0, need, w->stream), what);
   if (!st) *have = need;
   return st;
@@ -133,12 +135,14 @@ static q4_status workspace_for(q4_handle *h, CUstream stream, size_t partials, s
                     "run one product with as many rows or more on the stream before capturing it");
   }
   size_t counter_bytes = w->counter_count * 4;
-  if ((st = grow(h->cu, w, &w->partials, &w->partial_bytes, partials, 0, "split-K workspace")) ||
-      (st = grow(h->cu, w, &w->counters, &counter_bytes, counters * 4, 1, "split-K counters")) ||
-      (st = grow(h->cu, w, &w->chunk, &w->chunk_bytes, chunk, 0, "fp16 weight chunk")) ||
-      (st = grow(h->cu, w, &w->xperm, &w->xperm_bytes, xperm, 0, "gathered activations")))
-    return st;
-  w->counter_count = counter_bytes / 4;
+  st = grow(h->cu, w, &w->partials, &w->partial_bytes, partials, 0, "split-K workspace");
+  if (!st) {
+    st = grow(h->cu, w, &w->counters, &counter_bytes, counters * 4, 1, "split-K counters");
+    w->counter_count = counter_bytes / 4;  /* (0 if that failed: grown again next time) */
+  }
+  if (!st) st = grow(h->cu, w, &w->chunk, &w->chunk_bytes, chunk, 0, "fp16 weight chunk");
+  if (!st) st = grow(h->cu, w, &w->xperm, &w->xperm_bytes, xperm, 0, "gathered activations");
+  if (st) return st;
   *out = w;
   return Q4_OK;
 }
