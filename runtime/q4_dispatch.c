@@ -1,6 +1,6 @@
 /*
 ** q4_dispatch.c -- q4_matmul: pick the kernel for a shape and M bucket
-** (tuned winner, else default), keep split-K scratch per stream, launch.
+** (tuned winner, else default) and launch it (scratch: q4_workspace.c).
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,93 +87,6 @@ q4_status q4_plan_get(q4_handle *h, const q4_shape *s, int m, q4_plan **out) {
   return Q4_OK;
 }
 
-/* Grow one of w's buffers to at least `need` bytes (cleared to zero, in
-** stream order, if `clear`). The old buffer is retired, not freed: kernels
-** queued on the stream, or a CUDA graph captured from it, may still use
-** it. Doubling where memory allows keeps the retired buffers smaller than
-** the one in use. On failure the buffer is gone (*have 0). */
-static q4_status grow(const q4_cuda_api *cu, q4_workspace *w, CUdeviceptr *p, size_t *have, size_t need, int clear,
-                      const char *what) {
-  if (*have >= need) return Q4_OK;
-  if (*p) {
-    q4_retired *r = malloc(sizeof *r);
-    if (!r) return q4_err(Q4_ERR_NO_MEMORY, "out of host memory");
-    r->p = *p;
-    r->next = w->retired;
-    w->retired = r;
-  }
-  *p = 0;
-  const size_t twice = 2 * *have;
-  *have = 0;
-  if (need < twice && cu->MemAlloc(p, twice) == CUDA_SUCCESS) need = twice;
-  else *p = 0;
-  q4_status st = *p ? Q4_OK : q4_cuda_check(cu->MemAlloc(p, need), what);
-  if (!st && clear) st = q4_cuda_check(cu->MemsetD8Async(*p, 0, need, w->stream), what);
-  if (!st) *have = need;
-  return st;
-}
-
-/* Scratch for `stream`, grown on demand. Split-K counters start at zero
-** and every kernel leaves them at zero. */
-static q4_status workspace_for(q4_handle *h, CUstream stream, size_t partials, size_t counters, size_t chunk,
-                               size_t xperm, q4_workspace **out) {
-  q4_workspace *w = h->workspaces;
-  while (w && w->stream != stream) w = w->next;
-  if (!w) {
-    if (!(w = calloc(1, sizeof *w))) return q4_err(Q4_ERR_NO_MEMORY, "out of host memory");
-    w->stream = stream;
-    w->next = h->workspaces;
-    h->workspaces = w;
-  }
-  q4_status st = Q4_OK;
-  if (w->partial_bytes < partials || w->counter_count < counters || w->chunk_bytes < chunk || w->xperm_bytes < xperm) {
-    /* no memory can be allocated while the stream is captured into a graph */
-    CUstreamCaptureStatus capturing = CU_STREAM_CAPTURE_STATUS_NONE;
-    if (h->cu->StreamIsCapturing(stream, &capturing) == CUDA_SUCCESS && capturing != CU_STREAM_CAPTURE_STATUS_NONE)
-      return q4_err(Q4_ERR_UNSUPPORTED, "this product needs more scratch on its stream than an earlier product "
-                    "there had, and the stream is being captured into a CUDA graph, where none can be allocated: "
-                    "run one product with as many rows or more on the stream before capturing it");
-  }
-  size_t counter_bytes = w->counter_count * 4;
-  st = grow(h->cu, w, &w->partials, &w->partial_bytes, partials, 0, "split-K workspace");
-  if (!st) {
-    st = grow(h->cu, w, &w->counters, &counter_bytes, counters * 4, 1, "split-K counters");
-    w->counter_count = counter_bytes / 4;  /* (0 if that failed: grown again next time) */
-  }
-  if (!st) st = grow(h->cu, w, &w->chunk, &w->chunk_bytes, chunk, 0, "fp16 weight chunk");
-  if (!st) st = grow(h->cu, w, &w->xperm, &w->xperm_bytes, xperm, 0, "gathered activations");
-  if (st) return st;
-  *out = w;
-  return Q4_OK;
-}
-
-void q4_workspace_free(q4_handle *h, q4_workspace *w, int have_ctx) {
-  const CUdeviceptr bufs[] = {w->partials, w->counters, w->chunk, w->xperm};
-  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
-    if (have_ctx && bufs[i]) h->cu->MemFree(bufs[i]);
-  for (q4_retired *r = w->retired, *next; r; r = next) {
-    next = r->next;
-    if (have_ctx) h->cu->MemFree(r->p);
-    free(r);
-  }
-  free(w);
-}
-
-void q4_forget_stream(q4_handle *h, CUstream stream) {
-  pthread_mutex_lock(&h->lock);
-  for (q4_workspace **pp = &h->workspaces; *pp; pp = &(*pp)->next) {
-    q4_workspace *w = *pp;
-    if (w->stream != stream) continue;
-    const int have_ctx = q4_ctx_push(h) == Q4_OK;
-    if (have_ctx) h->cu->StreamSynchronize(stream);
-    *pp = w->next;
-    q4_workspace_free(h, w, have_ctx);
-    if (have_ctx) q4_ctx_pop(h);
-    break;
-  }
-  pthread_mutex_unlock(&h->lock);
-}
-
 /* Two-pass variants: expand chunk_n columns of W to fp16, multiply them
 ** with cuBLAS into the matching columns of y, next chunk. */
 static q4_status launch_two_pass(q4_handle *h, const q4_kernel *k, const q4_weights *w, const void *x, void *y,
@@ -184,7 +97,7 @@ static q4_status launch_two_pass(q4_handle *h, const q4_kernel *k, const q4_weig
     return q4_err(Q4_ERR_NO_DRIVER, "%s[%s] needs cuBLAS: %s", v->tmpl, v->params, h->blas_missing);
   q4_workspace *ws;
   const size_t xperm = w->perm ? (size_t)m * w->k * 2 : 0;
-  if ((st = workspace_for(h, stream, 0, 0, (size_t)w->k * v->chunk_n * 2, xperm, &ws))) return st;
+  if ((st = q4_workspace_for(h, stream, 0, 0, (size_t)w->k * v->chunk_n * 2, xperm, &ws))) return st;
   if (w->perm) {  /* act-order: x's columns in the weights' row order, once */
     if (!k->gather) return q4_err(Q4_ERR_TEMPLATE, "%s[%s] has no gather kernel for act-order weights", v->tmpl, v->params);
     CUdeviceptr xs = (CUdeviceptr)x, pe = (CUdeviceptr)w->perm, xp = ws->xperm;
@@ -259,7 +172,7 @@ q4_status q4_launch(q4_handle *h, const q4_kernel *k, const q4_weights *w, const
   CUdeviceptr partials = 0, counters = 0;
   if (v->split_k > 1 && !v->split_cluster) {
     q4_workspace *ws = NULL;
-    q4_status st = workspace_for(h, stream, (size_t)v->split_k * m * w->n * 4, (size_t)gx * gy, 0, 0, &ws);
+    q4_status st = q4_workspace_for(h, stream, (size_t)v->split_k * m * w->n * 4, (size_t)gx * gy, 0, 0, &ws);
     if (st) return st;
     partials = ws->partials;
     counters = ws->counters;

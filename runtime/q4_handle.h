@@ -115,11 +115,19 @@ q4_status q4_plan_get(q4_handle *h, const q4_shape *s, int m, q4_plan **out);
 q4_status q4_launch(q4_handle *h, const q4_kernel *k, const q4_weights *w,
                     const void *x, void *y, int m, CUstream stream);
 
+/* q4_workspace.c: the scratch of `stream`, grown to at least the bytes of
+** partials, chunk and xperm and `counters` split-K counters (zero). A
+** buffer it outgrows is kept until q4_forget_stream or q4_destroy. Growing
+** while the stream is captured into a CUDA graph is Q4_ERR_UNSUPPORTED.
+** Caller holds the lock and the context. */
+q4_status q4_workspace_for(q4_handle *h, CUstream stream, size_t partials, size_t counters, size_t chunk,
+                           size_t xperm, q4_workspace **out);
 /* Free the scratch the handle keeps for `stream` (call before destroying
 ** a stream the handle has launched on). Takes the lock. */
 void q4_forget_stream(q4_handle *h, CUstream stream);
 /* Free a workspace's buffers, the retired ones too (the caller has
-** synchronized), and the workspace. */
+** synchronized), and the workspace. have_ctx 0: the context is gone, free
+** host memory only. */
 void q4_workspace_free(q4_handle *h, q4_workspace *w, int have_ctx);
 
 /* The shape record of a weight descriptor (group size normalized). */

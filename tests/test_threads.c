@@ -40,7 +40,9 @@ static q4_status run_matmul(void *ctx, q4_bed *b, const q4_weights *w, CUstream 
 static void *work(void *arg) {
   worker *t = arg;
   q4_bed bed;
-  t->st = q4_bed_open(&bed, t->h, &t->shape, 1000u + (unsigned)t->shape.n + (unsigned)t->shape.format + 7u * (unsigned)t->shape.flags, 1);
+  /* data of its own for each shape and kind of weights */
+  const unsigned seed = 1000u + (unsigned)t->shape.n + (unsigned)t->shape.format + 7u * (unsigned)t->shape.flags;
+  t->st = q4_bed_open(&bed, t->h, &t->shape, seed, 1);
   for (int r = 0; !t->st && r < ROUNDS; r++)
     for (int j = 0; !t->st && j < M_COUNT; j++) {
       /* rounds run the M values in turn, each thread from its own start */
