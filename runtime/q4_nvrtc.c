@@ -146,8 +146,9 @@ static void *try_open(const char *name, char *tried, size_t size) {
   void *lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
   if (lib) return lib;
   const char *why = dlerror();
-  size_t used = strlen(tried);
-  snprintf(tried + used, size - used, "%s%s", used ? "; " : "", why ? why : name);
+  /* (cut short where `tried` ends: the reasons before it stand) */
+  if (*tried) strncat(tried, "; ", size - strlen(tried) - 1);
+  strncat(tried, why ? why : name, size - strlen(tried) - 1);
   return NULL;
 }
 

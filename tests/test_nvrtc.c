@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "q4_error.h"
@@ -246,7 +247,37 @@ static void test_threads(void) {
   }
 }
 
+/* In a child with Q4TUNE_LIBNVRTC=lib (NVRTC loads once per process): 1
+** if loading fails with Q4_ERR_NVRTC and a message holding `needle`. */
+static int missing_in_child(const char *lib, const char *needle) {
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) return 0;
+  if (pid == 0) {
+    setenv("Q4TUNE_LIBNVRTC", lib, 1);
+    int major = 0, minor = 0;
+    const q4_status st = q4_nvrtc_version(&major, &minor);
+    const int ok = st == Q4_ERR_NVRTC && strstr(q4_last_error(), needle) != NULL;
+    if (!ok) fprintf(stderr, "Q4TUNE_LIBNVRTC=%.80s: %s \"%s\"\n", lib, q4_status_name(st), q4_last_error());
+    _exit(ok ? 0 : 1);
+  }
+  int st = 0;
+  return waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+/* A library that is not there: the message names it and says what to do;
+** a name longer than the message holds is cut short, not overrun. */
+static void test_missing_library(void) {
+  CHECK(missing_in_child("/nonexistent/libnvrtc.so.13", "/nonexistent/libnvrtc.so.13"));
+  CHECK(missing_in_child("/nonexistent/libnvrtc.so.13", "set Q4TUNE_LIBNVRTC"));
+  char longname[2048] = "/nonexistent/";
+  memset(longname + 13, 'n', sizeof longname - 14);
+  longname[sizeof longname - 1] = '\0';
+  CHECK(missing_in_child(longname, "cannot load NVRTC (/nonexistent/nnn"));
+}
+
 int main(void) {
+  test_missing_library();
   test_version();
   test_default_include_dir();
   test_bad_args();
