@@ -290,12 +290,15 @@ function H.load_template(name)
     if when ~= nil and type(when) ~= 'function' then
       bad(name, "parameter '%s': when must be a function of the shape", pname)
     end
+    if pr.optional ~= nil and type(pr.optional) ~= 'boolean' then
+      bad(name, "parameter '%s': optional must be a boolean", pname)
+    end
     for k in pairs(pr) do
-      if k ~= 1 and k ~= 2 and k ~= 'when' then
+      if k ~= 1 and k ~= 2 and k ~= 'when' and k ~= 'optional' then
         bad(name, "parameter '%s': unknown field '%s'", pname, tostring(k))
       end
     end
-    info.params[i] = { pname, list, when }
+    info.params[i] = { pname, list, when, pr.optional == true }
     info.index[pname] = i
     info.allowed[i] = set
     longest = longest + #pname + 2 + width
@@ -339,6 +342,8 @@ local function parse(info, str)
     vals[i] = v
   end
   for i, pr in ipairs(info.params) do
+    -- (an optional parameter is missing from strings stored before it was added)
+    if vals[i] == nil and pr[4] then vals[i] = pr[2][1] end
     if vals[i] == nil then bad(name, "params '%s': missing parameter '%s'", str, pr[1]) end
   end
   return vals

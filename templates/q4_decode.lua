@@ -24,6 +24,13 @@
 -- through a second mma whose B holds the keep flags. Grouped weights are
 -- dequantized in registers, (q - z) * s in fp16, before the mma.
 --
+-- Grouped q4s whose groups are whole units (128 rows) may take the bare
+-- path too, a unit at a time (FOLD = 1, with XT = 1): the unit's sums of
+-- bare codes and of x over the kept rows go into accumulators of their
+-- own, folded into the totals with the group's scale and zero once the
+-- unit is done. The expansion to fp16 and the masking of pruned rows,
+-- most of q4s's instructions per weight, then go.
+--
 -- With XT = 1 (M <= 8) the roles turn round:
 -- x is the mma's B, its 8 columns the rows of x, and the weights its A, 16
 -- columns of W a tile, so no mma spends half its rows on absent rows of x.
@@ -32,6 +39,8 @@ local C = import("_q4common")
 local function ceil_div(a, b) return (a + b - 1) // b end
 -- (XG and PF exist for act-order weights only: elsewhere only their 0 is enumerated)
 local function act_order(s) return s.act_order end
+-- (FOLD for grouped q4s whose groups are whole units of 128 rows)
+local function unit_groups(s) return s.format == "q4s" and s.group_size < s.k and s.group_size % 128 == 0 end
 
 local T = {
   name = "q4_decode",
@@ -49,6 +58,8 @@ local T = {
     { "XG",      { 0, 1, 2 }, when = act_order }, -- act-order x: into shared memory, 0 gathered from global, 1 from rows copied in; 2 gathered in the loop
     { "XT",      { 0, 1 } },       -- M <= 8: 1 puts x in the mma's B (8 rows) and W in its A
     { "PF",      { 0, 2, 4 }, when = act_order }, -- XG = 1: rounds after the first prefetched into L2 before the prologue
+    -- grouped q4s, XT = 1: 1 multiplies bare codes and folds each unit's sums into the group's scale and zero
+    { "FOLD",    { 0, 1 }, when = unit_groups, optional = true },
   },
 }
 
@@ -110,14 +121,17 @@ local function xg_rows(p, s)
   return math.max(1, math.min(8, (C.smem_max(s.arch) - fixed) // xg_row(p, s)))
 end
 
--- Sparse weights: the expansion table and one flag per column of the tile
--- for a mask that breaks the format. The table has 256 entries, in copies
--- that keep a warp's lookups free of bank conflicts (see _q4common.lua):
--- one word an entry, 32 copies; for bare codes four words, 8 copies.
-local function q4s_copies(s) return factored(s) and 8 or 32 end
+-- Sparse weights go into the mma as bare codes where their scale and zero
+-- come in after the sum: per channel, or per unit with FOLD = 1.
+local function bare(p, s) return s.format == "q4s" and (factored(s) or p.FOLD == 1) end
+-- The expansion table and one flag per column of the tile for a mask
+-- that breaks the format. The table has 256 entries, in copies that keep
+-- a warp's lookups free of bank conflicts (see _q4common.lua): one word an
+-- entry, 32 copies; for bare codes four words, 8 copies.
+local function q4s_copies(p, s) return bare(p, s) and 8 or 32 end
 local function sparse_smem(p, s)
   if s.format ~= "q4s" then return 0 end
-  return 256 * q4s_copies(s) * (factored(s) and 16 or 4) + 32 * p.CW * p.WARPS_N * 4
+  return 256 * q4s_copies(p, s) * (bare(p, s) and 16 or 4) + 32 * p.CW * p.WARPS_N * 4
 end
 
 -- Whether XG = 0's gathered x for p's tile fits in shared memory beside the
@@ -185,6 +199,9 @@ function T.check(p, s)
   -- (the parameters that exist for act-order alone first: rejecting them
   -- before valid() keeps enumerating the space cheap)
   if p.XG == 1 and not s.act_order then return false, "XG=1: no act-order x to gather" end
+  if p.FOLD == 1 and (p.XT ~= 1 or not unit_groups(s)) then
+    return false, "FOLD=1: grouped q4s, groups of whole 128-row units, x as the mma's B (XT=1)"
+  end
   if p.PF > 0 and p.XG ~= 1 then return false, "PF: only ahead of an act-order prologue (XG=1)" end
   if p.XG == 2 and x_fits_split(p, s) then return false, "XG=2: the gathered x fits in shared memory split (XG=0)" end
   local ok, why = valid(p, s)
@@ -286,9 +303,9 @@ function T.default(s, m)
 end
 
 function T.constants(p, s)
-  return { TEMPLATE = "q4_decode", Q4S_COPIES = q4s_copies(s), FACTORED = factored(s) and 1 or 0,
+  return { TEMPLATE = "q4_decode", Q4S_COPIES = q4s_copies(p, s), FACTORED = factored(s) and 1 or 0,
            Q4S_NEIGHBOURS = p.XT,
-           Q4S_BARE = (factored(s) and s.format == "q4s") and 1 or 0 }
+           Q4S_BARE = bare(p, s) and 1 or 0 }
 end
 
 T.source = [==[
@@ -404,7 +421,7 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
 //$ if XT == 0 then
   float acc[M_TILES][4 * CW][4] = {};  // [m tile][column j of strip j / 4][mma fragment]
 //$ end
-//$ if FACTORED == 0 then
+//$ if FACTORED == 0 and FOLD == 0 then
   half2 s[CW][4], nzs[CW][4];  // grouped: the current group's scale and -zero*scale, per column
 //$ end
 //$ if XT == 1 then
@@ -625,7 +642,7 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
     const u32 c0[4] = {w[u][c][1].x, w[u][c][1].y, w[u][c][1].z, w[u][c][1].w};
     const u32 c1[4] = {w[u][c][2].x, w[u][c][2].y, w[u][c][2].z, w[u][c][2].w};
     if (q == 0) bad[c][j] |= __popc(mw[j]) ^ 16u;
-//$ if FACTORED == 1 then
+//$ if Q4S_BARE == 1 then
     // (`other` as popcounts: the counts of chunks 0 and 3 from their table
     // entries would stay live in registers until chunks 1 and 2)
     const uint4 e = q4s_entry(table, mw[j], q);
@@ -659,13 +676,17 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
     for (int u = 0; u < UNROLL; ++u) {
       if (un0 + u * USTRIDE >= u_end) break;
       const int kb = block_of(un0 + u * USTRIDE);
-//$ if GROUP_SIZE < K then
+//$ if GROUP_SIZE < K and FOLD == 0 then
       // a new group: its scales and zeros, expanded once for the unit's chunks
       if (group_starts(u))
 #pragma unroll
         for (int c = 0; c < CW; ++c) q4_column_scales(gr[group_slot(u)][c].s, gr[group_slot(u)][c].z, s[c], nzs[c]);
 //$ end
 //$ if XT == 1 then
+//$ if FOLD == 1 then
+      // FOLD: the unit's sums, of bare codes and of x over the kept rows
+      float uacc[CW][2][4] = {}, ukeep[CW][2][4] = {};
+//$ end
 #pragma unroll
       for (int q = 0; q < CHUNKS; ++q) {
         // B fragments: x[g][k .. k + 7] of this thread's chunk as the pairs
@@ -689,10 +710,10 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
               const u32 aw[4] = {b[0][2 * h], b[1][2 * h], b[0][2 * h + 1], b[1][2 * h + 1]};
-              q4_mma16816(tacc[c][i], aw, bx[2 * h], bx[2 * h + 1]);
-//$ if SPARSE == 1 and FACTORED == 1 then
+              q4_mma16816({{FOLD == 1 and "uacc" or "tacc"}}[c][i], aw, bx[2 * h], bx[2 * h + 1]);
+//$ if SPARSE == 1 and Q4S_BARE == 1 then
               const u32 ak[4] = {keep[0][2 * h], keep[1][2 * h], keep[0][2 * h + 1], keep[1][2 * h + 1]};
-              q4_mma16816(tkeep[c][i], ak, bx[2 * h], bx[2 * h + 1]);
+              q4_mma16816({{FOLD == 1 and "ukeep" or "tkeep"}}[c][i], ak, bx[2 * h], bx[2 * h + 1]);
 //$ end
             }
           }
@@ -704,6 +725,25 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
         q4_mma16816(txsum, ones, bx[2], bx[3]);
 //$ end
       }
+//$ if FOLD == 1 then
+      // The unit lies in one group (GROUP a multiple of its 128 rows, so K
+      // too: no unit is cut short), whose scale and zero this thread holds
+      // for its four columns 4g .. 4g + 3: y += s (q - z) . x once a unit,
+      // 2^24 s (codes . x - z kept x) in the bare codes' units. Element e of
+      // tile i is column 4g + 2i + e / 2.
+#pragma unroll
+      for (int c = 0; c < CW; ++c) {
+        const half *s4 = reinterpret_cast<const half *>(&gr[group_slot(u)][c].s);
+        const half *z4 = reinterpret_cast<const half *>(&gr[group_slot(u)][c].z);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const float sj = __half2float(s4[j]) * 16777216.f, nzj = -__half2float(z4[j]);
+#pragma unroll
+          for (int e = 2 * (j & 1); e < 2 * (j & 1) + 2; ++e)
+            tacc[c][j >> 1][e] = fmaf(sj, fmaf(nzj, ukeep[c][j >> 1][e], uacc[c][j >> 1][e]), tacc[c][j >> 1][e]);
+        }
+      }
+//$ end
 //$ else
 #pragma unroll
       for (int q = 0; q < CHUNKS; ++q) {
