@@ -312,9 +312,13 @@ end
 -- ---------------------------------------------------------------------------
 -- Variants.
 
+-- (an optional parameter at its first value is left out: the string is
+-- then the one stored before the parameter was added)
 local function params_string(info, vals)
   local parts = {}
-  for i, pr in ipairs(info.params) do parts[i] = pr[1] .. '=' .. vals[i] end
+  for i, pr in ipairs(info.params) do
+    if not (pr[4] and vals[i] == pr[2][1]) then parts[#parts + 1] = pr[1] .. '=' .. vals[i] end
+  end
   return concat(parts, ',')
 end
 
