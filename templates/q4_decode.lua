@@ -25,7 +25,7 @@
 -- dequantized in registers, (q - z) * s in fp16, before the mma.
 --
 -- Grouped q4s whose groups are whole units (128 rows) may take the bare
--- path too, a unit at a time (FOLD = 1, with XT = 1): the unit's sums of
+-- path too, a unit at a time (FOLD = 1): the unit's sums of
 -- bare codes and of x over the kept rows go into accumulators of their
 -- own, folded into the totals with the group's scale and zero once the
 -- unit is done. The expansion to fp16 and the masking of pruned rows,
@@ -58,7 +58,7 @@ local T = {
     { "XG",      { 0, 1, 2 }, when = act_order }, -- act-order x: into shared memory, 0 gathered from global, 1 from rows copied in; 2 gathered in the loop
     { "XT",      { 0, 1 } },       -- M <= 8: 1 puts x in the mma's B (8 rows) and W in its A
     { "PF",      { 0, 2, 4 }, when = act_order }, -- XG = 1: rounds after the first prefetched into L2 before the prologue
-    -- grouped q4s, XT = 1: 1 multiplies bare codes and folds each unit's sums into the group's scale and zero
+    -- grouped q4s: 1 multiplies bare codes and folds each unit's sums into the group's scale and zero
     { "FOLD",    { 0, 1 }, when = unit_groups, optional = true },
   },
 }
@@ -199,9 +199,7 @@ function T.check(p, s)
   -- (the parameters that exist for act-order alone first: rejecting them
   -- before valid() keeps enumerating the space cheap)
   if p.XG == 1 and not s.act_order then return false, "XG=1: no act-order x to gather" end
-  if p.FOLD == 1 and (p.XT ~= 1 or not unit_groups(s)) then
-    return false, "FOLD=1: grouped q4s, groups of whole 128-row units, x as the mma's B (XT=1)"
-  end
+  if p.FOLD == 1 and not unit_groups(s) then return false, "FOLD=1: grouped q4s, groups of whole 128-row units" end
   if p.PF > 0 and p.XG ~= 1 then return false, "PF: only ahead of an act-order prologue (XG=1)" end
   if p.XG == 2 and x_fits_split(p, s) then return false, "XG=2: the gathered x fits in shared memory split (XG=0)" end
   local ok, why = valid(p, s)
@@ -349,10 +347,19 @@ __device__ __forceinline__ bool group_starts(int u) { return !GROUP_ALIGNED || u
 __device__ __forceinline__ void prefetch_l2(const void *p) { asm volatile("prefetch.global.L2 [%0];" :: "l"(p)); }
 
 //$ end
+//$ if FOLD == 1 and XT == 0 then
+// FOLD with x as the mma's A: the scales and zeros, in one group, of the
+// eight columns whose sums this thread holds (8t .. 8t + 7 of a strip), as
+// loaded.
+struct group_raw {
+  uint2 s[2], z[2];
+};
+//$ else
 // Scales and zeros of this thread's four columns in one group, as loaded.
 struct group_raw {
   uint2 s, z;
 };
+//$ end
 
 // Zeros of columns col .. col + 3 in group grp, as loaded (0 if not).
 __device__ __forceinline__ uint2 load_zeros4(const half *zeros, int grp, int col, bool pred) {
@@ -363,11 +370,25 @@ __device__ __forceinline__ uint2 load_zeros4(const half *zeros, int grp, int col
 //$ end
 }
 
+//$ if FOLD == 1 and XT == 0 then
+// Columns col .. col + 7 (not loaded: scale 0).
+__device__ __forceinline__ group_raw load_group(const half *scales, const half *zeros, int grp, int col,
+                                                bool pred = true) {
+  const size_t i = (size_t)grp * N + col;
+  group_raw r;
+  r.s[0] = load_small(&scales[i], pred);
+  r.s[1] = load_small(&scales[i + 4], pred);
+  r.z[0] = load_zeros4(zeros, grp, col, pred);
+  r.z[1] = load_zeros4(zeros, grp, col + 4, pred);
+  return r;
+}
+//$ else
 // (Not loaded: scale 0, so whatever codes there are give exact zeros.)
 __device__ __forceinline__ group_raw load_group(const half *scales, const half *zeros, int grp, int col,
                                                 bool pred = true) {
   return {load_small(&scales[(size_t)grp * N + col], pred), load_zeros4(zeros, grp, col, pred)};
 }
+//$ end
 
 {{ render(C.signature) }}
 {
@@ -487,7 +508,7 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
         wv[u][c][0] = load_stream(&qweight[(size_t)(4 * kb + t) * N + col[c]], load);
 //$ end
         if (GROUP < K && group_starts(u))
-          gv[group_slot(u)][c] = load_group(scales, zeros, kb * 32 / GROUP, col[c], load);
+          gv[group_slot(u)][c] = load_group(scales, zeros, kb * 32 / GROUP, {{(FOLD == 1 and XT == 0) and "col[c] - 4 * g + 8 * t, ok && col[c] - 4 * g + 8 * t < N" or "col[c], load"}});
       }
       if (!X_AHEAD || !(what & FETCH_X)) continue;
 #pragma unroll
@@ -745,6 +766,10 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
       }
 //$ end
 //$ else
+//$ if FOLD == 1 then
+      // FOLD: the unit's sums, of bare codes and of x over the kept rows
+      float uacc[M_TILES][4 * CW][4] = {}, ukacc[M_TILES][4 * CW][4] = {};
+//$ end
 #pragma unroll
       for (int q = 0; q < CHUNKS; ++q) {
         // A fragments of every m tile: rows g and g + 8, x[k .. k + 7] of
@@ -781,11 +806,11 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
             column_b(u, c, j, q, b, keep);
 #pragma unroll
             for (int mt = 0; mt < M_TILES; ++mt) {
-              q4_mma16816(acc[mt][4 * c + j], a[mt][0], b[0], b[1]);
-              q4_mma16816(acc[mt][4 * c + j], a[mt][1], b[2], b[3]);
-//$ if SPARSE == 1 and FACTORED == 1 then
-              q4_mma16816(kacc[mt][4 * c + j], a[mt][0], keep[0], keep[1]);
-              q4_mma16816(kacc[mt][4 * c + j], a[mt][1], keep[2], keep[3]);
+              q4_mma16816({{FOLD == 1 and "uacc" or "acc"}}[mt][4 * c + j], a[mt][0], b[0], b[1]);
+              q4_mma16816({{FOLD == 1 and "uacc" or "acc"}}[mt][4 * c + j], a[mt][1], b[2], b[3]);
+//$ if SPARSE == 1 and Q4S_BARE == 1 then
+              q4_mma16816({{FOLD == 1 and "ukacc" or "kacc"}}[mt][4 * c + j], a[mt][0], keep[0], keep[1]);
+              q4_mma16816({{FOLD == 1 and "ukacc" or "kacc"}}[mt][4 * c + j], a[mt][1], keep[2], keep[3]);
 //$ end
             }
           }
@@ -798,6 +823,26 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
         }
 //$ end
       }
+//$ if FOLD == 1 then
+      // The unit's sums folded in, as with XT = 1: element e of column tile
+      // j is column 4(2t + e % 2) + j % 4 of strip j / 4, whose scale and
+      // zero are half 4(e % 2) + j % 4 of this thread's eight.
+#pragma unroll
+      for (int c = 0; c < CW; ++c) {
+        const half *s8 = reinterpret_cast<const half *>(gr[group_slot(u)][c].s);
+        const half *z8 = reinterpret_cast<const half *>(gr[group_slot(u)][c].z);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+          const int j = 4 * c + i % 4;
+          const float si = __half2float(s8[i]) * 16777216.f, nzi = -__half2float(z8[i]);
+#pragma unroll
+          for (int mt = 0; mt < M_TILES; ++mt)
+#pragma unroll
+            for (int e = i / 4; e < 4; e += 2)
+              acc[mt][j][e] = fmaf(si, fmaf(nzi, ukacc[mt][j][e], uacc[mt][j][e]), acc[mt][j][e]);
+        }
+      }
+//$ end
 //$ end
     }
 //$ if PIPE == 1 then
