@@ -123,18 +123,23 @@ q4_shape q4_shape_of(const q4_weights *w) {
   return s;
 }
 
+q4_status q4_shape_check(int n, int k, int group_size) {
+  if (n <= 0 || k <= 0) return q4_err(Q4_ERR_INVALID_ARG, "N and K must be positive (N=%d, K=%d)", n, k);
+  if (n % 8) return q4_err(Q4_ERR_INVALID_ARG, "N=%d is not a multiple of 8", n);
+  if (k % 32) return q4_err(Q4_ERR_INVALID_ARG, "K=%d is not a multiple of 32", k);
+  if (group_size < 0) return q4_err(Q4_ERR_INVALID_ARG, "group size %d is negative", group_size);
+  const int g = group_size ? group_size : k;
+  if (g % 32) return q4_err(Q4_ERR_INVALID_ARG, "group size %d is not a multiple of 32", g);
+  if (k % g) return q4_err(Q4_ERR_INVALID_ARG, "K=%d is not a multiple of the group size %d", k, g);
+  return Q4_OK;
+}
+
 q4_status q4_weights_check(const q4_weights *w) {
   if (!w) return q4_err(Q4_ERR_INVALID_ARG, "weights descriptor is NULL");
   if (w->format != Q4_FORMAT_Q4 && w->format != Q4_FORMAT_Q4S)
     return q4_err(Q4_ERR_INVALID_ARG, "unknown weight format %d", (int)w->format);
-  if (w->n <= 0 || w->k <= 0)
-    return q4_err(Q4_ERR_INVALID_ARG, "N and K must be positive (N=%d, K=%d)", w->n, w->k);
-  if (w->n % 8) return q4_err(Q4_ERR_INVALID_ARG, "N=%d is not a multiple of 8", w->n);
-  if (w->k % 32) return q4_err(Q4_ERR_INVALID_ARG, "K=%d is not a multiple of 32", w->k);
-  if (w->group_size < 0) return q4_err(Q4_ERR_INVALID_ARG, "group size %d is negative", w->group_size);
-  const int g = w->group_size ? w->group_size : w->k;
-  if (g % 32) return q4_err(Q4_ERR_INVALID_ARG, "group size %d is not a multiple of 32", g);
-  if (w->k % g) return q4_err(Q4_ERR_INVALID_ARG, "K=%d is not a multiple of the group size %d", w->k, g);
+  q4_status st = q4_shape_check(w->n, w->k, w->group_size);
+  if (st) return st;
   if (w->symmetric != 0 && w->symmetric != 1)
     return q4_err(Q4_ERR_INVALID_ARG, "weights: symmetric must be 0 or 1, not %d", w->symmetric);
   if (!w->qweight || !w->scales || (!w->zeros && !w->symmetric))

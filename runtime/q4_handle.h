@@ -130,6 +130,10 @@ void q4_forget_stream(q4_handle *h, CUstream stream);
 ** host memory only. */
 void q4_workspace_free(q4_handle *h, q4_workspace *w, int have_ctx);
 
+/* The rules of every weight shape: N a multiple of 8, K of 32, the group
+** size (0: per-channel) a multiple of 32 that divides K. */
+q4_status q4_shape_check(int n, int k, int group_size);
+
 /* The shape record of a weight descriptor (group size normalized). */
 q4_shape q4_shape_of(const q4_weights *w);
 

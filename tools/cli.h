@@ -68,5 +68,6 @@ int cmd_bench(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_devices(int argc, char **argv);
 int cmd_import(int argc, char **argv);
+int cmd_source(int argc, char **argv);
 
 #endif

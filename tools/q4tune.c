@@ -1,5 +1,6 @@
 /*
-** q4tune.c -- the q4tune command: tune, show, bench, check, devices, import.
+** q4tune.c -- the q4tune command: tune, show, bench, check, devices, import,
+** source.
 */
 #include <stdio.h>
 #include <string.h>
@@ -18,6 +19,7 @@ static const char usage[] =
     "  check     verify the chosen kernels against a reference on random data\n"
     "  devices   list CUDA devices and whether q4tune can use them\n"
     "  import    read GPTQ layers from safetensors; list them, convert to q4 (--out)\n"
+    "  source    print the CUDA source of a kernel: a default, or a variant by name\n"
     "\n"
     "Run 'q4tune <command> --help' for a command's options. The database is\n"
     "$Q4TUNE_DB, else $XDG_CACHE_HOME/q4tune/tuning.db (~/.cache/q4tune/tuning.db).\n";
@@ -35,7 +37,8 @@ int main(int argc, char **argv) {
     const char *name;
     int (*fn)(int, char **);
   } cmds[] = {{"tune", cmd_tune}, {"show", cmd_show}, {"bench", cmd_bench},
-              {"check", cmd_check}, {"devices", cmd_devices}, {"import", cmd_import}};
+              {"check", cmd_check}, {"devices", cmd_devices}, {"import", cmd_import},
+              {"source", cmd_source}};
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
     if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
   fprintf(stderr, "q4tune: unknown command '%s'\n\n%s", argv[1], usage);
