@@ -508,7 +508,13 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
         wv[u][c][0] = load_stream(&qweight[(size_t)(4 * kb + t) * N + col[c]], load);
 //$ end
         if (GROUP < K && group_starts(u))
-          gv[group_slot(u)][c] = load_group(scales, zeros, kb * 32 / GROUP, {{(FOLD == 1 and XT == 0) and "col[c] - 4 * g + 8 * t, ok && col[c] - 4 * g + 8 * t < N" or "col[c], load"}});
+//$ if FOLD == 1 and XT == 0 then
+          // (the group's scales of the eight columns whose sums this thread holds)
+          gv[group_slot(u)][c] = load_group(scales, zeros, kb * 32 / GROUP, col[c] - 4 * g + 8 * t,
+                                            ok && col[c] - 4 * g + 8 * t < N);
+//$ else
+          gv[group_slot(u)][c] = load_group(scales, zeros, kb * 32 / GROUP, col[c], load);
+//$ end
       }
       if (!X_AHEAD || !(what & FETCH_X)) continue;
 #pragma unroll
