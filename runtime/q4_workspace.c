@@ -19,11 +19,11 @@ static q4_status grow(const q4_cuda_api *cu, q4_workspace *w, CUdeviceptr *p, si
                       const char *what) {
   if (*have >= need) return Q4_OK;
   if (*p) {
-    q4_retired *r = malloc(sizeof *r);
-    if (!r) return q4_err(Q4_ERR_NO_MEMORY, "out of host memory");
-    r->p = *p;
-    r->next = w->retired;
-    w->retired = r;
+    q4_retired *old = malloc(sizeof *old);
+    if (!old) return q4_err(Q4_ERR_NO_MEMORY, "out of host memory");
+    old->p = *p;
+    old->next = w->retired;
+    w->retired = old;
   }
   size_t size = need < 2 * *have ? 2 * *have : need;
   *have = 0;

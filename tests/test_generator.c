@@ -580,7 +580,7 @@ static void test_decode_fold(void) {
   }
   /* M = 1 (x as the mma's B) and 16 (x as its A) */
   for (int m = 1; m <= 16; m += 15) {
-    q4_variant v, folded, named;
+    q4_variant v;
     CHECK_OK(q4gen_default(g, &with[0], 90, m, &v));
     /* (FOLD=0 is left out of the string: the one stored before FOLD existed) */
     CHECK_MSG(!strcmp(v.tmpl, "q4_decode") && strstr(v.params, m == 1 ? "XT=1" : "XT=0") && !strstr(v.params, "FOLD"),
@@ -588,18 +588,17 @@ static void test_decode_fold(void) {
     if (v.source && !strstr(v.params, "FOLD")) {
       CHECK(strstr(v.source, "q4s_expand(") && !strstr(v.source, "uacc"));
       /* the same parameters folded */
-      memset(&folded, 0, sizeof folded);
-      snprintf(folded.tmpl, sizeof folded.tmpl, "%s", v.tmpl);
-      snprintf(folded.params, sizeof folded.params, "%.240s,FOLD=1", v.params);
+      char params[Q4_PARAMS_MAX];
+      snprintf(params, sizeof params, "%.240s,FOLD=1", v.params);
+      q4_variant folded = variant(v.tmpl, params);
       CHECK_OK(q4gen_render(g, &with[0], 90, &folded));
       CHECK_MSG(folded.source && strstr(folded.source, "q4s_expand_bare(") &&
                     strstr(folded.source, m == 1 ? "ukeep" : "ukacc") && !strstr(folded.source, "q4s_expand("),
                 "M=%d: %s", m, folded.params);
       q4_variant_free(&folded);
       /* FOLD=0 named: the same kernel */
-      memset(&named, 0, sizeof named);
-      snprintf(named.tmpl, sizeof named.tmpl, "%s", v.tmpl);
-      snprintf(named.params, sizeof named.params, "%.240s,FOLD=0", v.params);
+      snprintf(params, sizeof params, "%.240s,FOLD=0", v.params);
+      q4_variant named = variant(v.tmpl, params);
       CHECK_OK(q4gen_render(g, &with[0], 90, &named));
       CHECK_MSG(!strcmp(named.hash, v.hash), "%s renders %s, not %s", named.params, named.hash, v.hash);
       q4_variant_free(&named);
