@@ -244,6 +244,13 @@ function T.default(s, m)
               M_TILES = m <= 16 and 1 or (m <= 32 or sparse) and 2 or 4,
               UNROLL = (decode and not sparse) and 2 or unroll, PIPE = decode and 1 or 0,
               ORDER = order, XG = xg, XT = xt, PF = 0 }
+  -- grouped q4s of whole units, up to 8 rows: bare codes a unit at a time
+  -- (FOLD). On the H100 at g128 it took 0.82x to 0.97x the unfolded
+  -- default's time on eight llama shapes at M = 1, 4, 8 (0.90x on
+  -- average; symmetric 0.92x to 1.00x), docs/BENCHMARKS.md 2026-12-05
+  -- (fourth). At M = 16 (x as the mma's A) the best folded variant took
+  -- 0.98x and 1.03x the best unfolded one's time: not taken there.
+  if sparse and decode and m <= 8 and unit_groups(s) then p.FOLD = 1 end
   -- 256 blocks where decode's tuned winners showed it (at N = 4096 four
   -- 64-column splits, not eight); elsewhere the earlier 2 x 132
   C.default_split(p, s, units(s), decode and 256 or 2 * 132)

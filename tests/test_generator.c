@@ -560,9 +560,9 @@ static void test_early_launch(void) {
 /* q4_decode's FOLD (grouped q4s whose groups are whole 128-row units): bare
 ** codes and keep flags into accumulators of the unit,
 ** folded with the group's scale and zero, in place of the fp16 expansion.
-** It exists for those shapes alone; the default does not take it (not yet
-** measured); and FOLD=0, left out of params strings, renders the kernel
-** that string named before FOLD existed. */
+** It exists for those shapes alone; the default takes it up to 8 rows (x
+** as the mma's B), not above; and FOLD=0, left out of params strings,
+** renders the kernel that string named before FOLD existed. */
 static void test_decode_fold(void) {
   q4gen *g = open_real_templates();
   if (!g) return;
@@ -578,30 +578,37 @@ static void test_decode_fold(void) {
     CHECK_MSG((fold > 0) == (i < 2), "shape %d: %d of %d variants with FOLD=1", i, fold, n);
     q4gen_free_list(list, n);
   }
-  /* M = 1 (x as the mma's B) and 16 (x as its A) */
+  /* M = 1 (x as the mma's B: the default folds) and 16 (x as its A: it does not) */
   for (int m = 1; m <= 16; m += 15) {
     q4_variant v;
     CHECK_OK(q4gen_default(g, &with[0], 90, m, &v));
-    /* (FOLD=0 is left out of the string: the one stored before FOLD existed) */
-    CHECK_MSG(!strcmp(v.tmpl, "q4_decode") && strstr(v.params, m == 1 ? "XT=1" : "XT=0") && !strstr(v.params, "FOLD"),
+    CHECK_MSG(!strcmp(v.tmpl, "q4_decode") && strstr(v.params, m == 1 ? "XT=1,PF=0,FOLD=1" : "XT=0,PF=0") &&
+                  (m == 1) == (strstr(v.params, "FOLD") != NULL),
               "q4s g128 M=%d default: %s[%s]", m, v.tmpl, v.params);
-    if (v.source && !strstr(v.params, "FOLD")) {
-      CHECK(strstr(v.source, "q4s_expand(") && !strstr(v.source, "uacc"));
-      /* the same parameters folded */
-      char params[Q4_PARAMS_MAX];
-      snprintf(params, sizeof params, "%.240s,FOLD=1", v.params);
+    if (v.source) {
+      /* the same parameters unfolded (FOLD=0, left out of the string) and folded */
+      char plain[Q4_PARAMS_MAX], params[Q4_PARAMS_MAX];
+      const char *fold = strstr(v.params, ",FOLD");
+      snprintf(plain, sizeof plain, "%.*s", fold ? (int)(fold - v.params) : (int)strlen(v.params), v.params);
+      q4_variant unfolded = variant(v.tmpl, plain);
+      CHECK_OK(q4gen_render(g, &with[0], 90, &unfolded));
+      CHECK(unfolded.source && strstr(unfolded.source, "q4s_expand(") && !strstr(unfolded.source, "uacc"));
+      snprintf(params, sizeof params, "%.240s,FOLD=1", plain);
       q4_variant folded = variant(v.tmpl, params);
       CHECK_OK(q4gen_render(g, &with[0], 90, &folded));
       CHECK_MSG(folded.source && strstr(folded.source, "q4s_expand_bare(") &&
                     strstr(folded.source, m == 1 ? "ukeep" : "ukacc") && !strstr(folded.source, "q4s_expand("),
                 "M=%d: %s", m, folded.params);
-      q4_variant_free(&folded);
-      /* FOLD=0 named: the same kernel */
-      snprintf(params, sizeof params, "%.240s,FOLD=0", v.params);
+      CHECK_MSG(!strcmp(m == 1 ? folded.hash : unfolded.hash, v.hash), "M=%d: the default is not %s", m,
+                m == 1 ? params : plain);
+      /* FOLD=0 named: the unfolded kernel */
+      snprintf(params, sizeof params, "%.240s,FOLD=0", plain);
       q4_variant named = variant(v.tmpl, params);
       CHECK_OK(q4gen_render(g, &with[0], 90, &named));
-      CHECK_MSG(!strcmp(named.hash, v.hash), "%s renders %s, not %s", named.params, named.hash, v.hash);
+      CHECK_MSG(!strcmp(named.hash, unfolded.hash), "%s renders %s, not %s", named.params, named.hash, unfolded.hash);
       q4_variant_free(&named);
+      q4_variant_free(&folded);
+      q4_variant_free(&unfolded);
     }
     q4_variant_free(&v);
   }
