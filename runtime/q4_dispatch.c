@@ -87,6 +87,19 @@ q4_status q4_plan_get(q4_handle *h, const q4_shape *s, int m, q4_plan **out) {
   return Q4_OK;
 }
 
+/* Act-order weights, for a kernel that reads x in the weights' row order
+** (one with a gather kernel): xp = x's columns gathered through perm, the
+** x the kernel then takes. xp holds m * K halves. */
+static q4_status gather_x(q4_handle *h, const q4_kernel *k, const q4_weights *w, const void *x, CUdeviceptr xp,
+                          int m, CUstream stream) {
+  CUdeviceptr xs = (CUdeviceptr)x, pe = (CUdeviceptr)w->perm;
+  void *args[] = {&xs, &pe, &xp};
+  /* C.gather_x: a block per row of x and 2048 of its columns */
+  return q4_cuda_check(h->cu->LaunchKernel(k->gather, (unsigned)m, (unsigned)((w->k + 2047) / 2048), 1, 256, 1, 1,
+                                           0, stream, args, NULL),
+                       "cuLaunchKernel (gathering act-order x)");
+}
+
 /* Two-pass variants: expand chunk_n columns of W to fp16, multiply them
 ** with cuBLAS into the matching columns of y, next chunk. */
 static q4_status launch_two_pass(q4_handle *h, const q4_kernel *k, const q4_weights *w, const void *x, void *y,
@@ -100,17 +113,7 @@ static q4_status launch_two_pass(q4_handle *h, const q4_kernel *k, const q4_weig
   if ((st = q4_workspace_for(h, stream, 0, 0, (size_t)w->k * v->chunk_n * 2, xperm, &ws))) return st;
   if (w->perm) {  /* act-order: x's columns in the weights' row order, once */
     if (!k->gather) return q4_err(Q4_ERR_TEMPLATE, "%s[%s] has no gather kernel for act-order weights", v->tmpl, v->params);
-    CUdeviceptr xs = (CUdeviceptr)x, pe = (CUdeviceptr)w->perm, xp = ws->xperm;
-    int mm = m;
-    void *gargs[] = {&xs, &pe, &xp, &mm};
-    const int row_bytes = w->k * 2;  /* one row of x in shared memory */
-    if (row_bytes > 48 * 1024)
-      st = q4_cuda_check(h->cu->FuncSetAttribute(k->gather, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, row_bytes),
-                         "raising the shared memory limit");
-    if (!st)
-      st = q4_cuda_check(h->cu->LaunchKernel(k->gather, (unsigned)m, 1, 1, (unsigned)v->threads, 1, 1,
-                                             (unsigned)row_bytes, stream, gargs, NULL), "cuLaunchKernel");
-    if (st) return st;
+    if ((st = gather_x(h, k, w, x, ws->xperm, m, stream))) return st;
     x = (const void *)ws->xperm;
   }
   for (int n0 = 0; n0 < w->n; n0 += v->chunk_n) {
@@ -170,12 +173,16 @@ q4_status q4_launch(q4_handle *h, const q4_kernel *k, const q4_weights *w, const
   if (v->smem_row && m > v->m_max)
     return q4_err(Q4_ERR_UNSUPPORTED, "%s[%s] holds at most %d rows of x, not M=%d", v->tmpl, v->params, v->m_max, m);
   CUdeviceptr partials = 0, counters = 0;
-  if (v->split_k > 1 && !v->split_cluster) {
+  const int gathers = w->perm && k->gather;  /* act-order x gathered ahead (else in the kernel's loads) */
+  const int splits = v->split_k > 1 && !v->split_cluster;
+  if (splits || gathers) {
     q4_workspace *ws = NULL;
-    q4_status st = q4_workspace_for(h, stream, (size_t)v->split_k * m * w->n * 4, (size_t)gx * gy, 0, 0, &ws);
+    q4_status st = q4_workspace_for(h, stream, splits ? (size_t)v->split_k * m * w->n * 4 : 0,
+                                    splits ? (size_t)gx * gy : 0, 0, gathers ? (size_t)m * w->k * 2 : 0, &ws);
+    if (!st && gathers) st = gather_x(h, k, w, x, ws->xperm, m, stream);
     if (st) return st;
-    partials = ws->partials;
-    counters = ws->counters;
+    if (gathers) x = (const void *)ws->xperm;
+    if (splits) partials = ws->partials, counters = ws->counters;
   }
   CUdeviceptr qw = (CUdeviceptr)w->qweight, sc = (CUdeviceptr)w->scales, ze = (CUdeviceptr)w->zeros;
   CUdeviceptr ma = (CUdeviceptr)w->mask, pe = (CUdeviceptr)w->perm, xp = (CUdeviceptr)x, yp = (CUdeviceptr)y;

@@ -20,7 +20,7 @@ typedef struct q4_kernel {
   q4_variant v;       /* launch fields; source freed once compiled */
   CUmodule module;
   CUfunction fn;
-  CUfunction gather;  /* two-pass variants of act-order weights: q4tune_gather_x */
+  CUfunction gather;  /* act-order weights, x gathered ahead of fn: q4tune_gather_x */
   int regs, spill_bytes;
   int from_cache;     /* 1 if the cubin came from the database */
   struct q4_kernel *next;

@@ -69,9 +69,10 @@ q4_status q4_kernel_get(q4_handle *h, q4_variant *v, q4_kernel **out) {
   if (!st) st = q4_cuda_check(h->cu->ModuleLoadData(&k->module, cubin), "cuModuleLoadData");
   free(cubin);
   if (!st) st = q4_cuda_check(h->cu->ModuleGetFunction(&k->fn, k->module, v->chunk_n ? "q4tune_dequant" : "q4tune_kernel"), "cuModuleGetFunction");
-  /* present only in two-pass sources for act-order weights; looked up only
-  ** there, since a failed lookup is a reported driver error */
-  if (!st && v->chunk_n && v->source && strstr(v->source, "q4tune_gather_x"))
+  /* present only in sources for act-order weights whose kernel reads x in
+  ** plain order (C.gather_x); looked up only there, since a failed lookup
+  ** is a reported driver error */
+  if (!st && v->source && strstr(v->source, "q4tune_gather_x"))
     st = q4_cuda_check(h->cu->ModuleGetFunction(&k->gather, k->module, "q4tune_gather_x"), "cuModuleGetFunction");
   /* opt in to all of it: static shared memory (a split-K ticket) comes on
   ** top, so exactly 48 KB of dynamic memory already needs the attribute */

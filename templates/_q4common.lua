@@ -54,7 +54,7 @@ end
 -- (4096 x 4096 at M = 64: 24.3 us against q4_mma's 16.5 on the H200,
 -- docs/BENCHMARKS.md).
 function C.narrow_mid(s, m)
-  return s.arch == 90 and s.format == "q4" and not s.act_order and m > 32 and m <= 64 and s.n < 66 * 128
+  return s.arch == 90 and s.format == "q4" and m > 32 and m <= 64 and s.n < 66 * 128
 end
 
 -- meta's min_blocks for a kernel of `threads` threads in a grid of
@@ -689,6 +689,25 @@ C.epilogue = [==[
     }
 //$ end
   }
+]==]
+
+-- Act-order x gathered once, by a kernel of its own, for the families that
+-- copy x into shared memory in bulk and cannot gather it in the copy
+-- (q4_dqgemm, q4_mma, q4_wgmma, q4_wmma): xp[m][k] = x[m][perm[k]], after which they
+-- run as for weights in plain row order. runtime/q4_dispatch.c launches it
+-- before the kernel wherever a variant's source has it: a grid of M x
+-- ceil(K / 2048) blocks of 256 threads, eight columns a thread (no shared
+-- memory, so any K). Rendered for act-order weights only.
+C.gather_x = [==[
+//$ if ACT_ORDER == 1 then
+
+extern "C" __global__ void __launch_bounds__(256)
+q4tune_gather_x(const half *__restrict__ x, const int *__restrict__ perm, half *__restrict__ xp)
+{
+  const int m = blockIdx.x, k0 = 8 * (blockIdx.y * 256 + threadIdx.x);
+  if (k0 < K) *reinterpret_cast<uint4 *>(&xp[(size_t)m * K + k0]) = q4_load_x8(x, perm, m, k0);
+}
+//$ end
 ]==]
 
 -- The kernel signature every family shares; runtime/q4_dispatch.c (q4_launch) passes the

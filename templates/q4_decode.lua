@@ -229,9 +229,9 @@ end
 -- two m tiles, not four, which spilled registers (test_defaults_compile
 -- compiles every default).
 function T.default(s, m)
-  -- q4_mma (sm_80+) or q4_wmma takes larger M, except for act-order and sparse weights (see their
-  -- checks) and K under 128, too short for their pipelines
-  if m > 64 and s.n % 64 == 0 and s.k >= 128 and not s.act_order and s.format == "q4" then return nil end
+  -- q4_mma (sm_80+) or q4_wmma takes larger M, except for sparse weights (see their checks)
+  -- and K under 128, too short for their pipelines; act-order weights too, x gathered once ahead
+  if m > 64 and s.n % 64 == 0 and s.k >= 128 and s.format == "q4" then return nil end
   local sparse, decode = s.format == "q4s", m <= 16 and not s.act_order
   local unroll = sparse and 1 or 4
   -- consecutive units where groups span several; for act-order weights

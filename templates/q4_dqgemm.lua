@@ -137,22 +137,7 @@ q4tune_dequant(const u32 *__restrict__ qweight, const half *__restrict__ scales,
   for (int i = 0; i < 8; ++i)
     *reinterpret_cast<uint2 *>(&w[(size_t)(8 * r + i) * cols + c]) = *reinterpret_cast<const uint2 *>(out[i]);
 }
-//$ if ACT_ORDER == 1 then
-
-// xp[m][k] = x[m][perm[k]]: the activations of act-order weights in the
-// weights' row order, gathered once per product for the GEMM. One block per
-// row: the row is read into shared memory with coalesced loads, then
-// written out in the new order, also coalesced.
-extern "C" __global__ void __launch_bounds__(THREADS)
-q4tune_gather_x(const half *__restrict__ x, const int *__restrict__ perm, half *__restrict__ xp, int M)
-{
-  extern __shared__ half row[];  // [K]
-  const int m = blockIdx.x;
-  for (int k = threadIdx.x; k < K; k += THREADS) row[k] = x[(size_t)m * K + k];
-  __syncthreads();
-  for (int k = threadIdx.x; k < K; k += THREADS) xp[(size_t)m * K + k] = row[__ldg(&perm[k])];
-}
-//$ end
+{{ render(C.gather_x) }}
 ]==]
 
 return T

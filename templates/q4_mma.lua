@@ -21,6 +21,9 @@
 -- pairs (four PRMTs), feeds every column of the warp. (Pairs of
 -- neighbouring rows would spare x's PRMTs, but unpacking the codes so
 -- took longer than the PRMTs: 8 to 13 % slower at M = 64 and 256.)
+--
+-- Act-order weights: x is gathered through perm once, by C.gather_x's
+-- kernel ahead of this one, which then reads it as for any weights.
 local C = import("_q4common")
 
 local T = {
@@ -72,8 +75,6 @@ end
 
 function T.check(p, s)
   if s.arch < 80 then return false, "mma.sync.m16n8k16 and cp.async need sm_80" end
-  -- act-order weights gather x through perm: q4_decode and q4_dqgemm do that once
-  if s.act_order then return false, "act-order weights: q4_decode or q4_dqgemm" end
   local warps = p.WARPS_N * p.WARPS_K
   if warps ~= 4 and warps ~= 8 then return false, "4 or 8 warps per block" end
   if p.MT * p.CW > 4 then return false, "over 64 accumulators per thread" end
@@ -109,7 +110,7 @@ end
 
 function T.default(s, m)
   if C.narrow_mid(s, m) then return default_narrow(s) end
-  if s.act_order or m <= 64 then return nil end
+  if m <= 64 then return nil end
   for _, cw in ipairs(s.group_size < s.k and { 1, 2 } or { 2, 1 }) do
     local p = { WARPS_N = 2, WARPS_K = 2, MT = 2, CW = cw, BK = 128, STAGES = 4, SPLIT_K = 1 }
     if T.check(p, s) then return p end
@@ -334,6 +335,7 @@ __device__ __forceinline__ void load_stage(u32 *stage, const half *x, const u32 
   };
 {{ render(C.epilogue) }}
 }
+{{ render(C.gather_x) }}
 ]==]
 
 return T

@@ -97,7 +97,6 @@ end
 
 function T.check(p, s)
   if s.arch ~= 90 then return false, "wgmma needs sm_90a (Hopper)" end
-  if s.act_order then return false, "act-order weights: q4_decode or q4_dqgemm" end
   if p.MW * nb(p, s) // 2 > 136 then return false, "over 136 accumulators per thread" end
   if (128 * p.WG) % p.TN ~= 0 then return false, "a thread expands one column" end
   if s.n % p.TN ~= 0 then return false, "N not a multiple of the block's columns" end
@@ -145,7 +144,7 @@ end
 -- 2048. From M = 129 (q4s) or 257 (dense) on, q4_dqgemm's default comes
 -- first where cuBLAS loads.
 function T.default(s, m)
-  if s.arch ~= 90 or s.act_order or m <= 32 then return nil end
+  if s.arch ~= 90 or m <= 32 then return nil end
   if m <= 64 then return default_low(s, m) end
   if sparse(s) then
     local tall = { WG = 2, MW = 2, TN = 128, BK = 64, STAGES = 4, SPLIT_K = 1 }
@@ -530,6 +529,7 @@ __device__ __forceinline__ void group_scale(const char *stage, int k, int c, hal
   auto tile = [&](int r, int c) { return c_s[r * LDC + c]; };
 {{ render(C.epilogue) }}
 }
+{{ render(C.gather_x) }}
 ]==]
 
 return T

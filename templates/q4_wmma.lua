@@ -7,6 +7,8 @@
 -- into an fp16 tile (k contiguous, so one thread writes one 16-byte row per
 -- word) and every warp multiplies its (BLOCK_M / WARPS_M) x
 -- (BLOCK_N / WARPS_N) part from there.
+-- Act-order weights: x is gathered through perm once, by C.gather_x's
+-- kernel ahead of this one.
 local C = import("_q4common")
 
 local T = {
@@ -47,9 +49,6 @@ end
 
 function T.check(p, s)
   if s.arch < 70 then return false, "wmma needs sm_70" end
-  -- Act-order weights would gather x through perm once per column block,
-  -- element by element: far slower than q4_dqgemm, which gathers once.
-  if s.act_order then return false, "act-order weights: q4_decode or q4_dqgemm" end
   local wm, wn = p.BLOCK_M // p.WARPS_M, p.BLOCK_N // p.WARPS_N
   if wm < 16 or wn < 16 or wm % 16 ~= 0 or wn % 16 ~= 0 then return false, "warp tile not made of 16x16" end
   local frags = (wm // 16) * (wn // 16)
@@ -102,19 +101,13 @@ constexpr int W_STAGE = BLOCK_K / 8 * BLOCK_N;                 // words
 {{ render(C.async_copy) }}
 
 // Queue the copies of k-step `kt` (x tile and packed codes) into stage `st`.
-__device__ __forceinline__ void load_stage(half *a_s, u32 *w_s, const half *x, const int *perm,
-                                           const u32 *qweight, int M, int m0, int n0, int kt) {
+__device__ __forceinline__ void load_stage(half *a_s, u32 *w_s, const half *x, const u32 *qweight,
+                                           int M, int m0, int n0, int kt) {
   constexpr int A_CHUNKS = BLOCK_M * BLOCK_K / 8;  // 16-byte pieces
   for (int i = threadIdx.x; i < A_CHUNKS; i += THREADS) {
     const int r = i / (BLOCK_K / 8), c = 8 * (i % (BLOCK_K / 8));
     const bool ok = m0 + r < M;
-//$ if ACT_ORDER == 1 then
-    // gathered through perm: a plain load and store, not an async copy
-    *reinterpret_cast<uint4 *>(&a_s[r * LDA + c]) =
-        ok ? q4_load_x8(x, perm, m0 + r, kt * BLOCK_K + c) : make_uint4(0, 0, 0, 0);
-//$ else
     copy16(&a_s[r * LDA + c], ok ? &x[(size_t)(m0 + r) * K + kt * BLOCK_K + c] : x, ok);
-//$ end
   }
   constexpr int W_CHUNKS = W_STAGE / 4;
   for (int i = threadIdx.x; i < W_CHUNKS; i += THREADS) {
@@ -169,7 +162,7 @@ __device__ __forceinline__ void dequant_stage(half *b_s, const u32 *w_s, const h
   // group (possibly empty) so that wait_group counts stay uniform.
 #pragma unroll
   for (int st = 0; st < STAGES - 1; ++st) {
-    if (st < KT) load_stage(a_s + st * A_STAGE, w_s + st * W_STAGE, x, perm, qweight, M, m0, n0, kt0 + st);
+    if (st < KT) load_stage(a_s + st * A_STAGE, w_s + st * W_STAGE, x, qweight, M, m0, n0, kt0 + st);
     copy_commit();
   }
 
@@ -180,7 +173,7 @@ __device__ __forceinline__ void dequant_stage(half *b_s, const u32 *w_s, const h
     dequant_stage(b_s, w_s + st * W_STAGE, scales, zeros, n0, kt0 + i);
     const int next = i + STAGES - 1;
     if (next < KT)
-      load_stage(a_s + (next % STAGES) * A_STAGE, w_s + (next % STAGES) * W_STAGE, x, perm, qweight, M, m0,
+      load_stage(a_s + (next % STAGES) * A_STAGE, w_s + (next % STAGES) * W_STAGE, x, qweight, M, m0,
                  n0, kt0 + next);
     copy_commit();
     __syncthreads();          // b_s complete
@@ -214,6 +207,7 @@ __device__ __forceinline__ void dequant_stage(half *b_s, const u32 *w_s, const h
   auto tile = [&](int r, int c) { return c_s[r * LDC + c]; };
 {{ render(C.epilogue) }}
 }
+{{ render(C.gather_x) }}
 ]==]
 
 return T

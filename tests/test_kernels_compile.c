@@ -110,14 +110,11 @@ int main(void) {
         CHECK_MSG(st == Q4_OK, "enumerate %s N=%d g=%d sm_%d: %s: %s", tn, SHAPES[s].n, SHAPES[s].group_size,
                   ARCHS[a], q4_status_name(st), q4_last_error());
         if (st) continue;
-        /* q4_wmma, q4_mma and q4_wgmma decline act-order weights on
-        ** purpose, q4s_imma grouped ones and q4_wgmma every GPU but sm_90;
-        ** any other empty space means a template's check rejects a shape it
-        ** should take */
+        /* q4s_imma declines grouped weights on purpose and q4_wgmma every
+        ** GPU but sm_90; any other empty space means a template's check
+        ** rejects a shape it should take */
         const int wgmma = !strcmp(tn, "q4_wgmma");
-        const int may_decline = ((SHAPES[s].flags & Q4_SHAPE_ACT_ORDER) &&
-                                 (!strcmp(tn, "q4_wmma") || !strcmp(tn, "q4_mma") || wgmma)) ||
-                                (wgmma && ARCHS[a] != 90) ||
+        const int may_decline = (wgmma && ARCHS[a] != 90) ||
                                 (!strcmp(tn, "q4s_imma") && SHAPES[s].group_size < SHAPES[s].k);
         CHECK_MSG(count > 0 || may_decline, "%s N=%d g=%d sm_%d: no variants", tn, SHAPES[s].n,
                   SHAPES[s].group_size, ARCHS[a]);
@@ -131,6 +128,13 @@ int main(void) {
           CHECK_MSG(st == Q4_OK && v.source && v.source[0], "render %s[%s] N=%d sm_%d: %s: %s", tn, v.params,
                     SHAPES[s].n, ARCHS[a], q4_status_name(st), q4_last_error());
           if (st) continue;
+          /* act-order x: q4_decode gathers it in its own loads, every other
+          ** family reads it gathered ahead by C.gather_x's kernel */
+          if (SHAPES[s].flags & Q4_SHAPE_ACT_ORDER) {
+            const int gathers = strstr(v.source, "q4tune_gather_x") != NULL;
+            CHECK_MSG(gathers == !!strcmp(tn, "q4_decode"), "%s[%s] sm_%d: act-order source %s a gather kernel", tn,
+                      v.params, ARCHS[a], gathers ? "has" : "lacks");
+          }
           if (njobs == cap) {
             cap *= 2;
             jobs = realloc(jobs, (size_t)cap * sizeof *jobs);
