@@ -55,13 +55,19 @@ local T = {
     { "UNROLL",  { 1, 2, 4, 8 } }, -- units of K (one block; q4s: four) per warp per round
     { "PIPE",    { 0, 1 } },       -- 1: load round r + 1 while computing round r
     { "ORDER",   { 0, 1 } },       -- a warp's units in a round: 0 WARPS_K apart, 1 consecutive
-    { "XG",      { 0, 1, 2 }, when = act_order }, -- act-order x: into shared memory, 0 gathered from global, 1 from rows copied in; 2 gathered in the loop
+    -- act-order x: into shared memory, 0 gathered from global, 1 from rows copied in; 2 gathered
+    -- in the loop; 3 gathered ahead of the kernel (C.gather_x), which then runs as for dense weights
+    { "XG",      { 0, 1, 2, 3 }, when = act_order },
     { "XT",      { 0, 1 } },       -- M <= 8: 1 puts x in the mma's B (8 rows) and W in its A
     { "PF",      { 0, 2, 4 }, when = act_order }, -- XG = 1: rounds after the first prefetched into L2 before the prologue
     -- grouped q4s: 1 multiplies bare codes and folds each unit's sums into the group's scale and zero
     { "FOLD",    { 0, 1 }, when = unit_groups, optional = true },
   },
 }
+
+-- Whether the kernel gathers act-order x through perm itself (XG = 0 to 2;
+-- with XG = 3 it takes x gathered ahead, C.gather_x).
+local function gathers(p, s) return s.act_order and p.XG ~= 3 end
 
 -- Units of K the loop runs over: 32-row blocks, four at a time for q4s.
 local function units(s)
@@ -153,7 +159,7 @@ function T.meta(p, s)
     -- split-K on sm_90: the blocks of a tile sum their partials as one
     -- cluster (not for act-order weights, whose blocks, heavy in shared
     -- memory, were slower so: a block waiting for its cluster holds its SM)
-    split_cluster = (p.SPLIT_K > 1 and s.arch >= 90 and not s.act_order) and 1 or 0,
+    split_cluster = (p.SPLIT_K > 1 and s.arch >= 90 and not gathers(p, s)) and 1 or 0,
     -- more m tiles only pay off once M fills them
     -- (XT = 1 is the kernel for M <= 8: it was faster for every shape measured)
     m_min = p.M_TILES > 1 and 8 * p.M_TILES + 1 or p.XT == 0 and 9 or 1,
@@ -198,7 +204,7 @@ end
 function T.check(p, s)
   -- (the parameters that exist for act-order alone first: rejecting them
   -- before valid() keeps enumerating the space cheap)
-  if p.XG == 1 and not s.act_order then return false, "XG=1: no act-order x to gather" end
+  if p.XG ~= 0 and not s.act_order then return false, "XG: no act-order x to gather" end
   if p.FOLD == 1 and not unit_groups(s) then return false, "FOLD=1: grouped q4s, groups of whole 128-row units" end
   if p.PF > 0 and p.XG ~= 1 then return false, "PF: only ahead of an act-order prologue (XG=1)" end
   if p.XG == 2 and x_fits_split(p, s) then return false, "XG=2: the gathered x fits in shared memory split (XG=0)" end
@@ -215,35 +221,31 @@ function T.check(p, s)
   if units(s) < p.SPLIT_K * p.WARPS_K and (p.SPLIT_K > 1 or p.WARPS_K > 2) then
     return false, "fewer units of K than warps along K"
   end
-  return C.fills_gpu(p, s, m.tile_n, units(s), s.act_order)
+  return C.fills_gpu(p, s, m.tile_n, units(s), gathers(p, s))
 end
 
--- Untuned. Up to 16 rows, one warp along N of 64 columns (dense) or 32
--- (q4s), four warps along K, each round's loads issued during the round
--- before; above, more m tiles and no loads ahead. On the H200 these came
--- within 4 % (M = 1, llama-13b's shapes) and 8 % (M = 16, with llama3-8b's)
--- of the tuned best on average (docs/BENCHMARKS.md, 2026-12-04 seventh),
--- where the earlier default (32 columns a warp, eight warps along K, no
--- loads ahead) took 1.1x to 1.7x; act-order weights keep that one (with x
--- gathered, 64 columns spilled registers on sm_80). For q4s above 32 rows
--- two m tiles, not four, which spilled registers (test_defaults_compile
--- compiles every default).
-function T.default(s, m)
+-- Untuned, for weights in plain row order. Up to 16 rows, one warp along
+-- N of 64 columns (dense) or 32 (q4s), four warps along K, each round's
+-- loads issued during the round before; above, more m tiles and no loads
+-- ahead. On the H200 these came within 4 % (M = 1, llama-13b's shapes) and
+-- 8 % (M = 16, with llama3-8b's) of the tuned best on average
+-- (docs/BENCHMARKS.md, 2026-12-04 seventh), where the earlier default (32
+-- columns a warp, eight warps along K, no loads ahead) took 1.1x to 1.7x.
+-- For q4s above 32 rows two m tiles, not four, which spilled registers
+-- (test_defaults_compile compiles every default).
+local function plain_default(s, m)
   -- q4_mma (sm_80+) or q4_wmma takes larger M, except for sparse weights (see their checks)
-  -- and K under 128, too short for their pipelines; act-order weights too, x gathered once ahead
+  -- and K under 128, too short for their pipelines
   if m > 64 and s.n % 64 == 0 and s.k >= 128 and s.format == "q4" then return nil end
-  local sparse, decode = s.format == "q4s", m <= 16 and not s.act_order
+  local sparse, decode = s.format == "q4s", m <= 16
   local unroll = sparse and 1 or 4
-  -- consecutive units where groups span several; for act-order weights
-  -- and M <= 8, whole rows of x in shared memory, gathered from there
-  local order, xg = group_units(s) >= 2 and 1 or 0, (s.act_order and m <= 8) and 1 or 0
-  -- x as the mma's B for M <= 8
-  local xt = m <= 8 and 1 or 0
+  -- consecutive units where groups span several; x as the mma's B for M <= 8
+  local order, xt = group_units(s) >= 2 and 1 or 0, m <= 8 and 1 or 0
   local p = { WARPS_N = 1, CW = (decode and not sparse) and 2 or 1,
               WARPS_K = decode and 4 or 8,
               M_TILES = m <= 16 and 1 or (m <= 32 or sparse) and 2 or 4,
               UNROLL = (decode and not sparse) and 2 or unroll, PIPE = decode and 1 or 0,
-              ORDER = order, XG = xg, XT = xt, PF = 0 }
+              ORDER = order, XG = 0, XT = xt, PF = 0 }
   -- grouped q4s of whole units, up to 8 rows: bare codes a unit at a time
   -- (FOLD). On the H100 at g128 it took 0.82x to 0.97x the unfolded
   -- default's time on eight llama shapes at M = 1, 4, 8 (0.90x on
@@ -257,58 +259,69 @@ function T.default(s, m)
   -- a long K unsplit (16384 x 16384: 128 units a warp of four) takes eight
   -- warps along K, as tuned there (36.5 us at M = 1 against 50.4 with four)
   if decode and units(s) > 64 * p.SPLIT_K * p.WARPS_K then p.WARPS_K = 8 end
-  -- no more units a round than a warp has in all (N = 256 act-order, split
-  -- eight ways, two units a warp: UNROLL = 4 spilled on sm_90)
+  -- no more units a round than a warp has in all
   while p.UNROLL > (sparse and 1 or 2) and units(s) < p.UNROLL * p.SPLIT_K * p.WARPS_K do p.UNROLL = p.UNROLL // 2 end
-  -- (an XG = 1 block must hold all of the M rows)
-  local function holds(q) return q.XG ~= 1 or T.meta(q, s).m_max >= m end
-  if T.check(p, s) and holds(p) then return p end
-  -- Not valid as it stands (act-order x too large for shared memory, or a
-  -- small shape): the first choice that passes check with fewer m tiles,
-  -- more split-K or fewer warps along K.
-  -- (XG = 1 needs shared memory for whole rows of x: XG = 0 where it does not fit)
-  for _, x_gather in ipairs(xg == 1 and { 1, 0 } or { 0 }) do
-    for _, m_tiles in ipairs({ 4, 2, 1 }) do
-      for _, split in ipairs(m_tiles <= p.M_TILES and { 1, 2, 4, 8 } or {}) do
-        for _, warps_k in ipairs({ 8, 4, 2 }) do
-          local q = { WARPS_N = 1, CW = 1, WARPS_K = warps_k, M_TILES = m_tiles, UNROLL = unroll, PIPE = 0,
-                      SPLIT_K = split, ORDER = order, XG = m_tiles == 1 and x_gather or 0,
-                      XT = m_tiles == 1 and xt or 0, PF = 0 }
-          if T.check(q, s) and holds(q) then return q end
-        end
-      end
-    end
-  end
-  -- Act-order x that fits in shared memory nowhere (K = 28672 on sm_86 and
-  -- K = 65536 on sm_90, from M = 9): x gathered in the loop (XG = 2), as the
-  -- tuned winners at 4096 x 65536 on the H200 did: 256 columns a block, K
-  -- split eight ways; up to 16 rows two warps along N of four strips, above
-  -- four of two and two m tiles (docs/BENCHMARKS.md, 2026-12-05).
-  if s.act_order and s.arch >= 80 then
-    -- (narrower blocks, more warps along K, where N gives 256-column ones too few warps)
-    local widths = m <= 16 and { { 2, 4 }, { 1, 4 }, { 1, 2 }, { 1, 1 } } or { { 4, 2 }, { 2, 2 }, { 1, 2 }, { 1, 1 } }
-    for _, w in ipairs(widths) do
-      for _, warps_k in ipairs({ m <= 16 and 4 or 2, 4, 8 }) do
-        local q = m <= 16
-          and { WARPS_K = warps_k, M_TILES = 1, UNROLL = 2, PIPE = 1, ORDER = order }
-          or { WARPS_K = warps_k, M_TILES = 2, UNROLL = 2, PIPE = 0, ORDER = 0 }
-        q.WARPS_N, q.CW, q.XG, q.XT, q.PF = w[1], w[2], 2, 0, 0
-        C.default_split(q, s, units(s), 2 * 132)
+  if T.check(p, s) then return p end
+  -- Not valid as it stands (a small shape): the first choice that passes
+  -- check with fewer m tiles, more split-K or fewer warps along K.
+  for _, m_tiles in ipairs({ 4, 2, 1 }) do
+    for _, split in ipairs(m_tiles <= p.M_TILES and { 1, 2, 4, 8 } or {}) do
+      for _, warps_k in ipairs({ 8, 4, 2 }) do
+        local q = { WARPS_N = 1, CW = 1, WARPS_K = warps_k, M_TILES = m_tiles, UNROLL = unroll, PIPE = 0,
+                    SPLIT_K = split, ORDER = order, XG = 0, XT = m_tiles == 1 and xt or 0, PF = 0 }
         if T.check(q, s) then return q end
       end
     end
-    -- (what no variant serves for want of shared memory, the reason goes to the user)
-    local least = { M_TILES = 1, XT = xt, SPLIT_K = 8, ORDER = 0 }  -- the smallest tile, K split most
-    if gathered_x(least, s) <= C.smem_max(s.arch) then return nil end
-    return nil, string.format("act-order x, %d rows for an eighth of K, takes %d KB of shared memory, " ..
-      "over sm_%d's %d KB, and no variant that gathers x in its loop (XG=2) passes its checks", tile_m(least),
-      gathered_x(least, s) // 1024, s.arch, C.smem_max(s.arch) // 1024)
   end
   return nil
 end
 
+-- Untuned, act-order weights. Up to 8 rows, the block's rows of x whole in
+-- shared memory and gathered from there (XG = 1), with the earlier
+-- default's warps (32 columns a warp, eight along K, no loads ahead; 64
+-- columns spilled registers on sm_80), where a block holds them. Else, and
+-- from 9 rows, x gathered ahead of the kernel (XG = 3) and the default for
+-- plain row order: the same kernel as for grouped weights, after one small
+-- one, and no shared memory for x at any K. (Above 64 rows, or 32 on sm_90,
+-- q4_mma's and q4_wgmma's defaults, x gathered ahead as well.)
+local function act_order_default(s, m)
+  if m <= 8 then
+    local order = group_units(s) >= 2 and 1 or 0
+    local p = { WARPS_N = 1, CW = 1, WARPS_K = 8, M_TILES = 1, UNROLL = 4, PIPE = 0,
+                ORDER = order, XG = 1, XT = 1, PF = 0 }
+    C.default_split(p, s, units(s), 2 * 132)
+    -- no more units a round than a warp has in all (N = 256, split eight
+    -- ways, two units a warp: UNROLL = 4 spilled on sm_90)
+    while p.UNROLL > 2 and units(s) < p.UNROLL * p.SPLIT_K * p.WARPS_K do p.UNROLL = p.UNROLL // 2 end
+    local function holds(q) return T.check(q, s) and T.meta(q, s).m_max >= m end
+    if holds(p) then return p end
+    -- (a small shape: more split-K or fewer warps along K)
+    for _, split in ipairs({ 1, 2, 4, 8 }) do
+      for _, warps_k in ipairs({ 8, 4, 2 }) do
+        local q = { WARPS_N = 1, CW = 1, WARPS_K = warps_k, M_TILES = 1, UNROLL = 4, PIPE = 0,
+                    SPLIT_K = split, ORDER = order, XG = 1, XT = 1, PF = 0 }
+        if holds(q) then return q end
+      end
+    end
+  end
+  local plain = {}
+  for key, value in pairs(s) do plain[key] = value end
+  plain.act_order = false
+  local p = plain_default(plain, m)
+  if not p then return nil end
+  p.XG = 3
+  if T.check(p, s) then return p end
+  return nil
+end
+
+function T.default(s, m)
+  if s.act_order then return act_order_default(s, m) end
+  return plain_default(s, m)
+end
+
 function T.constants(p, s)
   return { TEMPLATE = "q4_decode", Q4S_COPIES = q4s_copies(p, s), FACTORED = factored(s) and 1 or 0,
+           GATHERS = gathers(p, s) and 1 or 0,
            Q4S_NEIGHBOURS = p.XT,
            Q4S_BARE = bare(p, s) and 1 or 0 }
 end
@@ -400,7 +413,7 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
 {{ render(C.signature) }}
 {
   extern __shared__ float red[];  // [WARPS_K][TILE_M][RED_STRIDE] partial sums, then gathered x or the q4s table
-//$ if ACT_ORDER == 1 then
+//$ if GATHERS == 1 then
   q4_wait_for_prior();  // (act-order: x is gathered in the prologue)
 //$ end
   // A row of red is a word longer than the tile, so that a warp's stores
@@ -430,7 +443,7 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
   u32 *table = reinterpret_cast<u32 *>(extra);  // expansion selectors
   u32 *bad_col = table + Q4S_TABLE_WORDS;       // [TILE_N] broken masks seen
 //$ end
-//$ if ACT_ORDER == 1 and XG ~= 2 then
+//$ if GATHERS == 1 and XG ~= 2 then
   // x[m0 + r][perm[k]] for this block's K range, in the weights' row order,
   // gathered below into shared memory ([rows][XK]).
   constexpr int XK = KB_SPLIT * 32;
@@ -442,8 +455,13 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
   };
   constexpr bool X_AHEAD = false;  // shared memory is near: read x where it is used
 //$ else
-  auto x8 = [&](int row, int k) { return q4_load_x8(x, perm, row, k); };
-  constexpr bool X_AHEAD = true;   // x comes from L2: fetch it with the weights
+  // x comes from L2: fetch it with the weights (XG = 2 gathers it so)
+//$ if GATHERS == 1 then
+  auto x8 = [&](int row, int k) { return q4_gather_x8(x, perm, row, k); };
+//$ else
+  auto x8 = [&](int row, int k) { return q4_load_x8(x, row, k); };
+//$ end
+  constexpr bool X_AHEAD = true;
 //$ end
 
 //$ if XT == 0 then
@@ -539,7 +557,7 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
       }
     }
   };
-//$ if ACT_ORDER == 1 and XG == 1 then
+//$ if GATHERS == 1 and XG == 1 then
   // Act-order, XG = 1: the loads the prologue waits for (the block's rows
   // of x, whole, and this thread's first perm entries) go out first, ahead
   // of the first round's weights: behind them, in the memory system's
@@ -572,7 +590,7 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
   // The first round's loads go out before the block prepares the rest
   // (the q4s table, the gathered x), so their latencies overlap: its
   // weights, then (once the kernel before has finished) its x.
-//$ if ACT_ORDER == 1 then
+//$ if GATHERS == 1 then
   fetch(u_begin + wk * WSTART, w, xg, gr);
 //$ else
   fetch(u_begin + wk * WSTART, w, xg, gr, FETCH_WEIGHTS);
@@ -602,7 +620,7 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
   __syncthreads();
   u32 bad[CW][4] = {};  // per column: non-zero once a mask word without 16 bits was read
 //$ end
-//$ if ACT_ORDER == 1 and XG == 1 then
+//$ if GATHERS == 1 and XG == 1 then
   {
     // The block's rows of x, whole, into shared memory, XB vectors a
     // thread and pass (the first pass's loaded above; more passes for
@@ -638,7 +656,7 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
     }
     __syncthreads();
   }
-//$ elseif ACT_ORDER == 1 and XG == 0 then
+//$ elseif GATHERS == 1 and XG == 0 then
   {
     // perm is read coalesced, PK entries per thread and pass; then each
     // row's x values, PK independent loads at a time (x rows are small and
@@ -980,6 +998,9 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
   };
 {{ render(C.epilogue) }}
 }
+//$ if XG == 3 then
+{{ render(C.gather_x) }}
+//$ end
 ]==]
 
 return T

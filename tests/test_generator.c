@@ -673,8 +673,17 @@ static void test_decode_space(void) {
                 strstr(v.params, "PF=0"),
             "act-order M=1 default: %s", v.params);
   q4_variant_free(&v);
+  /* from 9 rows x gathered ahead (XG = 3): the dense default's kernel, a gather kernel beside it */
   CHECK_OK(q4gen_default(g, &shapes[3], 90, 16, &v));
-  CHECK_MSG(strstr(v.params, "XG=0") && strstr(v.params, "XT=0"), "act-order M=16 default: %s", v.params);
+  q4_variant dense;
+  CHECK_OK(q4gen_default(g, &shapes[2], 90, 16, &dense));
+  char want[Q4_PARAMS_MAX];
+  snprintf(want, sizeof want, "%s", dense.params);
+  char *xg = strstr(want, "XG=0");
+  if (xg) xg[3] = '3';
+  CHECK_MSG(xg && !strcmp(v.params, want) && strstr(v.source, "q4tune_gather_x") && !strstr(dense.source, "q4tune_gather_x"),
+            "act-order M=16 default: %s, dense %s", v.params, dense.params);
+  q4_variant_free(&dense);
   q4_variant_free(&v);
   for (int i = 0; i < 6; i++) {
     CHECK_OK(q4gen_default(g, &shapes[i], 90, 8, &v));
@@ -686,7 +695,7 @@ static void test_decode_space(void) {
 
 /* q4_decode's split-K blocks sum through a cluster on sm_90 (its source
 ** declares the cluster), through global memory before and for act-order
-** weights. */
+** weights whose x the kernel gathers itself (XG < 3). */
 static void test_decode_split_cluster(void) {
   q4gen *g = open_real_templates();
   if (!g) return;
@@ -716,52 +725,60 @@ static void test_decode_split_cluster(void) {
     CHECK_OK(q4gen_enumerate(g, "q4_decode", &act, arch, &list, &n));
     for (int j = 0; j < n; j++) {
       split += list[j].split_k > 1;
-      ok += list[j].split_cluster == 0;
+      ok += list[j].split_cluster == (list[j].split_k > 1 && arch == 90 && strstr(list[j].params, "XG=3"));
     }
-    CHECK_MSG(split > 0 && ok == n, "sm_%d act-order: %d of %d variants split, %d without a cluster", arch, split, n, ok);
+    CHECK_MSG(split > 0 && ok == n, "sm_%d act-order: %d of %d variants split, %d with the expected split_cluster", arch,
+              split, n, ok);
     q4gen_free_list(list, n);
   }
   q4gen_close(g);
 }
 
-/* Act-order x that fits in no block's shared memory: q4_decode's XG = 2
-** gathers it in its loop, enumerated only where XG = 0 cannot hold it, and
-** is the default there: K = 28672 at M = 16 on sm_86 (99 KB), with the
-** tuned winners' shape of block at 4096 x 65536 on the H200; sm_90 holds
-** K = 28672's x in shared memory (XG = 0). */
+/* The default for act-order weights at m rows is the one for the same
+** weights in plain row order, x gathered ahead of it (q4_decode: XG = 3):
+** the same kernel and a gather kernel beside it. */
+static void expect_gathered_ahead(q4gen *g, const q4_shape *act, int arch, int m) {
+  q4_shape plain = *act;
+  plain.flags &= ~Q4_SHAPE_ACT_ORDER;
+  q4_variant v, d;
+  memset(&v, 0, sizeof v);
+  memset(&d, 0, sizeof d);
+  CHECK_OK(q4gen_default(g, act, arch, m, &v));
+  CHECK_OK(q4gen_default(g, &plain, arch, m, &d));
+  char want[Q4_PARAMS_MAX];
+  snprintf(want, sizeof want, "%s", d.params);
+  char *xg = strstr(want, "XG=0");
+  if (xg) xg[3] = '3';
+  CHECK_MSG(!strcmp(v.tmpl, d.tmpl) && !strcmp(v.params, want) && v.source && strstr(v.source, "q4tune_gather_x") &&
+                v.smem_row == 0,
+            "N=%d K=%d sm_%d M=%d: act-order default %s[%s], plain %s[%s]", act->n, act->k, arch, m, v.tmpl, v.params,
+            d.tmpl, d.params);
+  q4_variant_free(&v);
+  q4_variant_free(&d);
+}
+
+/* Act-order x that fits in no block's shared memory (K = 28672 on sm_86,
+** 99 KB; 65536 on sm_90): from 9 rows the default gathers it ahead of the
+** kernel, as at every K, and needs no shared memory for it; up to 8 rows,
+** whole rows of x in shared memory (XG = 1) where a block holds them, else
+** the same. q4_decode's XG = 2, which gathers x in its loop, is enumerated
+** only where XG = 0 cannot hold it, for the tuner. */
 static void test_act_order_long_k(void) {
   q4gen *g = open_real_templates();
   if (!g) return;
   const q4_shape k28 = {Q4_FORMAT_Q4, 4096, 28672, 128, Q4_SHAPE_ACT_ORDER};
-  static const struct {
-    int arch, m;
-    const char *params;
-  } want[] = {
-      {86, 16, "WARPS_N=2,CW=4,WARPS_K=4,SPLIT_K=8,M_TILES=1,UNROLL=2,PIPE=1,ORDER=1,XG=2,XT=0,PF=0"},
-      {86, 64, "WARPS_N=4,CW=2,WARPS_K=2,SPLIT_K=8,M_TILES=2,UNROLL=2,PIPE=0,ORDER=0,XG=2,XT=0,PF=0"},
-  };
+  const q4_shape k64 = {Q4_FORMAT_Q4, 1000, 65536, 128, Q4_SHAPE_ACT_ORDER};
+  static const int archs[] = {86, 90}, ms[] = {8, 9, 16, 33, 64, 100};
+  for (size_t a = 0; a < sizeof archs / sizeof archs[0]; a++)
+    for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
+      expect_gathered_ahead(g, &k28, archs[a], ms[i]);
+      expect_gathered_ahead(g, &k64, archs[a], ms[i]);
+    }
+  expect_gathered_ahead(g, &k28, 75, 16); /* sm_75 has no q4_decode: q4_wmma */
   q4_variant v;
-  for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
-    memset(&v, 0, sizeof v);
-    CHECK_OK(q4gen_default(g, &k28, want[i].arch, want[i].m, &v));
-    CHECK_MSG(!strcmp(v.tmpl, "q4_decode") && !strcmp(v.params, want[i].params), "sm_%d M=%d: default %s[%s]",
-              want[i].arch, want[i].m, v.tmpl, v.params);
-    q4_variant_free(&v);
-  }
-  /* sm_75 has no q4_decode: q4_wmma, x gathered ahead of it */
   memset(&v, 0, sizeof v);
-  CHECK_OK(q4gen_default(g, &k28, 75, 16, &v));
-  CHECK_MSG(!strcmp(v.tmpl, "q4_wmma") && v.source && strstr(v.source, "q4tune_gather_x"), "sm_75 M=16: %s", v.tmpl);
-  q4_variant_free(&v);
-  /* narrower blocks where 256 columns give too few warps to fill the GPU */
-  const q4_shape narrow = {Q4_FORMAT_Q4, 1000, 65536, 128, Q4_SHAPE_ACT_ORDER};
-  memset(&v, 0, sizeof v);
-  CHECK_OK(q4gen_default(g, &narrow, 86, 64, &v));
-  CHECK_MSG(strstr(v.params, "XG=2") && !strstr(v.params, "WARPS_N=4,CW=2"), "N=1000: default %s", v.params);
-  q4_variant_free(&v);
-  memset(&v, 0, sizeof v);
-  CHECK_OK(q4gen_default(g, &k28, 90, 16, &v));
-  CHECK_MSG(!strcmp(v.tmpl, "q4_decode") && strstr(v.params, "XG=0"), "sm_90: default %s[%s]", v.tmpl, v.params);
+  CHECK_OK(q4gen_default(g, &k28, 86, 1, &v));
+  CHECK_MSG(strstr(v.params, "XG=1") && v.m_max >= 1, "sm_86 M=1: default %s", v.params);
   q4_variant_free(&v);
   q4_variant *list = NULL;
   int n = 0, at16 = 0;
@@ -769,7 +786,7 @@ static void test_act_order_long_k(void) {
   for (int j = 0; j < n; j++) {
     if (list[j].m_min > 16 || list[j].m_max < 16) continue;
     at16++;
-    CHECK_MSG(strstr(list[j].params, "XG=2") != NULL, "sm_86 M=16: %s", list[j].params);
+    CHECK_MSG(strstr(list[j].params, "XG=2") || strstr(list[j].params, "XG=3"), "sm_86 M=16: %s", list[j].params);
   }
   CHECK_MSG(at16 > 0, "sm_86 K=28672: no variant for M=16 among %d", n);
   /* XG = 2 reads x through perm where it uses it: no gathering prologue */
@@ -777,7 +794,8 @@ static void test_act_order_long_k(void) {
     if (!strstr(list[j].params, "XG=2")) continue;
     v = variant("q4_decode", list[j].params);
     CHECK_OK(q4gen_render(g, &k28, 86, &v));
-    CHECK_MSG(v.source && strstr(v.source, "q4_load_x8(x, perm, row, k)") && !strstr(v.source, "perm is read coalesced"),
+    CHECK_MSG(v.source && strstr(v.source, "q4_gather_x8(x, perm, row, k)") &&
+                  !strstr(v.source, "perm is read coalesced") && !strstr(v.source, "q4tune_gather_x"),
               "XG=2 source of %s", list[j].params);
     q4_variant_free(&v);
     break;
