@@ -84,11 +84,11 @@ phase_weights() {
   run w_check_sym $Q check $shapes --group 128 --symmetric --m $m
   run w_tune_act $Q tune $shapes --group 128 --act-order --m $m
   run w_check_act $Q check $shapes --group 128 --act-order --m $m
-  # from 33 rows act-order x is gathered ahead of the kernel: right after a
+  # from 9 rows act-order x is gathered ahead of the kernel: right after a
   # kernel that writes x, with early launch too (sm_90)
-  run w_check_act_mid $Q check $shapes --group 128 --act-order --m 33,64,65,256 --after-write
+  run w_check_act_mid $Q check $shapes --group 128 --act-order --m 9,16,33,64,65,256 --after-write
   if $Q devices | grep -qE "sm_(9|1[0-9])[0-9]"; then
-    run w_check_act_early $Q check $shapes --group 128 --act-order --m 33,64,65,256 --after-write --early-launch
+    run w_check_act_early $Q check $shapes --group 128 --act-order --m 9,16,33,64,65,256 --after-write --early-launch
   fi
   run w_check_g32 $Q check $shapes --group 32 --symmetric --act-order --m $m
   run w_check_sparse bash -c "$Q check --format q4s $shapes --group 128 --symmetric --m $m &&

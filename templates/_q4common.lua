@@ -220,16 +220,11 @@ __device__ __forceinline__ half q4_zero(const half *zeros, int grp, int n) {
 //$ end
 }
 
-// x[row][k0 .. k0 + 7] as it lies in memory (k0 a multiple of 8).
-__device__ __forceinline__ uint4 q4_load_x8(const half *x, int row, int k0) {
-  return __ldg(reinterpret_cast<const uint4 *>(&x[(size_t)row * K + k0]));
-}
+// x[row][k0 .. k0 + 7] in the weights' row order (k0 a multiple of 8).
+// Act-order weights had their rows sorted by group at import: their x
+// columns are gathered through perm here, inside the kernel's own load.
+__device__ __forceinline__ uint4 q4_load_x8(const half *x, const int *perm, int row, int k0) {
 //$ if ACT_ORDER == 1 then
-
-// x[row][perm[k0]] .. x[row][perm[k0 + 7]]: eight values of x in the
-// weights' row order. Act-order weights had their rows sorted by group at
-// import, so their x columns are gathered through perm.
-__device__ __forceinline__ uint4 q4_gather_x8(const half *x, const int *perm, int row, int k0) {
   const int4 p0 = __ldg(reinterpret_cast<const int4 *>(&perm[k0]));
   const int4 p1 = __ldg(reinterpret_cast<const int4 *>(&perm[k0 + 4]));
   const half *xr = x + (size_t)row * K;
@@ -239,8 +234,10 @@ __device__ __forceinline__ uint4 q4_gather_x8(const half *x, const int *perm, in
 #pragma unroll
   for (int i = 0; i < 8; ++i) h[i] = __ldg(reinterpret_cast<const unsigned short *>(xr + idx[i]));
   return v;
-}
+//$ else
+  return __ldg(reinterpret_cast<const uint4 *>(&x[(size_t)row * K + k0]));
 //$ end
+}
 //$ if SPLIT_CLUSTER == 1 then
 
 // Barrier of every thread of every block of the cluster; writes to shared
@@ -709,7 +706,7 @@ extern "C" __global__ void __launch_bounds__(256)
 q4tune_gather_x(const half *__restrict__ x, const int *__restrict__ perm, half *__restrict__ xp)
 {
   const int m = blockIdx.x, k0 = 8 * (blockIdx.y * 256 + threadIdx.x);
-  if (k0 < K) *reinterpret_cast<uint4 *>(&xp[(size_t)m * K + k0]) = q4_gather_x8(x, perm, m, k0);
+  if (k0 < K) *reinterpret_cast<uint4 *>(&xp[(size_t)m * K + k0]) = q4_load_x8(x, perm, m, k0);
 }
 //$ end
 ]==]

@@ -137,7 +137,9 @@ q4tune_dequant(const u32 *__restrict__ qweight, const half *__restrict__ scales,
   for (int i = 0; i < 8; ++i)
     *reinterpret_cast<uint2 *>(&w[(size_t)(8 * r + i) * cols + c]) = *reinterpret_cast<const uint2 *>(out[i]);
 }
+//$ if ACT_ORDER == 1 then
 {{ render(C.gather_x) }}
+//$ end
 ]==]
 
 return T

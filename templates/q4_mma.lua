@@ -335,7 +335,9 @@ __device__ __forceinline__ void load_stage(u32 *stage, const half *x, const u32 
   };
 {{ render(C.epilogue) }}
 }
+//$ if ACT_ORDER == 1 then
 {{ render(C.gather_x) }}
+//$ end
 ]==]
 
 return T

@@ -529,7 +529,9 @@ __device__ __forceinline__ void group_scale(const char *stage, int k, int c, hal
   auto tile = [&](int r, int c) { return c_s[r * LDC + c]; };
 {{ render(C.epilogue) }}
 }
+//$ if ACT_ORDER == 1 then
 {{ render(C.gather_x) }}
+//$ end
 ]==]
 
 return T

@@ -8,7 +8,7 @@
 -- word) and every warp multiplies its (BLOCK_M / WARPS_M) x
 -- (BLOCK_N / WARPS_N) part from there.
 -- Act-order weights: x is gathered through perm once, by C.gather_x's
--- kernel ahead of this one.
+-- kernel ahead of this one, so the kernel reads it as for any weights.
 local C = import("_q4common")
 
 local T = {
@@ -101,12 +101,13 @@ constexpr int W_STAGE = BLOCK_K / 8 * BLOCK_N;                 // words
 {{ render(C.async_copy) }}
 
 // Queue the copies of k-step `kt` (x tile and packed codes) into stage `st`.
-__device__ __forceinline__ void load_stage(half *a_s, u32 *w_s, const half *x, const u32 *qweight,
-                                           int M, int m0, int n0, int kt) {
+__device__ __forceinline__ void load_stage(half *a_s, u32 *w_s, const half *x, const int *perm,
+                                           const u32 *qweight, int M, int m0, int n0, int kt) {
   constexpr int A_CHUNKS = BLOCK_M * BLOCK_K / 8;  // 16-byte pieces
   for (int i = threadIdx.x; i < A_CHUNKS; i += THREADS) {
     const int r = i / (BLOCK_K / 8), c = 8 * (i % (BLOCK_K / 8));
     const bool ok = m0 + r < M;
+//$ -- (perm is not read: act-order x comes gathered, C.gather_x)
     copy16(&a_s[r * LDA + c], ok ? &x[(size_t)(m0 + r) * K + kt * BLOCK_K + c] : x, ok);
   }
   constexpr int W_CHUNKS = W_STAGE / 4;
@@ -162,7 +163,7 @@ __device__ __forceinline__ void dequant_stage(half *b_s, const u32 *w_s, const h
   // group (possibly empty) so that wait_group counts stay uniform.
 #pragma unroll
   for (int st = 0; st < STAGES - 1; ++st) {
-    if (st < KT) load_stage(a_s + st * A_STAGE, w_s + st * W_STAGE, x, qweight, M, m0, n0, kt0 + st);
+    if (st < KT) load_stage(a_s + st * A_STAGE, w_s + st * W_STAGE, x, perm, qweight, M, m0, n0, kt0 + st);
     copy_commit();
   }
 
@@ -173,7 +174,7 @@ __device__ __forceinline__ void dequant_stage(half *b_s, const u32 *w_s, const h
     dequant_stage(b_s, w_s + st * W_STAGE, scales, zeros, n0, kt0 + i);
     const int next = i + STAGES - 1;
     if (next < KT)
-      load_stage(a_s + (next % STAGES) * A_STAGE, w_s + (next % STAGES) * W_STAGE, x, qweight, M, m0,
+      load_stage(a_s + (next % STAGES) * A_STAGE, w_s + (next % STAGES) * W_STAGE, x, perm, qweight, M, m0,
                  n0, kt0 + next);
     copy_commit();
     __syncthreads();          // b_s complete
@@ -207,7 +208,9 @@ __device__ __forceinline__ void dequant_stage(half *b_s, const u32 *w_s, const h
   auto tile = [&](int r, int c) { return c_s[r * LDC + c]; };
 {{ render(C.epilogue) }}
 }
+//$ if ACT_ORDER == 1 then
 {{ render(C.gather_x) }}
+//$ end
 ]==]
 
 return T

@@ -794,7 +794,7 @@ static void test_act_order_long_k(void) {
     if (!strstr(list[j].params, "XG=2")) continue;
     v = variant("q4_decode", list[j].params);
     CHECK_OK(q4gen_render(g, &k28, 86, &v));
-    CHECK_MSG(v.source && strstr(v.source, "q4_gather_x8(x, perm, row, k)") &&
+    CHECK_MSG(v.source && strstr(v.source, "q4_load_x8(x, perm, row, k)") &&
                   !strstr(v.source, "perm is read coalesced") && !strstr(v.source, "q4tune_gather_x"),
               "XG=2 source of %s", list[j].params);
     q4_variant_free(&v);

@@ -135,6 +135,16 @@ int main(void) {
             const int ahead = strcmp(tn, "q4_decode") || strstr(v.params, "XG=3");
             CHECK_MSG(gathers == ahead, "%s[%s] sm_%d: act-order source %s a gather kernel", tn, v.params, ARCHS[a],
                       gathers ? "has" : "lacks");
+            /* and a kernel behind a gather never reads x through perm again */
+            const char *body = strstr(v.source, "q4tune_kernel("), *end = strstr(v.source, "q4tune_gather_x(");
+            if (gathers && body && end > body) {
+              const char *uses[] = {"perm[", "perm +", "q4_load_x8("};
+              for (size_t u = 0; u < sizeof uses / sizeof uses[0]; u++) {
+                const char *at = strstr(body, uses[u]);
+                CHECK_MSG(!at || at > end, "%s[%s] sm_%d: the kernel behind the gather uses %s", tn, v.params,
+                          ARCHS[a], uses[u]);
+              }
+            }
           }
           if (njobs == cap) {
             cap *= 2;
