@@ -454,10 +454,6 @@ __device__ __forceinline__ group_raw load_group(const half *scales, const half *
     return *reinterpret_cast<const uint4 *>(&xs[(row - m0) * XK + k - kb_begin * 32]);
   };
   constexpr bool X_AHEAD = false;  // shared memory is near: read x where it is used
-//$ elseif XG == 3 then
-  // act-order x gathered ahead of this kernel (C.gather_x): read as it lies
-  auto x8 = [&](int row, int k) { return __ldg(reinterpret_cast<const uint4 *>(&x[(size_t)row * K + k])); };
-  constexpr bool X_AHEAD = true;   // x comes from L2: fetch it with the weights
 //$ else
   auto x8 = [&](int row, int k) { return q4_load_x8(x, perm, row, k); };
   constexpr bool X_AHEAD = true;   // x comes from L2: fetch it with the weights

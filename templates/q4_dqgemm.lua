@@ -65,7 +65,7 @@ function T.constants(p, s)
 end
 
 T.source = [==[
-{{ render(C.prelude) }}
+{{ render(C.prelude, { GATHERS = 0 }) }}
 //$ if SPARSE == 1 then
 {{ render(C.sparse_codes) }}
 {{ render(C.sparse) }}

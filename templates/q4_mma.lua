@@ -125,7 +125,7 @@ function T.constants(p, s)
 end
 
 T.source = [==[
-{{ render(C.prelude) }}
+{{ render(C.prelude, { GATHERS = 0 }) }}
 {{ render(C.async_copy) }}
 constexpr int WARPS_N = {{WARPS_N}}, WARPS_K = {{WARPS_K}}, MT = {{MT}}, CW = {{CW}};
 constexpr int BK = {{BK}}, STAGES = {{STAGES}};

@@ -190,7 +190,7 @@ function T.constants(p, s)
 end
 
 T.source = [==[
-{{ render(C.prelude) }}
+{{ render(C.prelude, { GATHERS = 0 }) }}
 {{ render(C.async_copy) }}
 //$ if SPARSE == 1 then
 {{ render(C.sparse_codes) }}

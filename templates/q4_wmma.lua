@@ -85,7 +85,7 @@ function T.constants(p, s)
 end
 
 T.source = [==[
-{{ render(C.prelude) }}
+{{ render(C.prelude, { GATHERS = 0 }) }}
 #include <mma.h>
 using namespace nvcuda;
 

@@ -113,7 +113,7 @@ function T.constants(p, s)
 end
 
 T.source = [==[
-{{ render(C.prelude) }}
+{{ render(C.prelude, { GATHERS = 0 }) }}
 constexpr int WARPS_N = {{WARPS_N}}, WARPS_K = {{WARPS_K}}, CW = {{CW}}, UNROLL = {{UNROLL}}, XTILES = {{XTILES}};
 constexpr int KB = K / 32;                 // 32-row blocks of K
 constexpr int UNITS = (KB + 3) / 4;        // the loop's units: four blocks, lane t taking block t
