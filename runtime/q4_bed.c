@@ -268,16 +268,36 @@ static q4_status write_and_run(q4_bed *b, q4_bed_run run, void *ctx, int copy) {
   return st ? st : run(ctx, b, &b->w[copy], b->stream);
 }
 
+/* NaN into the stream's gathered act-order x (q4_launch's scratch), if it
+** has one: the gather kernel ahead of a product must fill it before the
+** product reads it. */
+static q4_status poison_gathered_x(q4_bed *b) {
+  q4_status st = Q4_OK;
+  pthread_mutex_lock(&b->h->lock);
+  for (const q4_workspace *w = b->h->workspaces; w; w = w->next)
+    if (w->stream == b->stream && w->xperm)
+      st = q4_cuda_check(b->h->cu->MemsetD16Async(w->xperm, 0xffff, w->xperm_bytes / 2, b->stream),
+                         "poisoning the gathered x");
+  pthread_mutex_unlock(&b->h->lock);
+  return st;
+}
+
 static q4_status verify(q4_bed *b, q4_bed_run run, void *ctx, double *rel_error) {
   const q4_cuda_api *cu = b->h->cu;
   const size_t count = (size_t)b->m * b->shape.n;
+  q4_status st;
   *rel_error = INFINITY;
+  /* After a writer, x is NaN until it has run, and so is the gathered
+  ** copy of act-order x until the gather kernel has: a product that read
+  ** either too early comes out NaN. (A first product makes the copy.) */
+  if (b->after_write) {
+    if ((st = write_and_run(b, run, ctx, 0))) return st;
+    CU(cu->MemsetD16Async(b->x, 0xffff, (size_t)b->m * b->shape.k, b->stream), "poisoning x");
+    if ((st = poison_gathered_x(b))) return st;
+  }
   CU(cu->MemsetD16Async(b->y, 0xffff, count, b->stream), "poisoning y");  /* NaN */
   CU(cu->MemsetD8Async(b->err, 0, 3 * sizeof(double), b->stream), "clearing sums");
-  /* after a writer, x is NaN until it has run: a product that read x too
-  ** early comes out NaN */
-  if (b->after_write) CU(cu->MemsetD16Async(b->x, 0xffff, (size_t)b->m * b->shape.k, b->stream), "poisoning x");
-  q4_status st = write_and_run(b, run, ctx, 0);
+  st = write_and_run(b, run, ctx, 0);
   if (st) return st;
   CUdeviceptr y = b->y, ref = b->ref, err = b->err;
   size_t cnt = count;

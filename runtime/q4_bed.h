@@ -49,8 +49,10 @@ q4_status q4_bed_set_m(q4_bed *b, int m, uint64_t seed);
 
 /* Runs one product through `run` on weight copy 0 with y poisoned (NaN),
 ** then measures ||y - ref|| / ||ref|| (+inf if any element is NaN/Inf,
-** i.e. unwritten). With after_write, x is poisoned too and a kernel writes
-** it just before the product, which must wait for that kernel. */
+** i.e. unwritten). With after_write, x is poisoned too, and the stream's
+** gathered act-order x (after a first product has made it), and a kernel
+** writes x just before the product, which must wait for that kernel and
+** the gather kernel after it. */
 typedef q4_status (*q4_bed_run)(void *ctx, q4_bed *b, const q4_weights *w, CUstream s);
 q4_status q4_bed_verify(q4_bed *b, q4_bed_run run, void *ctx, double *rel_error);
 
