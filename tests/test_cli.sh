@@ -106,6 +106,14 @@ expect_in badshape2 err "--shape wants N,K"
 run badshape3 "$Q4" bench --shape 0,4096
 expect_rc badshape3 2
 
+# shapes no weights can have are refused before any command builds weights
+run badgroup "$Q4" check --shape 1000,2080 --group 128 --m 1
+expect_rc badgroup 2
+expect_in badgroup err "shape 1000,2080: K=2080 is not a multiple of the group size 128"
+run badk "$Q4" tune --shape 4096,4100 --m 1 --db "$T/badk.db"
+expect_rc badk 2
+expect_in badk err "K=4100 is not a multiple of 32"
+
 run badm "$Q4" check --m 0
 expect_rc badm 2
 expect_in badm err "--m wants"
@@ -294,7 +302,7 @@ run source_noarch "$Q4" source --shape 4096,4096 --m 1
 expect_rc source_noarch 2
 expect_in source_noarch err "--arch wants a compute capability"
 run source_badshape "$Q4" source --shape 100,4096 --arch 90
-expect_rc source_badshape nonzero
+expect_rc source_badshape 2
 expect_in source_badshape err "N=100 is not a multiple of 8"
 run source_badvariant "$Q4" source --shape 4096,4096 --arch 90 --variant 'q4_decode[X=1]'
 expect_rc source_badvariant nonzero

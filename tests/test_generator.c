@@ -612,6 +612,13 @@ static void test_decode_fold(void) {
     }
     q4_variant_free(&v);
   }
+  /* the bound: 8 rows fold, 9 do not */
+  for (int m = 8; m <= 9; m++) {
+    q4_variant v;
+    CHECK_OK(q4gen_default(g, &with[0], 80, m, &v));
+    CHECK_MSG((strstr(v.params, "FOLD=1") != NULL) == (m == 8), "q4s g128 M=%d default: %s[%s]", m, v.tmpl, v.params);
+    q4_variant_free(&v);
+  }
   q4gen_close(g);
 }
 

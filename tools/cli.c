@@ -1,13 +1,15 @@
 /*
 ** cli.c -- option parsing, model presets and the progress display.
 */
-#include "cli.h"
-
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "cli.h"
+#include "q4_error.h"
+#include "q4_handle.h"
 
 const int cli_default_m[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
 const int cli_default_m_count = (int)(sizeof cli_default_m / sizeof cli_default_m[0]);
@@ -187,6 +189,13 @@ int cli_parse(int argc, char **argv, cli_opts *o, const char *usage, const char 
     memcpy(o->m, default_m, sizeof(int) * (size_t)default_m_count);
     o->nm = default_m_count;
   }
+  /* Shapes no weights can have (K not a multiple of the group size, ...)
+  ** are refused here, before any command builds weights for them. */
+  for (int i = 0; i < o->nshapes; i++)
+    if (q4_shape_check(o->shapes[i].n, o->shapes[i].k, o->group_size)) {
+      fprintf(stderr, "q4tune: shape %d,%d: %s\n", o->shapes[i].n, o->shapes[i].k, q4_last_error());
+      return -1;
+    }
   /* Each shape once per format, with the group size filled in. */
   const int base = o->nshapes;
   q4_shape all[CLI_MAX_SHAPES];

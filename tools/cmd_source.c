@@ -89,9 +89,8 @@ int cmd_source(int argc, char **argv) {
     fprintf(stderr, "q4tune source: one kernel at a time: give one --shape, one --format and one --m\n");
     return 2;
   }
-  q4_shape s = o.shapes[0];
-  q4_status st = q4_shape_check(s.n, s.k, o.group_size);
-  if (st) return cli_fail("the shape", st);
+  q4_shape s = o.shapes[0];  /* (cli_parse has checked it) */
+  q4_status st;
   q4_variant v;
   memset(&v, 0, sizeof v);
   if (variant && !parse_variant(variant, &v)) {
