@@ -19,6 +19,7 @@
 #include "q4_error.h"
 #include "q4db.h"
 #include "q4test.h"
+#include "q4test_variant.h"
 
 static char dir[1024];  /* this run's directory */
 
@@ -81,10 +82,7 @@ static q4db_device h100(void) {
 }
 
 static q4_variant variant(const char *tmpl, const char *params, const char *hash) {
-  q4_variant v;
-  memset(&v, 0, sizeof v);
-  snprintf(v.tmpl, sizeof v.tmpl, "%s", tmpl);
-  snprintf(v.params, sizeof v.params, "%s", params);
+  q4_variant v = q4test_variant(tmpl, params);
   snprintf(v.hash, sizeof v.hash, "%s", hash);
   return v;
 }
