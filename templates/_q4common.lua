@@ -695,9 +695,15 @@ C.epilogue = [==[
 -- and cannot gather it in the copy (q4_dqgemm, q4_mma, q4_wgmma, q4_wmma),
 -- and for q4_decode's XG = 3, which then run as for weights in plain row
 -- order. runtime/q4_dispatch.c launches it before the kernel wherever a
--- variant's source has it: a grid of M x ceil(K / 2048) blocks of 256
--- threads, eight columns a thread (no shared memory, so any K). Rendered
--- for act-order weights only.
+-- variant's source has it, 256 threads a block. Above 64 rows of x and
+-- for K up to 16384 (gather_x there holds the same bounds) it launches a
+-- block a row (grid.y = 1): the row is read whole into shared memory,
+-- coalesced, and gathered from there. Else a grid of M x ceil(K / 2048)
+-- blocks gathers straight from global memory, eight columns a thread,
+-- whose scattered 2-byte loads take the L1 one sector each: at 2048 x
+-- 11008 about 2.5x the time of the staged gather, but for a few rows its
+-- more blocks finish sooner (docs/BENCHMARKS.md, 2026-12-05 fifth).
+-- Rendered for act-order weights only.
 C.gather_x = [==[
 //$ if ACT_ORDER == 1 then
 
@@ -705,7 +711,18 @@ C.gather_x = [==[
 extern "C" __global__ void __launch_bounds__(256)
 q4tune_gather_x(const half *__restrict__ x, const int *__restrict__ perm, half *__restrict__ xp)
 {
-  const int m = blockIdx.x, k0 = 8 * (blockIdx.y * 256 + threadIdx.x);
+  const int m = blockIdx.x;
+//$ if K <= 16384 then
+  if (gridDim.y == 1) {  // the whole row is this block's: stage it
+    __shared__ half row[K];
+    const uint4 *src = reinterpret_cast<const uint4 *>(x + (size_t)m * K);
+    for (int i = threadIdx.x; i < K / 8; i += 256) reinterpret_cast<uint4 *>(row)[i] = __ldg(src + i);
+    __syncthreads();
+    for (int k = threadIdx.x; k < K; k += 256) xp[(size_t)m * K + k] = row[__ldg(&perm[k])];
+    return;
+  }
+//$ end
+  const int k0 = 8 * (blockIdx.y * 256 + threadIdx.x);
   if (k0 < K) *reinterpret_cast<uint4 *>(&xp[(size_t)m * K + k0]) = q4_gather_x8(x, perm, m, k0);
 }
 //$ end
