@@ -400,6 +400,19 @@ static void test_imma_min_blocks(void) {
   q4gen_close(g);
 }
 
+/* That the default for (s, arch, m) is `want`: a template name, or
+** template[params] where the parameters matter. */
+static void check_default_is(q4gen *g, const q4_shape *s, int arch, int m, const char *want) {
+  q4_variant v;
+  memset(&v, 0, sizeof v);
+  CHECK_OK(q4gen_default(g, s, arch, m, &v));
+  char got[Q4_NAME_MAX + Q4_PARAMS_MAX + 2];
+  snprintf(got, sizeof got, strchr(want, '[') ? "%s[%s]" : "%s", v.tmpl, v.params);
+  CHECK_MSG(!strcmp(got, want), "%s N=%d K=%d g=%d flags=%d sm_%d M=%d: default %s[%s], not %s",
+            q4_format_name(s->format), s->n, s->k, s->group_size, s->flags, arch, m, v.tmpl, v.params, want);
+  q4_variant_free(&v);
+}
+
 /* q4_wgmma: sm_90 only. Its default from 33 to 64 rows (one 64-row tile,
 ** K split until the tiles make 132), above 64 rows only where its
 ** 128 x 128 tiles give each of 132 SMs one (else q4_mma's default); for
@@ -431,37 +444,27 @@ static void test_wgmma_defaults(void) {
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     const q4_shape s = {Q4_FORMAT_Q4, cases[i].n, cases[i].k, cases[i].g, cases[i].flags};
-    q4_variant v;
-    memset(&v, 0, sizeof v);
-    CHECK_OK(q4gen_default(g, &s, cases[i].arch, cases[i].m, &v));
-    CHECK_MSG(!strcmp(v.tmpl, cases[i].tmpl), "N=%d K=%d g=%d flags=%d sm_%d M=%d: default %s, not %s", s.n, s.k,
-              s.group_size, s.flags, cases[i].arch, cases[i].m, v.tmpl, cases[i].tmpl);
-    q4_variant_free(&v);
+    check_default_is(g, &s, cases[i].arch, cases[i].m, cases[i].tmpl);
   }
   /* 33 to 64 rows on sm_90: from 8448 columns q4_wgmma's 128-column tiles,
   ** split until 132 tiles (15360: 120 x 2); narrower, q4_mma's 64 columns,
   ** split until 128 (5120: 80 x 2, 8192: 128 x 1); sm_80 keeps q4_decode */
   static const struct {
     int n, k, m, arch;
-    const char *tmpl, *params;
+    const char *want;
   } low[] = {
-      {27648, 5120, 64, 90, "q4_wgmma", "WG=1,MW=1,TN=128,BK=64,STAGES=4,SPLIT_K=1"},
-      {15360, 5120, 33, 90, "q4_wgmma", "WG=1,MW=1,TN=128,BK=64,STAGES=4,SPLIT_K=2"},
-      {8448, 4096, 64, 90, "q4_wgmma", "WG=1,MW=1,TN=128,BK=64,STAGES=4,SPLIT_K=2"},
-      {8192, 4096, 64, 90, "q4_mma", "WARPS_N=2,WARPS_K=4,MT=2,CW=1,BK=128,STAGES=4,SPLIT_K=1"},
-      {5120, 13824, 64, 90, "q4_mma", "WARPS_N=2,WARPS_K=4,MT=2,CW=1,BK=128,STAGES=4,SPLIT_K=2"},
-      {4096, 4096, 33, 90, "q4_mma", "WARPS_N=2,WARPS_K=4,MT=2,CW=1,BK=128,STAGES=4,SPLIT_K=2"},
-      {4096, 4096, 32, 90, "q4_decode", NULL},
-      {4096, 4096, 64, 80, "q4_decode", NULL},
+      {27648, 5120, 64, 90, "q4_wgmma[WG=1,MW=1,TN=128,BK=64,STAGES=4,SPLIT_K=1]"},
+      {15360, 5120, 33, 90, "q4_wgmma[WG=1,MW=1,TN=128,BK=64,STAGES=4,SPLIT_K=2]"},
+      {8448, 4096, 64, 90, "q4_wgmma[WG=1,MW=1,TN=128,BK=64,STAGES=4,SPLIT_K=2]"},
+      {8192, 4096, 64, 90, "q4_mma[WARPS_N=2,WARPS_K=4,MT=2,CW=1,BK=128,STAGES=4,SPLIT_K=1]"},
+      {5120, 13824, 64, 90, "q4_mma[WARPS_N=2,WARPS_K=4,MT=2,CW=1,BK=128,STAGES=4,SPLIT_K=2]"},
+      {4096, 4096, 33, 90, "q4_mma[WARPS_N=2,WARPS_K=4,MT=2,CW=1,BK=128,STAGES=4,SPLIT_K=2]"},
+      {4096, 4096, 32, 90, "q4_decode"},
+      {4096, 4096, 64, 80, "q4_decode"},
   };
   for (size_t i = 0; i < sizeof low / sizeof low[0]; i++) {
     const q4_shape s = {Q4_FORMAT_Q4, low[i].n, low[i].k, low[i].k, 0};
-    q4_variant v;
-    memset(&v, 0, sizeof v);
-    CHECK_OK(q4gen_default(g, &s, low[i].arch, low[i].m, &v));
-    CHECK_MSG(!strcmp(v.tmpl, low[i].tmpl) && (!low[i].params || !strcmp(v.params, low[i].params)),
-              "N=%d K=%d M=%d sm_%d: default %s[%s]", s.n, s.k, low[i].m, low[i].arch, v.tmpl, v.params);
-    q4_variant_free(&v);
+    check_default_is(g, &s, low[i].arch, low[i].m, low[i].want);
   }
   const q4_shape s = {Q4_FORMAT_Q4, 4096, 4096, 4096, 0};
   q4_variant *list = NULL;
@@ -477,31 +480,24 @@ static void test_wgmma_defaults(void) {
   ** until they fill the GPU; q4_decode's elsewhere */
   static const struct {
     int n, k, g, arch, m;
-    const char *tmpl, *params;
+    const char *want;
   } sparse[] = {
-      {22016, 4096, 4096, 90, 100, "q4_wgmma", "WG=2,MW=1,TN=64,BK=128,STAGES=4,SPLIT_K=1"},
-      {22016, 4096, 4096, 90, 256, "q4_wgmma", "WG=2,MW=2,TN=128,BK=64,STAGES=4,SPLIT_K=1"},
-      {4096, 11008, 128, 90, 100, "q4_wgmma", "WG=2,MW=1,TN=64,BK=64,STAGES=4,SPLIT_K=4"},
-      {4096, 11008, 4096, 90, 256, "q4_wgmma", "WG=2,MW=1,TN=64,BK=128,STAGES=4,SPLIT_K=2"},
-      {4096, 11008, 4096, 90, 1024, "q4_wgmma", "WG=2,MW=2,TN=128,BK=64,STAGES=4,SPLIT_K=1"},
-      {4096, 4096, 4096, 90, 2048, "q4_wgmma", "WG=2,MW=2,TN=128,BK=64,STAGES=4,SPLIT_K=1"},
-      {22016, 4096, 4096, 90, 64, "q4_wgmma", "WG=1,MW=1,TN=64,BK=64,STAGES=4,SPLIT_K=1"},
-      {5120, 13824, 4096, 90, 40, "q4_wgmma", "WG=1,MW=1,TN=64,BK=64,STAGES=4,SPLIT_K=2"},
-      {22016, 4096, 4096, 90, 32, "q4_decode", NULL},
-      {1000, 4160, 4160, 90, 64, "q4_decode", NULL},
-      {1000, 4160, 4160, 90, 256, "q4_decode", NULL},
-      {22016, 4096, 4096, 80, 256, "q4_decode", NULL},
+      {22016, 4096, 4096, 90, 100, "q4_wgmma[WG=2,MW=1,TN=64,BK=128,STAGES=4,SPLIT_K=1]"},
+      {22016, 4096, 4096, 90, 256, "q4_wgmma[WG=2,MW=2,TN=128,BK=64,STAGES=4,SPLIT_K=1]"},
+      {4096, 11008, 128, 90, 100, "q4_wgmma[WG=2,MW=1,TN=64,BK=64,STAGES=4,SPLIT_K=4]"},
+      {4096, 11008, 4096, 90, 256, "q4_wgmma[WG=2,MW=1,TN=64,BK=128,STAGES=4,SPLIT_K=2]"},
+      {4096, 11008, 4096, 90, 1024, "q4_wgmma[WG=2,MW=2,TN=128,BK=64,STAGES=4,SPLIT_K=1]"},
+      {4096, 4096, 4096, 90, 2048, "q4_wgmma[WG=2,MW=2,TN=128,BK=64,STAGES=4,SPLIT_K=1]"},
+      {22016, 4096, 4096, 90, 64, "q4_wgmma[WG=1,MW=1,TN=64,BK=64,STAGES=4,SPLIT_K=1]"},
+      {5120, 13824, 4096, 90, 40, "q4_wgmma[WG=1,MW=1,TN=64,BK=64,STAGES=4,SPLIT_K=2]"},
+      {22016, 4096, 4096, 90, 32, "q4_decode"},
+      {1000, 4160, 4160, 90, 64, "q4_decode"},
+      {1000, 4160, 4160, 90, 256, "q4_decode"},
+      {22016, 4096, 4096, 80, 256, "q4_decode"},
   };
   for (size_t i = 0; i < sizeof sparse / sizeof sparse[0]; i++) {
     const q4_shape sp = {Q4_FORMAT_Q4S, sparse[i].n, sparse[i].k, sparse[i].g, 0};
-    q4_variant v;
-    memset(&v, 0, sizeof v);
-    CHECK_OK(q4gen_default(g, &sp, sparse[i].arch, sparse[i].m, &v));
-    CHECK_MSG(!strcmp(v.tmpl, sparse[i].tmpl) && (!sparse[i].params || !strcmp(v.params, sparse[i].params)),
-              "q4s N=%d K=%d g=%d sm_%d M=%d: default %s[%s], not %s[%s]", sp.n, sp.k, sp.group_size,
-              sparse[i].arch, sparse[i].m, v.tmpl, v.params, sparse[i].tmpl,
-              sparse[i].params ? sparse[i].params : "...");
-    q4_variant_free(&v);
+    check_default_is(g, &sp, sparse[i].arch, sparse[i].m, sparse[i].want);
   }
   q4gen_close(g);
 }
@@ -532,15 +528,7 @@ static void test_dqgemm_default(void) {
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     const q4_shape s = {cases[i].f, cases[i].n, cases[i].k, cases[i].g, cases[i].flags};
     q4gen_set_cublas(g, cases[i].cublas);
-    q4_variant v;
-    memset(&v, 0, sizeof v);
-    CHECK_OK(q4gen_default(g, &s, cases[i].arch, cases[i].m, &v));
-    char got[Q4_NAME_MAX + Q4_PARAMS_MAX + 2];
-    snprintf(got, sizeof got, strchr(cases[i].want, '[') ? "%s[%s]" : "%s", v.tmpl, v.params);
-    CHECK_MSG(!strcmp(got, cases[i].want), "%s N=%d K=%d g=%d flags=%d sm_%d M=%d cublas=%d: default %s, not %s",
-              q4_format_name(s.format), s.n, s.k, s.group_size, s.flags, cases[i].arch, cases[i].m,
-              cases[i].cublas, got, cases[i].want);
-    q4_variant_free(&v);
+    check_default_is(g, &s, cases[i].arch, cases[i].m, cases[i].want);
   }
   q4gen_close(g);
 }
