@@ -256,6 +256,18 @@ local function plain_default(s, m)
   -- 256 blocks where decode's tuned winners showed it (at N = 4096 four
   -- 64-column splits, not eight); elsewhere the earlier 2 x 132
   C.default_split(p, s, units(s), decode and 256 or 2 * 132)
+  -- FOLD: where K is split and half the split still gives 64 to 132
+  -- blocks (at most one an SM, on half the SMs or more), blocks of eight
+  -- warps along K and half the split: the same warps in half the blocks,
+  -- each of which builds the table and joins the split's sum. On the H100
+  -- at g128, M = 1 to 8, that took 0.81x to 0.98x the time (4096 x 4096,
+  -- 11008, 14336; 2048 x 2048; 1000 x 2048); with more blocks than SMs
+  -- (5120 x 13824, 160) 1.15x, with fewer than half (256 x 4096, 32) 1.04x
+  -- to 1.06x (docs/BENCHMARKS.md, 2026-12-05 fifth).
+  local halved = (s.n + 31) // 32 * (p.SPLIT_K // 2)
+  if p.FOLD == 1 and p.SPLIT_K >= 2 and halved >= 64 and halved <= 132 then
+    p.WARPS_K, p.SPLIT_K = 8, p.SPLIT_K // 2
+  end
   -- a long K unsplit (16384 x 16384: 128 units a warp of four) takes eight
   -- warps along K, as tuned there (36.5 us at M = 1 against 50.4 with four)
   if decode and units(s) > 64 * p.SPLIT_K * p.WARPS_K then p.WARPS_K = 8 end

@@ -105,6 +105,19 @@ static void test_early_launch(void) {
   q4gen_close(g);
 }
 
+/* That the default for (s, arch, m) is `want`: a template name, or
+** template[params] where the parameters matter. */
+static void check_default_is(q4gen *g, const q4_shape *s, int arch, int m, const char *want) {
+  q4_variant v;
+  memset(&v, 0, sizeof v);
+  CHECK_OK(q4gen_default(g, s, arch, m, &v));
+  char got[Q4_NAME_MAX + Q4_PARAMS_MAX + 2];
+  snprintf(got, sizeof got, strchr(want, '[') ? "%s[%s]" : "%s", v.tmpl, v.params);
+  CHECK_MSG(!strcmp(got, want), "%s N=%d K=%d g=%d flags=%d sm_%d M=%d: default %s[%s], not %s",
+            q4_format_name(s->format), s->n, s->k, s->group_size, s->flags, arch, m, v.tmpl, v.params, want);
+  q4_variant_free(&v);
+}
+
 /* q4_decode's FOLD (grouped q4s whose groups are whole 128-row units): bare
 ** codes and keep flags into accumulators of the unit,
 ** folded with the group's scale and zero, in place of the fp16 expansion.
@@ -166,6 +179,30 @@ static void test_decode_fold(void) {
     CHECK_OK(q4gen_default(g, &with[0], 80, m, &v));
     CHECK_MSG((strstr(v.params, "FOLD=1") != NULL) == (m == 8), "q4s g128 M=%d default: %s[%s]", m, v.tmpl, v.params);
     q4_variant_free(&v);
+  }
+  /* eight warps along K and half the split where that leaves 64 to 132
+  ** blocks of 32 columns: 4096 (128 x 1) and 1000 (32 x 2) columns, not
+  ** 5120 (160) or 256 (8 x 4) */
+  static const struct {
+    int n, k;
+    const char *want;
+  } warps[] = {
+      {4096, 11008,
+       "q4_decode[WARPS_N=1,CW=1,WARPS_K=8,SPLIT_K=1,M_TILES=1,UNROLL=1,PIPE=1,"
+       "ORDER=0,XG=0,XT=1,PF=0,FOLD=1]"},
+      {1000, 2048,
+       "q4_decode[WARPS_N=1,CW=1,WARPS_K=8,SPLIT_K=2,M_TILES=1,UNROLL=1,PIPE=1,"
+       "ORDER=0,XG=0,XT=1,PF=0,FOLD=1]"},
+      {5120, 13824,
+       "q4_decode[WARPS_N=1,CW=1,WARPS_K=4,SPLIT_K=2,M_TILES=1,UNROLL=1,PIPE=1,"
+       "ORDER=0,XG=0,XT=1,PF=0,FOLD=1]"},
+      {256, 4096,
+       "q4_decode[WARPS_N=1,CW=1,WARPS_K=4,SPLIT_K=8,M_TILES=1,UNROLL=1,PIPE=1,"
+       "ORDER=0,XG=0,XT=1,PF=0,FOLD=1]"},
+  };
+  for (size_t i = 0; i < sizeof warps / sizeof warps[0]; i++) {
+    const q4_shape s = {Q4_FORMAT_Q4S, warps[i].n, warps[i].k, 128, 0};
+    check_default_is(g, &s, 90, 1, warps[i].want);
   }
   q4gen_close(g);
 }
@@ -398,19 +435,6 @@ static void test_imma_min_blocks(void) {
     q4_variant_free(&v);
   }
   q4gen_close(g);
-}
-
-/* That the default for (s, arch, m) is `want`: a template name, or
-** template[params] where the parameters matter. */
-static void check_default_is(q4gen *g, const q4_shape *s, int arch, int m, const char *want) {
-  q4_variant v;
-  memset(&v, 0, sizeof v);
-  CHECK_OK(q4gen_default(g, s, arch, m, &v));
-  char got[Q4_NAME_MAX + Q4_PARAMS_MAX + 2];
-  snprintf(got, sizeof got, strchr(want, '[') ? "%s[%s]" : "%s", v.tmpl, v.params);
-  CHECK_MSG(!strcmp(got, want), "%s N=%d K=%d g=%d flags=%d sm_%d M=%d: default %s[%s], not %s",
-            q4_format_name(s->format), s->n, s->k, s->group_size, s->flags, arch, m, v.tmpl, v.params, want);
-  q4_variant_free(&v);
 }
 
 /* q4_wgmma: sm_90 only. Its default from 33 to 64 rows (one 64-row tile,
