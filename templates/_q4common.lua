@@ -700,9 +700,11 @@ C.epilogue = [==[
 -- block a row (grid.y = 1): the row is read whole into shared memory,
 -- coalesced, and gathered from there. Else a grid of M x ceil(K / 2048)
 -- blocks gathers straight from global memory, eight columns a thread,
--- whose scattered 2-byte loads take the L1 one sector each: at 2048 x
--- 11008 about 2.5x the time of the staged gather, but for a few rows its
--- more blocks finish sooner (docs/BENCHMARKS.md, 2026-12-05 fifth).
+-- whose scattered 2-byte loads take the L1 one sector each. With the
+-- staged gather the whole product at M = 2048 took 0.80x the time at
+-- 4096 x 11008 and 0.72x at 4096 x 16384 on the H100, but for a few rows
+-- the many-block grid finishes sooner (docs/BENCHMARKS.md, 2026-12-05
+-- fifth).
 -- Rendered for act-order weights only.
 C.gather_x = [==[
 //$ if ACT_ORDER == 1 then

@@ -264,7 +264,8 @@ local function plain_default(s, m)
   -- 11008, 14336; 2048 x 2048; 1000 x 2048); with more blocks than SMs
   -- (5120 x 13824, 160) 1.15x, with fewer than half (256 x 4096, 32) 1.04x
   -- to 1.06x (docs/BENCHMARKS.md, 2026-12-05 fifth).
-  local halved = (s.n + 31) // 32 * (p.SPLIT_K // 2)
+  local width = 32 * p.CW * p.WARPS_N
+  local halved = (s.n + width - 1) // width * (p.SPLIT_K // 2)
   if p.FOLD == 1 and p.SPLIT_K >= 2 and halved >= 64 and halved <= 132 then
     p.WARPS_K, p.SPLIT_K = 8, p.SPLIT_K // 2
   end
