@@ -704,10 +704,8 @@ C.epilogue = [==[
 -- staged gather the whole product at M = 2048 took 0.80x the time at
 -- 4096 x 11008 and 0.72x at 4096 x 16384 on the H100, but for a few rows
 -- the many-block grid finishes sooner (docs/BENCHMARKS.md, 2026-12-05
--- fifth).
--- Rendered for act-order weights only.
+-- fifth). Each family renders it inside its own act-order condition.
 C.gather_x = [==[
-//$ if ACT_ORDER == 1 then
 
 {{ render(C.gather8) }}
 extern "C" __global__ void __launch_bounds__(256)
@@ -727,7 +725,6 @@ q4tune_gather_x(const half *__restrict__ x, const int *__restrict__ perm, half *
   const int k0 = 8 * (blockIdx.y * 256 + threadIdx.x);
   if (k0 < K) *reinterpret_cast<uint4 *>(&xp[(size_t)m * K + k0]) = q4_gather_x8(x, perm, m, k0);
 }
-//$ end
 ]==]
 
 -- Eight columns of act-order x in the weights' row order, through perm:

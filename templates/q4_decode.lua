@@ -95,15 +95,17 @@ end
 -- x over each column's kept rows), and the epilogue applies
 -- s * (sum - z * sum of x) once per column (see source).
 local function factored(s) return s.group_size >= s.k end
--- Rows of x a block takes: 16 per m tile, 8 with x as the mma's B (XT).
+-- Rows of x a block takes: 16 per m tile, 8 with x as the mma's B (XT);
+-- its columns, CW strips of 32 a warp.
 local function tile_m(p) return p.XT == 1 and 8 or 16 * p.M_TILES end
+local function tile_n(p) return 32 * p.CW * p.WARPS_N end
 -- The partial sums of the block's warps along K, [WARPS_K][TILE_M][TILE_N + 1] fp32
 -- (rows one word longer than the tile: see the source's RED_STRIDE); with
 -- pad = 0, the bytes of the sums themselves, less that padding.
-local function red_smem(p, pad) return p.WARPS_K * tile_m(p) * (32 * p.CW * p.WARPS_N + (pad or 1)) * 4 end
+local function red_smem(p, pad) return p.WARPS_K * tile_m(p) * (tile_n(p) + (pad or 1)) * 4 end
 -- Per-channel weights with XT = 1: the tile's scales, loaded at the start
 -- and kept here for the epilogue ([TILE_N] fp32).
-local function cols_smem(p, s) return (factored(s) and p.XT == 1) and 4 * 32 * p.CW * p.WARPS_N or 0 end
+local function cols_smem(p, s) return (factored(s) and p.XT == 1) and 4 * tile_n(p) or 0 end
 local function sx_smem(p, s)
   return (factored(s) and s.format == "q4" and p.XT == 0) and p.WARPS_K * 16 * p.M_TILES * 4 or 0
 end
@@ -137,7 +139,7 @@ local function bare(p, s) return s.format == "q4s" and (factored(s) or p.FOLD ==
 local function q4s_copies(p, s) return bare(p, s) and 8 or 32 end
 local function sparse_smem(p, s)
   if s.format ~= "q4s" then return 0 end
-  return 256 * q4s_copies(p, s) * (bare(p, s) and 16 or 4) + 32 * p.CW * p.WARPS_N * 4
+  return 256 * q4s_copies(p, s) * (bare(p, s) and 16 or 4) + tile_n(p) * 4
 end
 
 -- Whether XG = 0's gathered x for p's tile fits in shared memory beside the
@@ -150,12 +152,11 @@ local function x_fits_split(p, s)
 end
 
 function T.meta(p, s)
-  local tile_n = 32 * p.CW * p.WARPS_N
   return {
     threads = 32 * p.WARPS_N * p.WARPS_K,
     smem = red_smem(p) + sx_smem(p, s) + cols_smem(p, s) + x_smem(p, s) + sparse_smem(p, s),
     smem_row = p.XG == 1 and xg_row(p, s) or 0,
-    tile_m = tile_m(p), tile_n = tile_n, split_k = p.SPLIT_K,
+    tile_m = tile_m(p), tile_n = tile_n(p), split_k = p.SPLIT_K,
     -- split-K on sm_90: the blocks of a tile sum their partials as one
     -- cluster (not for act-order weights, whose blocks, heavy in shared
     -- memory, were slower so: a block waiting for its cluster holds its SM)
@@ -264,8 +265,7 @@ local function plain_default(s, m)
   -- 11008, 14336; 2048 x 2048; 1000 x 2048); with more blocks than SMs
   -- (5120 x 13824, 160) 1.15x, with fewer than half (256 x 4096, 32) 1.04x
   -- to 1.06x (docs/BENCHMARKS.md, 2026-12-05 fifth).
-  local width = 32 * p.CW * p.WARPS_N
-  local halved = (s.n + width - 1) // width * (p.SPLIT_K // 2)
+  local halved = (s.n + tile_n(p) - 1) // tile_n(p) * (p.SPLIT_K // 2)
   if p.FOLD == 1 and p.SPLIT_K >= 2 and halved >= 64 and halved <= 132 then
     p.WARPS_K, p.SPLIT_K = 8, p.SPLIT_K // 2
   end
