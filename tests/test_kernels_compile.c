@@ -25,6 +25,7 @@
 #include "q4_nvrtc.h"
 #include "q4gen.h"
 #include "q4test.h"
+#include "q4test_variant.h"
 #include "q4test_pool.h"
 
 static const int ARCHS[] = {80, 90};
@@ -51,10 +52,7 @@ static const q4_shape SHAPES[] = {
 static int is_twin_and_gather(q4gen *g, const q4_shape *s, int arch, const q4_variant *v, char **gather) {
   q4_shape plain = *s;
   plain.flags &= ~Q4_SHAPE_ACT_ORDER;
-  q4_variant t;
-  memset(&t, 0, sizeof t);
-  snprintf(t.tmpl, sizeof t.tmpl, "%s", v->tmpl);
-  snprintf(t.params, sizeof t.params, "%s", v->params);
+  q4_variant t = q4test_variant(v->tmpl, v->params);
   char *xg = strstr(t.params, "XG=3");
   if (xg) xg[3] = '0';
   q4_status st = q4gen_render(g, &plain, arch, &t);
