@@ -94,10 +94,11 @@ static q4_status gather_x(q4_handle *h, const q4_kernel *k, const q4_weights *w,
                           int m, CUstream stream) {
   CUdeviceptr xs = (CUdeviceptr)x, pe = (CUdeviceptr)w->perm;
   void *args[] = {&xs, &pe, &xp};
-  /* C.gather_x: above 64 rows of x and for K up to 16384 (the template's
-  ** bound too), a block a row, staged in shared memory; else a block per
-  ** row and 2048 columns, gathering from global memory (more blocks for a
-  ** few rows, where the staged gather took 2 to 5 % longer at M = 9) */
+  /* C.gather_x gathers every column whatever the grid's height. Above 64
+  ** rows of x and for K up to 16384, where it stages a row in shared
+  ** memory, a block a row; else a block per row and 2048 columns, from
+  ** global memory (more blocks for a few rows, where the staged gather
+  ** took 2 to 5 % longer at M = 9) */
   const unsigned blocks_y = m > 64 && w->k <= 16384 ? 1 : (unsigned)((w->k + 2047) / 2048);
   return q4_cuda_check(h->cu->LaunchKernel(k->gather, (unsigned)m, blocks_y, 1, 256, 1, 1, 0, stream, args, NULL),
                        "cuLaunchKernel (gathering act-order x)");

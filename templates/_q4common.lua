@@ -695,16 +695,17 @@ C.epilogue = [==[
 -- and cannot gather it in the copy (q4_dqgemm, q4_mma, q4_wgmma, q4_wmma),
 -- and for q4_decode's XG = 3, which then run as for weights in plain row
 -- order. runtime/q4_dispatch.c launches it before the kernel wherever a
--- variant's source has it, 256 threads a block. Above 64 rows of x and
--- for K up to 16384 (gather_x there holds the same bounds) it launches a
--- block a row (grid.y = 1): the row is read whole into shared memory,
--- coalesced, and gathered from there. Else a grid of M x ceil(K / 2048)
--- blocks gathers straight from global memory, eight columns a thread,
--- whose scattered 2-byte loads take the L1 one sector each. With the
--- staged gather the whole product at M = 2048 took 0.80x the time at
--- 4096 x 11008 and 0.72x at 4096 x 16384 on the H100, but for a few rows
--- the many-block grid finishes sooner (docs/BENCHMARKS.md, 2026-12-05
--- fifth). Each family renders it inside its own act-order condition.
+-- variant's source has it, M x Y blocks of 256 threads, and picks Y; any Y
+-- gathers every column. With Y = 1 and K up to 16384 (32 KB of fp16) a
+-- block reads its row whole into shared memory, coalesced, and gathers
+-- from there. Else blocks gather straight from global memory, eight
+-- columns a thread and 2048 a block, Y blocks apart, whose scattered
+-- 2-byte loads take the L1 one sector each. With the staged gather the
+-- whole product at M = 2048 took 0.80x the time at 4096 x 11008 and 0.72x
+-- at 4096 x 16384 on the H100, but for a few rows M x ceil(K / 2048)
+-- blocks finish sooner (docs/BENCHMARKS.md, 2026-12-05 fifth): the
+-- dispatch's choice. Each family renders it inside its own act-order
+-- condition.
 C.gather_x = [==[
 
 {{ render(C.gather8) }}
@@ -722,8 +723,8 @@ q4tune_gather_x(const half *__restrict__ x, const int *__restrict__ perm, half *
     return;
   }
 //$ end
-  const int k0 = 8 * (blockIdx.y * 256 + threadIdx.x);
-  if (k0 < K) *reinterpret_cast<uint4 *>(&xp[(size_t)m * K + k0]) = q4_gather_x8(x, perm, m, k0);
+  for (int k0 = 8 * (blockIdx.y * 256 + threadIdx.x); k0 < K; k0 += 8 * 256 * gridDim.y)
+    *reinterpret_cast<uint4 *>(&xp[(size_t)m * K + k0]) = q4_gather_x8(x, perm, m, k0);
 }
 ]==]
 
