@@ -225,6 +225,20 @@ function T.check(p, s)
   return C.fills_gpu(p, s, m.tile_n, units(s), gathers(p, s))
 end
 
+-- The fallback of both defaults below for a shape too small for their
+-- first choice: base with the least split-K, then the most warps along
+-- K, that accepts takes (nil if none).
+local function first_fallback(base, accepts)
+  for _, split in ipairs({ 1, 2, 4, 8 }) do
+    for _, warps_k in ipairs({ 8, 4, 2 }) do
+      local q = { SPLIT_K = split, WARPS_K = warps_k }
+      for key, value in pairs(base) do q[key] = value end
+      if accepts(q) then return q end
+    end
+  end
+  return nil
+end
+
 -- Untuned, for weights in plain row order. Up to 16 rows, one warp along
 -- N of 64 columns (dense) or 32 (q4s), four warps along K, each round's
 -- loads issued during the round before; above, more m tiles and no loads
@@ -275,15 +289,14 @@ local function plain_default(s, m)
   -- no more units a round than a warp has in all
   while p.UNROLL > (sparse and 1 or 2) and units(s) < p.UNROLL * p.SPLIT_K * p.WARPS_K do p.UNROLL = p.UNROLL // 2 end
   if T.check(p, s) then return p end
-  -- Not valid as it stands (a small shape): the first choice that passes
-  -- check with fewer m tiles, more split-K or fewer warps along K.
+  -- Not valid as it stands (a small shape): one column strip a warp, no
+  -- loads ahead, and the first that passes check with fewer m tiles.
   for _, m_tiles in ipairs({ 4, 2, 1 }) do
-    for _, split in ipairs(m_tiles <= p.M_TILES and { 1, 2, 4, 8 } or {}) do
-      for _, warps_k in ipairs({ 8, 4, 2 }) do
-        local q = { WARPS_N = 1, CW = 1, WARPS_K = warps_k, M_TILES = m_tiles, UNROLL = unroll, PIPE = 0,
-                    SPLIT_K = split, ORDER = order, XG = 0, XT = m_tiles == 1 and xt or 0, PF = 0 }
-        if T.check(q, s) then return q end
-      end
+    if m_tiles <= p.M_TILES then
+      local q = first_fallback({ WARPS_N = 1, CW = 1, M_TILES = m_tiles, UNROLL = unroll, PIPE = 0,
+                                 ORDER = order, XG = 0, XT = m_tiles == 1 and xt or 0, PF = 0 },
+                               function(q) return T.check(q, s) end)
+      if q then return q end
     end
   end
   return nil
@@ -308,14 +321,9 @@ local function act_order_default(s, m)
     while p.UNROLL > 2 and units(s) < p.UNROLL * p.SPLIT_K * p.WARPS_K do p.UNROLL = p.UNROLL // 2 end
     local function holds(q) return T.check(q, s) and T.meta(q, s).m_max >= m end
     if holds(p) then return p end
-    -- (a small shape: more split-K or fewer warps along K)
-    for _, split in ipairs({ 1, 2, 4, 8 }) do
-      for _, warps_k in ipairs({ 8, 4, 2 }) do
-        local q = { WARPS_N = 1, CW = 1, WARPS_K = warps_k, M_TILES = 1, UNROLL = 4, PIPE = 0,
-                    SPLIT_K = split, ORDER = order, XG = 1, XT = 1, PF = 0 }
-        if holds(q) then return q end
-      end
-    end
+    local q = first_fallback({ WARPS_N = 1, CW = 1, M_TILES = 1, UNROLL = 4, PIPE = 0,
+                               ORDER = order, XG = 1, XT = 1, PF = 0 }, holds)
+    if q then return q end
   end
   local plain = {}
   for key, value in pairs(s) do plain[key] = value end
