@@ -20,6 +20,12 @@
 -- 0 in the codes, and a second mma sums the digits over each column's
 -- kept rows (B of keep flags), so the epilogue applies
 -- y = s * (sum of x q - z * sum of x over the kept rows) once per column.
+--
+-- Grouped weights whose groups are whole units (128 rows, 256 ...) take
+-- the same loop: a unit lies in one group, so its integer sums are
+-- folded into fp32 totals with the group's scale and zero once the unit
+-- is done, s * (sum of x q - z * sum of x over the kept rows), and start
+-- again from zero (q4_decode's FOLD = 1 does the same in fp16).
 local C = import("_q4common")
 
 local function ceil_div(a, b) return (a + b - 1) // b end
@@ -75,7 +81,9 @@ end
 
 function T.check(p, s)
   if s.arch < 80 then return false, "mma.sync.m16n8k32 (int8) needs sm_80" end
-  if s.group_size < s.k then return false, "per-channel weights only (scale and zero after the sum)" end
+  if s.group_size < s.k and s.group_size % 128 ~= 0 then
+    return false, "grouped weights: groups of whole 128-row units only (each unit's sums folded in one group)"
+  end
   if s.n % 4 ~= 0 or s.k % 32 ~= 0 then return false, "needs N % 4 == 0 and K % 32 == 0" end
   local m = T.meta(p, s)
   if m.smem + m.smem_row * m.tile_m > C.smem_max(s.arch) then return false, "shared memory over the limit" end
@@ -183,7 +191,12 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
   // This thread's block of unit un is block t of it; a round is UNROLL
   // units, wv[u][c] the masks and code words 0 and 1 of its four columns
   // in strip c.
+//$ if GROUP_SIZE < K then
+  // gv[u][c]: their scales and zeros in the unit's group.
+  auto fetch = [&](int un0, uint4 (&wv)[UNROLL][CW][3], uint2 (&gv)[UNROLL][CW][2]) {
+//$ else
   auto fetch = [&](int un0, uint4 (&wv)[UNROLL][CW][3]) {
+//$ end
 #pragma unroll
     for (int u = 0; u < UNROLL; ++u) {
       const int kb = 4 * (un0 + u * WARPS_K) + t;
@@ -195,6 +208,16 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
         load_stream_keep(wv[u][c][0], &mask[(size_t)kb * N + col[c]], load);
         load_stream_keep(wv[u][c][1], &qweight[(size_t)(2 * kb) * N + col[c]], load);
         load_stream_keep(wv[u][c][2], &qweight[(size_t)(2 * kb + 1) * N + col[c]], load);
+//$ if GROUP_SIZE < K then
+        // The unit's group, whatever this lane's block: the lane's sums
+        // (columns 2t, 2t + 1 of B) cover all four blocks of the unit.
+        const int unit0 = kb - t;
+        const bool gload = unit0 < kb_end && col_ok[c];
+        gv[u][c][0] = load_small(&scales[(size_t)(unit0 * 32 / GROUP) * N + col[c]], gload);
+//$ if SYMMETRIC == 0 then
+        gv[u][c][1] = load_small(&zeros[(size_t)(unit0 * 32 / GROUP) * N + col[c]], gload);
+//$ end
+//$ end
       }
     }
   };
@@ -287,6 +310,9 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
   // loaded before.)
   constexpr int ROUNDS = 1 + {{PIPE}};  // register sets, one a round in flight
   uint4 w[ROUNDS][UNROLL][CW][3] = {};
+//$ if GROUP_SIZE < K then
+  uint2 gs[ROUNDS][UNROLL][CW][2] = {};  // (zeros stay 0 for symmetric weights: see the fold)
+//$ end
 #pragma unroll
   for (int r = 0; r < ROUNDS; ++r)
 #pragma unroll
@@ -294,7 +320,8 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
 #pragma unroll
       for (int c = 0; c < CW; ++c) w[r][u][c][0] = make_uint4(0xffffu, 0xffffu, 0xffffu, 0xffffu);
 #pragma unroll
-  for (int r = 0; r < ROUNDS; ++r) fetch(u_begin + wk + r * STEP, w[r]);
+  for (int r = 0; r < ROUNDS; ++r) fetch(u_begin + wk + r * STEP, w[r]{{GROUP_SIZE < K and ", gs[r]" or ""}});
+//$ if GROUP_SIZE == K then
   // The tile's scales and zeros on their way now (thread i: column i,
   // THREADS >= TILE_N), into shared memory just before the barrier.
   static_assert(THREADS >= TILE_N, "a thread per column of the tile");
@@ -305,6 +332,7 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
   const int my_n = blockIdx.x * TILE_N + threadIdx.x;
   const float my_zero = threadIdx.x < TILE_N && my_n < N ? __half2float(zeros[my_n]) : 0.f;
 //$ end
+//$ end
   q4_wait_for_prior();
   load_row(0);
   build_table(table);
@@ -314,8 +342,10 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
     row_digits(r);
   }
   if (threadIdx.x < TILE_N) bad_col[threadIdx.x] = 0;
+//$ if GROUP_SIZE == K then
 {{ render(C.tile_scales_store) }}
   if (threadIdx.x < TILE_N) col_zero[threadIdx.x] = my_zero;
+//$ end
   __syncthreads();
 
   // B fragments come from lane 4g + t's digit column g (3r + d of each x
@@ -331,9 +361,16 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
   const uint2 *const my_table = table + lane % COPIES;  // this lane's copy of the table
 
   int acc[CW][2][XTILES][4] = {}, kacc[CW][2][XTILES][4] = {};
+//$ if GROUP_SIZE < K then
+  float facc[CW][2][XTILES][4] = {};  // the units' sums, each with its group's scale and zero
+//$ end
   u32 bad[CW][4] = {};  // per column: non-zero once a mask word without 16 bits was read
   // One round: the units of wv from unit un0 on, into the sums.
+//$ if GROUP_SIZE < K then
+  auto consume = [&](const uint4 (&wv)[UNROLL][CW][3], const uint2 (&gv)[UNROLL][CW][2], int un0) {
+//$ else
   auto consume = [&](const uint4 (&wv)[UNROLL][CW][3], int un0) {
+//$ end
 #pragma unroll
     for (int u = 0; u < UNROLL; ++u) {
       if (un0 + u * WARPS_K >= u_end) break;
@@ -385,6 +422,32 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
           }
         }
       }
+//$ if GROUP_SIZE < K then
+      // The unit lies in one group: its sums into the totals, element e of
+      // tile i being column 2i + e / 2 of this thread's four, s (q - z) . x
+      // in the digits' units, and back to zero for the next unit. (The
+      // integer sums are exact and below 2^24, so exact as floats too.)
+#pragma unroll
+      for (int c = 0; c < CW; ++c) {
+        const half *s4 = reinterpret_cast<const half *>(&gv[u][c][0]);
+//$ if SYMMETRIC == 0 then
+        const half *z4 = reinterpret_cast<const half *>(&gv[u][c][1]);
+//$ end
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const float sj = __half2float(s4[j]), nzj = {{SYMMETRIC == 1 and "-8.f" or "-__half2float(z4[j])"}};
+#pragma unroll
+          for (int xt = 0; xt < XTILES; ++xt)
+#pragma unroll
+            for (int e = 2 * (j & 1); e < 2 * (j & 1) + 2; ++e) {
+              int &a = acc[c][j >> 1][xt][e], &ka = kacc[c][j >> 1][xt][e];
+              facc[c][j >> 1][xt][e] = fmaf(sj, fmaf(nzj, (float)ka, (float)a), facc[c][j >> 1][xt][e]);
+              a = 0;
+              ka = 0;
+            }
+        }
+      }
+//$ end
     }
   };
   // The register sets take turns (no copies between them): a round is
@@ -394,17 +457,27 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
 #pragma unroll
     for (int r = 0; r < ROUNDS; ++r) {
       if (un0 + r * STEP >= u_end) break;
+//$ if GROUP_SIZE < K then
+      consume(w[r], gs[r], un0 + r * STEP);
+      fetch(un0 + (r + ROUNDS) * STEP, w[r], gs[r]);
+//$ else
       consume(w[r], un0 + r * STEP);
       fetch(un0 + (r + ROUNDS) * STEP, w[r]);
+//$ end
     }
   }
 
   // Element e of tile i: column 4g + 2i + e / 2 of the strip, B column
   // 2t + e % 2 of each x tile. Each column's zero comes in here, the sums
   // over the kept rows times it taken from the codes' sums.
+//$ if GROUP_SIZE < K then
+  // (Grouped: the totals have their scales and zeros already.)
+//$ end
 #pragma unroll
   for (int c = 0; c < CW; ++c) {
+//$ if GROUP_SIZE == K then
     const float *const z4 = col_zero + wn * 32 * CW + 32 * c + 4 * g;  // this thread's four columns
+//$ end
 #pragma unroll
     for (int i = 0; i < 2; ++i)
 #pragma unroll
@@ -413,7 +486,11 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
         for (int e = 0; e < 4; ++e) {
           const int cc = wn * 32 * CW + 32 * c + 4 * g + 2 * i + (e >> 1);
           red[(wk * BCOLS + 8 * xt + 2 * t + (e & 1)) * RED_STRIDE + cc] =
+//$ if GROUP_SIZE < K then
+              facc[c][i][xt][e];
+//$ else
               (float)acc[c][i][xt][e] - z4[2 * i + (e >> 1)] * (float)kacc[c][i][xt][e];
+//$ end
         }
 #pragma unroll
     for (int j = 0; j < 4; ++j)
@@ -432,7 +509,7 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
       sum += row_scale[i * TILE_M + r] * (16384.f * p[0] + 128.f * p[RED_STRIDE] + p[2 * RED_STRIDE]);
     }
     if (bad_col[c]) return __int_as_float(0x7fffffff);  // a mask that broke the 16-of-32 rule
-    return col_scale[c] * sum;
+    return {{GROUP_SIZE < K and "sum;  // (grouped: scaled in the loop)" or "col_scale[c] * sum;"}}
   };
 {{ render(C.epilogue) }}
 }
