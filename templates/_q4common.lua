@@ -24,6 +24,11 @@ function C.smem_max(arch)
   return best - C.smem_static
 end
 
+-- Grouped q4s whose groups are whole units of 128 rows (four 32-row
+-- blocks): the small-M kernels sum a unit's codes bare and fold the sums
+-- into its one group's scale and zero (q4_decode's FOLD, q4s_imma).
+function C.unit_groups(s) return s.format == "q4s" and s.group_size < s.k and s.group_size % 128 == 0 end
+
 -- Pruning shared by the small-M kernels (q4_decode, q4s_imma), for
 -- check(): split-K exists to fill the GPU, so it is skipped where column
 -- tiles alone give every SM of a large GPU several blocks (unless

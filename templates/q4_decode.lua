@@ -40,7 +40,7 @@ local function ceil_div(a, b) return (a + b - 1) // b end
 -- (XG and PF exist for act-order weights only: elsewhere only their 0 is enumerated)
 local function act_order(s) return s.act_order end
 -- (FOLD for grouped q4s whose groups are whole units of 128 rows)
-local function unit_groups(s) return s.format == "q4s" and s.group_size < s.k and s.group_size % 128 == 0 end
+local unit_groups = C.unit_groups
 
 local T = {
   name = "q4_decode",

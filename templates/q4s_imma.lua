@@ -81,7 +81,7 @@ end
 
 function T.check(p, s)
   if s.arch < 80 then return false, "mma.sync.m16n8k32 (int8) needs sm_80" end
-  if s.group_size < s.k and s.group_size % 128 ~= 0 then
+  if s.group_size < s.k and not C.unit_groups(s) then
     return false, "grouped weights: groups of whole 128-row units only (each unit's sums folded in one group)"
   end
   if s.n % 4 ~= 0 or s.k % 32 ~= 0 then return false, "needs N % 4 == 0 and K % 32 == 0" end
@@ -101,10 +101,13 @@ end
 -- within 4 % of the tuned best on average over the llama-13b shapes at
 -- M = 1 (9 % at most; docs/BENCHMARKS.md, 2026-12-04 seventh), where the
 -- earlier default (eight warps along K, two units a round, a round loaded
--- ahead) took 1.23x to 1.37x. Nothing for M > 2, grouped weights or
--- pre-sm_80 GPUs: q4_decode serves them.
+-- ahead) took 1.23x to 1.37x. Grouped weights whose groups are whole
+-- units take the same: on the H200 at M = 1, g128, it took 0.75x to 0.96x
+-- of q4_decode's folded default's time over five shapes, at M = 2 0.81x to
+-- 0.90x but 1.04x at 4096 x 4096 (docs/BENCHMARKS.md, 2026-12-06 second).
+-- Nothing for M > 2, other groups or pre-sm_80 GPUs: q4_decode serves them.
 function T.default(s, m)
-  if m > 2 or s.group_size < s.k or s.arch < 80 then return nil end
+  if m > 2 or s.arch < 80 then return nil end
   local p = { WARPS_N = 1, CW = 1, WARPS_K = 4, SPLIT_K = 1, UNROLL = 1, PIPE = 0, XTILES = 1, COPIES = 8 }
   C.default_split(p, s, units(s), 256)
   if T.check(p, s) then return p end
@@ -423,8 +426,7 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
         }
       }
 //$ if GROUP_SIZE < K then
-      // The unit lies in one group: its sums into the totals, element e of
-      // tile i being column 2i + e / 2 of this thread's four, s (q - z) . x
+      // The unit lies in one group: its sums into the totals, s (q - z) . x
       // in the digits' units, and back to zero for the next unit. (The
       // integer sums are exact and below 2^24, so exact as floats too.)
 #pragma unroll
@@ -434,18 +436,19 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
         const half *z4 = reinterpret_cast<const half *>(&gv[u][c][1]);
 //$ end
 #pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          const float sj = __half2float(s4[j]), nzj = {{SYMMETRIC == 1 and "-8.f" or "-__half2float(z4[j])"}};
+        for (int i = 0; i < 2; ++i)
 #pragma unroll
-          for (int xt = 0; xt < XTILES; ++xt)
+          for (int e = 0; e < 4; ++e) {
+            const int j = 2 * i + e / 2;  // element e of tile i: column j of this thread's four
+            const float sj = __half2float(s4[j]), nzj = {{SYMMETRIC == 1 and "-8.f" or "-__half2float(z4[j])"}};
 #pragma unroll
-            for (int e = 2 * (j & 1); e < 2 * (j & 1) + 2; ++e) {
-              int &a = acc[c][j >> 1][xt][e], &ka = kacc[c][j >> 1][xt][e];
-              facc[c][j >> 1][xt][e] = fmaf(sj, fmaf(nzj, (float)ka, (float)a), facc[c][j >> 1][xt][e]);
+            for (int xt = 0; xt < XTILES; ++xt) {
+              int &a = acc[c][i][xt][e], &ka = kacc[c][i][xt][e];
+              facc[c][i][xt][e] = fmaf(sj, fmaf(nzj, (float)ka, (float)a), facc[c][i][xt][e]);
               a = 0;
               ka = 0;
             }
-        }
+          }
       }
 //$ end
     }

@@ -145,12 +145,13 @@ int main(void) {
         CHECK_MSG(st == Q4_OK, "enumerate %s N=%d g=%d sm_%d: %s: %s", tn, SHAPES[s].n, SHAPES[s].group_size,
                   ARCHS[a], q4_status_name(st), q4_last_error());
         if (st) continue;
-        /* q4s_imma declines grouped weights on purpose and q4_wgmma every
-        ** GPU but sm_90; any other empty space means a template's check
-        ** rejects a shape it should take */
+        /* q4s_imma declines groups that split a 128-row unit on purpose and
+        ** q4_wgmma every GPU but sm_90; any other empty space means a
+        ** template's check rejects a shape it should take */
         const int wgmma = !strcmp(tn, "q4_wgmma");
         const int may_decline = (wgmma && ARCHS[a] != 90) ||
-                                (!strcmp(tn, "q4s_imma") && SHAPES[s].group_size < SHAPES[s].k);
+                                (!strcmp(tn, "q4s_imma") && SHAPES[s].group_size < SHAPES[s].k &&
+                                 SHAPES[s].group_size % 128);
         CHECK_MSG(count > 0 || may_decline, "%s N=%d g=%d sm_%d: no variants", tn, SHAPES[s].n,
                   SHAPES[s].group_size, ARCHS[a]);
         enumerated[t][s][a] = count;

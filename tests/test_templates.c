@@ -118,12 +118,26 @@ static void check_default_is(q4gen *g, const q4_shape *s, int arch, int m, const
   q4_variant_free(&v);
 }
 
+/* One expected default: the shape, GPU and M, and the template serving it. */
+typedef struct {
+  int n, k, g, flags, arch, m;
+  const char *tmpl;
+} default_case;
+
+static void check_defaults(q4gen *g, q4_format format, const default_case *cases, size_t count) {
+  for (size_t i = 0; i < count; i++) {
+    const q4_shape s = {format, cases[i].n, cases[i].k, cases[i].g, cases[i].flags};
+    check_default_is(g, &s, cases[i].arch, cases[i].m, cases[i].tmpl);
+  }
+}
+
 /* q4_decode's FOLD (grouped q4s whose groups are whole 128-row units): bare
 ** codes and keep flags into accumulators of the unit,
 ** folded with the group's scale and zero, in place of the fp16 expansion.
-** It exists for those shapes alone; the default takes it up to 8 rows (x
-** as the mma's B), not above; and FOLD=0, left out of params strings,
-** renders the kernel that string named before FOLD existed. */
+** It exists for those shapes alone; the default takes it from 3 rows
+** (below, q4s_imma's default serves) up to 8 (x as the mma's B), not
+** above; and FOLD=0, left out of params strings, renders the kernel that
+** string named before FOLD existed. */
 static void test_decode_fold(void) {
   q4gen *g = open_real_templates();
   if (!g) return;
@@ -139,12 +153,12 @@ static void test_decode_fold(void) {
     CHECK_MSG((fold > 0) == (i < 2), "shape %d: %d of %d variants with FOLD=1", i, fold, n);
     q4gen_free_list(list, n);
   }
-  /* M = 1 (x as the mma's B: the default folds) and 16 (x as its A: it does not) */
-  for (int m = 1; m <= 16; m += 15) {
+  /* M = 3 (x as the mma's B: the default folds) and 16 (x as its A: it does not) */
+  for (int m = 3; m <= 16; m += 13) {
     q4_variant v;
     CHECK_OK(q4gen_default(g, &with[0], 90, m, &v));
-    CHECK_MSG(!strcmp(v.tmpl, "q4_decode") && strstr(v.params, m == 1 ? "XT=1,PF=0,FOLD=1" : "XT=0,PF=0") &&
-                  (m == 1) == (strstr(v.params, "FOLD") != NULL),
+    CHECK_MSG(!strcmp(v.tmpl, "q4_decode") && strstr(v.params, m == 3 ? "XT=1,PF=0,FOLD=1" : "XT=0,PF=0") &&
+                  (m == 3) == (strstr(v.params, "FOLD") != NULL),
               "q4s g128 M=%d default: %s[%s]", m, v.tmpl, v.params);
     if (v.source) {
       /* the same parameters unfolded (FOLD=0, left out of the string) and folded */
@@ -158,10 +172,10 @@ static void test_decode_fold(void) {
       q4_variant folded = q4test_variant(v.tmpl, params);
       CHECK_OK(q4gen_render(g, &with[0], 90, &folded));
       CHECK_MSG(folded.source && strstr(folded.source, "q4s_expand_bare(") &&
-                    strstr(folded.source, m == 1 ? "ukeep" : "ukacc") && !strstr(folded.source, "q4s_expand("),
+                    strstr(folded.source, m == 3 ? "ukeep" : "ukacc") && !strstr(folded.source, "q4s_expand("),
                 "M=%d: %s", m, folded.params);
-      CHECK_MSG(!strcmp(m == 1 ? folded.hash : unfolded.hash, v.hash), "M=%d: the default is not %s", m,
-                m == 1 ? params : plain);
+      CHECK_MSG(!strcmp(m == 3 ? folded.hash : unfolded.hash, v.hash), "M=%d: the default is not %s", m,
+                m == 3 ? params : plain);
       /* FOLD=0 named: the unfolded kernel */
       snprintf(params, sizeof params, "%.240s,FOLD=0", plain);
       q4_variant named = q4test_variant(v.tmpl, params);
@@ -202,7 +216,7 @@ static void test_decode_fold(void) {
   };
   for (size_t i = 0; i < sizeof warps / sizeof warps[0]; i++) {
     const q4_shape s = {Q4_FORMAT_Q4S, warps[i].n, warps[i].k, 128, 0};
-    check_default_is(g, &s, 90, 1, warps[i].want);
+    check_default_is(g, &s, 90, 3, warps[i].want);
   }
   q4gen_close(g);
 }
@@ -437,6 +451,24 @@ static void test_imma_min_blocks(void) {
   q4gen_close(g);
 }
 
+/* q4s_imma's default: per-channel weights and groups of whole 128-row
+** units alike, at one and two rows of x; q4_decode's above two rows and
+** for groups that split a unit. */
+static void test_imma_default(void) {
+  q4gen *g = open_real_templates();
+  if (!g) return;
+  static const default_case cases[] = {
+      {22016, 4096, 4096, 0, 90, 1, "q4s_imma"},
+      {22016, 4096, 128, 0, 90, 1, "q4s_imma"},
+      {4096, 11008, 128, 0, 80, 2, "q4s_imma"},
+      {4096, 4096, 256, Q4_SHAPE_SYMMETRIC, 90, 2, "q4s_imma"},
+      {22016, 4096, 128, 0, 90, 3, "q4_decode"},
+      {22016, 4096, 64, 0, 90, 1, "q4_decode"},
+  };
+  check_defaults(g, Q4_FORMAT_Q4S, cases, sizeof cases / sizeof cases[0]);
+  q4gen_close(g);
+}
+
 /* q4_wgmma: sm_90 only. Its default from 33 to 64 rows (one 64-row tile,
 ** K split until the tiles make 132), above 64 rows only where its
 ** 128 x 128 tiles give each of 132 SMs one (else q4_mma's default); for
@@ -445,10 +477,7 @@ static void test_wgmma_defaults(void) {
   q4gen *g = open_real_templates();
   if (!g) return;
   q4gen_set_cublas(g, 0);  /* large M: the single-pass defaults */
-  static const struct {
-    int n, k, g, flags, arch, m;
-    const char *tmpl;
-  } cases[] = {
+  static const default_case cases[] = {
       {22016, 4096, 4096, 0, 90, 256, "q4_wgmma"},
       {22016, 4096, 128, 0, 90, 100, "q4_wgmma"},
       {12288, 4096, 4096, Q4_SHAPE_SYMMETRIC, 90, 256, "q4_wgmma"},  /* 96 x 2 tiles */
@@ -466,10 +495,7 @@ static void test_wgmma_defaults(void) {
       {22016, 4096, 4096, 0, 80, 64, "q4_decode"},
       {22016, 4096, 4096, 0, 80, 256, "q4_mma"},
   };
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    const q4_shape s = {Q4_FORMAT_Q4, cases[i].n, cases[i].k, cases[i].g, cases[i].flags};
-    check_default_is(g, &s, cases[i].arch, cases[i].m, cases[i].tmpl);
-  }
+  check_defaults(g, Q4_FORMAT_Q4, cases, sizeof cases / sizeof cases[0]);
   /* 33 to 64 rows on sm_90: from 8448 columns q4_wgmma's 128-column tiles,
   ** split until 132 tiles (15360: 120 x 2); narrower, q4_mma's 64 columns,
   ** split until 128 (5120: 80 x 2, 8192: 128 x 1); sm_80 keeps q4_decode */
@@ -647,6 +673,7 @@ int main(void) {
   test_decode_split_cluster();
   test_act_order_long_k();
   test_imma_min_blocks();
+  test_imma_default();
   test_wgmma_defaults();
   test_dqgemm_default();
   test_real_defaults();
