@@ -54,8 +54,9 @@ local function tile_n(p) return 32 * p.CW * p.WARPS_N end
 -- Shared memory, in this order: the warps' partial sums
 -- ([WARPS_K][8 XTILES][TILE_N + 1] fp32), each warp's scale back from fixed
 -- point for each row, a flag per column for a broken mask, the tile's
--- scales and zeros (fp32, read in the prologue so that the epilogue does
--- not wait on global memory after the loop), the expansion table (256
+-- scales and zeros where they are per column (fp32, read in the prologue
+-- so that the epilogue does not wait on global memory after the loop;
+-- grouped weights apply theirs in the loop), the expansion table (256
 -- entries of 8 bytes in COPIES copies: with 16, a half warp's 8-byte
 -- lookups meet no bank conflict), then the digits of x, 3 bytes per row
 -- of K and row of x the block holds ([rows][3][rows of a split + 8]: a
@@ -63,13 +64,16 @@ local function tile_n(p) return 32 * p.CW * p.WARPS_N end
 -- mma's B two banks on, so it reads in two wavefronts; unpadded, all six
 -- columns fall on the same eight banks, six wavefronts).
 local function red_smem(p) return p.WARPS_K * 8 * p.XTILES * (tile_n(p) + 1) * 4 end
-local function fixed_smem(p) return red_smem(p) + 4 * p.WARPS_K * tile_m(p) + 12 * tile_n(p) + 256 * p.COPIES * 8 end
+local function col_words(s) return s.group_size < s.k and 1 or 3 end  -- per column: flag (scale, zero)
+local function fixed_smem(p, s)
+  return red_smem(p) + 4 * p.WARPS_K * tile_m(p) + 4 * col_words(s) * tile_n(p) + 256 * p.COPIES * 8
+end
 local function digits_row(p, s) return 3 * (u_split(p, s) * 128 + 8) end
 
 function T.meta(p, s)
   return {
     threads = 32 * p.WARPS_N * p.WARPS_K,
-    smem = fixed_smem(p), smem_row = digits_row(p, s),
+    smem = fixed_smem(p, s), smem_row = digits_row(p, s),
     tile_m = tile_m(p), tile_n = tile_n(p), split_k = p.SPLIT_K,
     split_cluster = (p.SPLIT_K > 1 and s.arch >= 90) and 1 or 0,
     -- registers for the occupancy its grid can use (docs/TEMPLATES.md)
@@ -105,13 +109,28 @@ end
 -- units take the same: on the H200 at M = 1, g128, it took 0.75x to 0.96x
 -- of q4_decode's folded default's time over five shapes, at M = 2 0.81x to
 -- 0.90x but 1.04x at 4096 x 4096 (docs/BENCHMARKS.md, 2026-12-06 second).
--- Nothing for M > 2, other groups or pre-sm_80 GPUs: q4_decode serves them.
-function T.default(s, m)
-  if m > 2 or s.arch < 80 then return nil end
-  local p = { WARPS_N = 1, CW = 1, WARPS_K = 4, SPLIT_K = 1, UNROLL = 1, PIPE = 0, XTILES = 1, COPIES = 8 }
+-- A wave is five blocks an SM of a 132-SM GPU (what 96 registers a
+-- thread allow). Where the 32-column strips fill whole waves and spill a
+-- few blocks into one more (an eighth of a wave at most), those run after
+-- the rest on a nearly idle GPU: there the strips are 64 columns wide
+-- (CW = 2), half the blocks. On the H100 at 22016 x 4096 (688 strips, 28
+-- past one wave) that took 0.86x to 0.90x of the time at M = 1 and 2,
+-- per-channel and g128; at 28672 x 4096 and 27648 x 5120 (236 and 204
+-- past) 1.00x to 1.08x, so they keep 32 (docs/BENCHMARKS.md, 2026-12-06
+-- third). Nothing for M > 2, other groups or pre-sm_80 GPUs: q4_decode
+-- serves them.
+local WAVE = 5 * 132
+local function default_of(s, cw)
+  local p = { WARPS_N = 1, CW = cw, WARPS_K = 4, SPLIT_K = 1, UNROLL = 1, PIPE = 0, XTILES = 1, COPIES = 8 }
   C.default_split(p, s, units(s), 256)
   if T.check(p, s) then return p end
   return nil
+end
+function T.default(s, m)
+  if m > 2 or s.arch < 80 then return nil end
+  local strips = ceil_div(s.n, 32)
+  local wide = strips > WAVE and (strips - 1) % WAVE < WAVE // 8
+  return wide and default_of(s, 2) or default_of(s, 1)
 end
 
 -- 16-byte pieces of a row of x per lane in the prologue (see source), and
@@ -185,9 +204,13 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
   constexpr int RED_STRIDE = TILE_N + 1;
   float *const row_scale = red + WARPS_K * BCOLS * RED_STRIDE;
   u32 *const bad_col = reinterpret_cast<u32 *>(row_scale + WARPS_K * TILE_M);  // [TILE_N]
+//$ if GROUP_SIZE == K then
   float *const col_scale = reinterpret_cast<float *>(bad_col + TILE_N);  // [TILE_N]
   float *const col_zero = col_scale + TILE_N;                             // [TILE_N]
   uint2 *const table = reinterpret_cast<uint2 *>(col_zero + TILE_N);     // [256][COPIES]
+//$ else
+  uint2 *const table = reinterpret_cast<uint2 *>(bad_col + TILE_N);      // [256][COPIES]
+//$ end
   signed char *const digits = reinterpret_cast<signed char *>(table + 256 * COPIES);  // [rows][3][KXP]
   const int rows = min(TILE_M, M - m0);  // rows of x this block holds (digits of rows past M: none)
 

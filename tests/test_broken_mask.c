@@ -135,8 +135,9 @@ static void one_shape(q4_handle *h, int group_size) {
     q4gen_free_list(list, count);
   }
   /* q4_decode and q4_dqgemm on every arch q4tune takes; q4s_imma (per
-  ** channel) from sm_80, q4_wgmma on sm_90 */
-  const int want = 2 + (h->arch >= 80 && group_size == K_) + (h->arch == 90);
+  ** channel, or groups of whole 128-row units) from sm_80, q4_wgmma on sm_90 */
+  const int unit_groups = group_size == K_ || group_size % 128 == 0;
+  const int want = 2 + (h->arch >= 80 && unit_groups) + (h->arch == 90);
   CHECK_MSG(families == want, "sm_%d g=%d: %d q4s families, want %d", h->arch, group_size, families, want);
   q4_bed_close(&bed);
 }

@@ -453,13 +453,21 @@ static void test_imma_min_blocks(void) {
 
 /* q4s_imma's default: per-channel weights and groups of whole 128-row
 ** units alike, at one and two rows of x; q4_decode's above two rows and
-** for groups that split a unit. */
+** for groups that split a unit. 64-column strips where 32-column ones
+** would spill up to an eighth of a wave (five blocks an SM, 132 SMs)
+** past whole waves: 22016 (688 strips) and 21152 (661), not 28672 (896)
+** or 21120 (660, one wave). */
 static void test_imma_default(void) {
+#define WIDE "WARPS_N=1,CW=2,WARPS_K=4,SPLIT_K=1,UNROLL=1,PIPE=0,XTILES=1,COPIES=8"
+#define NARROW "WARPS_N=1,CW=1,WARPS_K=4,SPLIT_K=1,UNROLL=1,PIPE=0,XTILES=1,COPIES=8"
   q4gen *g = open_real_templates();
   if (!g) return;
   static const default_case cases[] = {
-      {22016, 4096, 4096, 0, 90, 1, "q4s_imma"},
-      {22016, 4096, 128, 0, 90, 1, "q4s_imma"},
+      {22016, 4096, 4096, 0, 90, 1, "q4s_imma[" WIDE "]"},
+      {22016, 4096, 128, 0, 90, 2, "q4s_imma[" WIDE "]"},
+      {21152, 4096, 4096, 0, 80, 1, "q4s_imma[" WIDE "]"},
+      {21120, 4096, 4096, 0, 90, 1, "q4s_imma[" NARROW "]"},
+      {28672, 4096, 128, 0, 90, 1, "q4s_imma[" NARROW "]"},
       {4096, 11008, 128, 0, 80, 2, "q4s_imma"},
       {4096, 4096, 256, Q4_SHAPE_SYMMETRIC, 90, 2, "q4s_imma"},
       {22016, 4096, 128, 0, 90, 3, "q4_decode"},
@@ -467,6 +475,8 @@ static void test_imma_default(void) {
   };
   check_defaults(g, Q4_FORMAT_Q4S, cases, sizeof cases / sizeof cases[0]);
   q4gen_close(g);
+#undef WIDE
+#undef NARROW
 }
 
 /* q4_wgmma: sm_90 only. Its default from 33 to 64 rows (one 64-row tile,
