@@ -37,7 +37,7 @@ local T = {
   params = {
     { "WARPS_N", { 1, 2 } },       -- warps side by side along N
     { "CW",      { 1, 2 } },       -- 32-column strips per warp
-    { "WARPS_K", { 2, 4, 8 } },    -- warps splitting the block's K range
+    { "WARPS_K", { 2, 4, 8, 16 } }, -- warps splitting the block's K range (16: see check)
     { "SPLIT_K", { 1, 2, 4, 8 } }, -- blocks splitting K, reduced in the epilogue
     { "UNROLL",  { 1, 2, 4 } },    -- units (four 32-row blocks) per warp per round
     { "PIPE",    { 0, 1 } },       -- rounds loaded ahead of the one being summed (2 and 3 never won)
@@ -45,6 +45,11 @@ local T = {
     { "COPIES",  { 8, 16 } },      -- copies of the expansion table (16: no bank conflicts)
   },
 }
+
+-- The GPU the defaults and the one-block-an-SM form are sized for: its
+-- SMs, and the registers a thread the family's loop needs (launch bounds
+-- never ask for fewer: budgets forced lower spilled).
+local SMS, REG_FLOOR = 132, 96
 
 local function units(s) return ceil_div(s.k // 32, 4) end
 local function u_split(p, s) return ceil_div(units(s), p.SPLIT_K) end
@@ -77,7 +82,7 @@ function T.meta(p, s)
     tile_m = tile_m(p), tile_n = tile_n(p), split_k = p.SPLIT_K,
     split_cluster = (p.SPLIT_K > 1 and s.arch >= 90) and 1 or 0,
     -- registers for the occupancy its grid can use (docs/TEMPLATES.md)
-    min_blocks = C.min_blocks(32 * p.WARPS_N * p.WARPS_K, ceil_div(s.n, tile_n(p)) * p.SPLIT_K, 96),
+    min_blocks = C.min_blocks(32 * p.WARPS_N * p.WARPS_K, ceil_div(s.n, tile_n(p)) * p.SPLIT_K, REG_FLOOR),
     -- two x tiles only once one does not hold M
     m_min = p.XTILES == 1 and 1 or 3, m_max = tile_m(p),
   }
@@ -93,7 +98,12 @@ function T.check(p, s)
   if m.smem + m.smem_row * m.tile_m > C.smem_max(s.arch) then return false, "shared memory over the limit" end
   -- (three 16-byte words per strip and unit: mask and both code words)
   if p.UNROLL * p.CW * (1 + p.PIPE) > 4 then return false, "too many loads in flight for the registers" end
-  if p.WARPS_N * p.WARPS_K > 8 then return false, "over 256 threads" end
+  -- More than 8 warps only as one block an SM, each block a whole strip
+  -- along all of K: the warps share one table and need no split-K.
+  if p.WARPS_N * p.WARPS_K > 8 and (p.WARPS_N > 1 or p.SPLIT_K > 1 or p.UNROLL > 1 or p.PIPE > 0
+                                    or p.XTILES > 1 or ceil_div(s.n, tile_n(p)) > SMS) then
+    return false, "over 8 warps: only WARPS_N = 1, SPLIT_K = 1, UNROLL = 1, PIPE = 0, XTILES = 1, one block an SM"
+  end
   if units(s) < p.SPLIT_K * p.WARPS_K and (p.SPLIT_K > 1 or p.WARPS_K > 2) then
     return false, "fewer units of K than warps along K"
   end
@@ -109,7 +119,7 @@ end
 -- units take the same: on the H200 at M = 1, g128, it took 0.75x to 0.96x
 -- of q4_decode's folded default's time over five shapes, at M = 2 0.81x to
 -- 0.90x but 1.04x at 4096 x 4096 (docs/BENCHMARKS.md, 2026-12-06 second).
--- A wave is five blocks an SM of a 132-SM GPU (what 96 registers a
+-- A wave is five blocks an SM of a 132-SM GPU (what REG_FLOOR registers a
 -- thread allow). Where the 32-column strips fill whole waves and spill a
 -- few blocks into one more (an eighth of a wave at most), those run after
 -- the rest on a nearly idle GPU: there the strips are 64 columns wide
@@ -117,18 +127,37 @@ end
 -- past one wave) that took 0.86x to 0.90x of the time at M = 1 and 2,
 -- per-channel and g128; at 28672 x 4096 and 27648 x 5120 (236 and 204
 -- past) 1.00x to 1.08x, so they keep 32 (docs/BENCHMARKS.md, 2026-12-06
--- third). Nothing for M > 2, other groups or pre-sm_80 GPUs: q4_decode
--- serves them.
-local WAVE = 5 * 132
+-- third). Where there are more strips than three quarters of the SMs but
+-- no more than one an SM (N 3169..4224), split-K would take two blocks a
+-- strip and a reduction: there each strip is one block of 16 warps along
+-- K instead, with 16 table copies, where K gives every warp two units
+-- (K >= 4096). On the H100 at M = 1 and 2, per-channel and g128, that
+-- took 0.80x to 0.83x of the split default's time at 4096 x 11008 and
+-- 4096 x 14336 and 0.81x to 0.91x at 4096 x 4096 and 3200 x 5120 (two runs
+-- multiplied: 16 or 24 warps with 8 copies against split-K, then 16 warps
+-- with 16 copies, the tuner's pick at 4096 x 11008, against those;
+-- docs/BENCHMARKS.md, 2026-12-06 fourth). Nothing for M > 2, other
+-- groups or pre-sm_80 GPUs: q4_decode serves them.
+local WAVE = SMS * (65536 // (REG_FLOOR * 128))  -- blocks of 128 threads
 local function default_of(s, cw)
   local p = { WARPS_N = 1, CW = cw, WARPS_K = 4, SPLIT_K = 1, UNROLL = 1, PIPE = 0, XTILES = 1, COPIES = 8 }
   C.default_split(p, s, units(s), 256)
   if T.check(p, s) then return p end
   return nil
 end
+local function one_block_a_strip(s)
+  if units(s) < 32 then return nil end
+  local p = { WARPS_N = 1, CW = 1, WARPS_K = 16, SPLIT_K = 1, UNROLL = 1, PIPE = 0, XTILES = 1, COPIES = 16 }
+  if T.check(p, s) then return p end
+  return nil
+end
 function T.default(s, m)
   if m > 2 or s.arch < 80 then return nil end
   local strips = ceil_div(s.n, 32)
+  if 4 * strips > 3 * SMS and strips <= SMS then
+    local p = one_block_a_strip(s)
+    if p then return p end
+  end
   local wide = strips > WAVE and (strips - 1) % WAVE < WAVE // 8
   return wide and default_of(s, 2) or default_of(s, 1)
 end

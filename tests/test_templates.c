@@ -439,6 +439,8 @@ static void test_imma_min_blocks(void) {
       {4096, 11008, "WARPS_N=1,CW=1,WARPS_K=8,SPLIT_K=1,UNROLL=1,PIPE=1,XTILES=1,COPIES=8", "__launch_bounds__(256, 1)"},
       /* 688 blocks of 256 threads want 6 an SM; 96 registers allow 2 */
       {22016, 4096, "WARPS_N=1,CW=1,WARPS_K=8,SPLIT_K=1,UNROLL=1,PIPE=1,XTILES=1,COPIES=8", "__launch_bounds__(256, 2)"},
+      /* one block of 16 warps a strip: 1 */
+      {4096, 11008, "WARPS_N=1,CW=1,WARPS_K=16,SPLIT_K=1,UNROLL=1,PIPE=0,XTILES=1,COPIES=16", "__launch_bounds__(512, 1)"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     const q4_shape s = {Q4_FORMAT_Q4S, cases[i].n, cases[i].k, cases[i].k, 0};
@@ -451,15 +453,51 @@ static void test_imma_min_blocks(void) {
   q4gen_close(g);
 }
 
+/* q4s_imma's blocks of more than 8 warps: one a strip along all of K
+** (WARPS_N = 1, no split-K, one unit a round, no x tiles ahead), and only
+** where those blocks are no more than 132, one an SM. */
+static void test_imma_big_blocks(void) {
+  q4gen *g = open_real_templates();
+  if (!g) return;
+  static const struct {
+    int n, k, want;
+  } spaces[] = {{4096, 11008, 1}, {4096, 4096, 1}, {22016, 4096, 0}};
+  for (size_t i = 0; i < sizeof spaces / sizeof spaces[0]; i++) {
+    const q4_shape s = {Q4_FORMAT_Q4S, spaces[i].n, spaces[i].k, spaces[i].k, 0};
+    q4_variant *list = NULL;
+    int n = 0, big = 0;
+    CHECK_OK(q4gen_enumerate(g, "q4s_imma", &s, 90, &list, &n));
+    for (int j = 0; j < n; j++) {
+      if (!strstr(list[j].params, "WARPS_K=16")) continue;
+      big++;
+      CHECK_MSG(list[j].threads > 256 && strstr(list[j].params, "WARPS_N=1,") &&
+                    strstr(list[j].params, "SPLIT_K=1,UNROLL=1,PIPE=0,XTILES=1,"),
+                "N=%d K=%d: %s", spaces[i].n, spaces[i].k, list[j].params);
+    }
+    CHECK_MSG((big > 0) == spaces[i].want && n > big, "N=%d K=%d: %d of %d variants over 8 warps", spaces[i].n,
+              spaces[i].k, big, n);
+    q4gen_free_list(list, n);
+  }
+  /* named outright, a big block where it would take 688 blocks is refused */
+  const q4_shape wide = {Q4_FORMAT_Q4S, 22016, 4096, 4096, 0};
+  q4_variant v = q4test_variant("q4s_imma", "WARPS_N=1,CW=1,WARPS_K=16,SPLIT_K=1,UNROLL=1,PIPE=0,XTILES=1,COPIES=8");
+  CHECK(q4gen_render(g, &wide, 90, &v) != Q4_OK);
+  q4_variant_free(&v);
+  q4gen_close(g);
+}
+
 /* q4s_imma's default: per-channel weights and groups of whole 128-row
 ** units alike, at one and two rows of x; q4_decode's above two rows and
 ** for groups that split a unit. 64-column strips where 32-column ones
 ** would spill up to an eighth of a wave (five blocks an SM, 132 SMs)
 ** past whole waves: 22016 (688 strips) and 21152 (661), not 28672 (896)
-** or 21120 (660, one wave). */
+** or 21120 (660, one wave). One block a strip, 16 warps along K and 16
+** table copies, where the strips are 100 to 132 and K >= 4096. */
 static void test_imma_default(void) {
 #define WIDE "WARPS_N=1,CW=2,WARPS_K=4,SPLIT_K=1,UNROLL=1,PIPE=0,XTILES=1,COPIES=8"
 #define NARROW "WARPS_N=1,CW=1,WARPS_K=4,SPLIT_K=1,UNROLL=1,PIPE=0,XTILES=1,COPIES=8"
+#define STRIP "WARPS_N=1,CW=1,WARPS_K=16,SPLIT_K=1,UNROLL=1,PIPE=0,XTILES=1,COPIES=16"
+#define SPLIT(S) "WARPS_N=1,CW=1,WARPS_K=4,SPLIT_K=" #S ",UNROLL=1,PIPE=0,XTILES=1,COPIES=8"
   q4gen *g = open_real_templates();
   if (!g) return;
   static const default_case cases[] = {
@@ -468,8 +506,13 @@ static void test_imma_default(void) {
       {21152, 4096, 4096, 0, 80, 1, "q4s_imma[" WIDE "]"},
       {21120, 4096, 4096, 0, 90, 1, "q4s_imma[" NARROW "]"},
       {28672, 4096, 128, 0, 90, 1, "q4s_imma[" NARROW "]"},
-      {4096, 11008, 128, 0, 80, 2, "q4s_imma"},
-      {4096, 4096, 256, Q4_SHAPE_SYMMETRIC, 90, 2, "q4s_imma"},
+      {4096, 11008, 128, 0, 80, 2, "q4s_imma[" STRIP "]"},
+      {4096, 4096, 256, Q4_SHAPE_SYMMETRIC, 90, 2, "q4s_imma[" STRIP "]"},
+      {3200, 5120, 5120, 0, 90, 1, "q4s_imma[" STRIP "]"},     /* 100 strips */
+      {3104, 4096, 4096, 0, 90, 1, "q4s_imma[" SPLIT(4) "]"},   /* 97 strips */
+      {4256, 4096, 4096, 0, 90, 1, "q4s_imma[" SPLIT(2) "]"},   /* 133 strips */
+      {4096, 2048, 4096, 0, 90, 1, "q4s_imma[" SPLIT(2) "]"},   /* 16 units: one a warp */
+      {4096, 3968, 4096, 0, 90, 1, "q4s_imma[" SPLIT(2) "]"},   /* 31 units */
       {22016, 4096, 128, 0, 90, 3, "q4_decode"},
       {22016, 4096, 64, 0, 90, 1, "q4_decode"},
   };
@@ -477,6 +520,8 @@ static void test_imma_default(void) {
   q4gen_close(g);
 #undef WIDE
 #undef NARROW
+#undef STRIP
+#undef SPLIT
 }
 
 /* q4_wgmma: sm_90 only. Its default from 33 to 64 rows (one 64-row tile,
@@ -683,6 +728,7 @@ int main(void) {
   test_decode_split_cluster();
   test_act_order_long_k();
   test_imma_min_blocks();
+  test_imma_big_blocks();
   test_imma_default();
   test_wgmma_defaults();
   test_dqgemm_default();
