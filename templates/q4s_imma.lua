@@ -146,9 +146,8 @@ local function default_of(s, cw)
   return nil
 end
 local function one_block_a_strip(s)
-  if units(s) < 32 then return nil end
   local p = { WARPS_N = 1, CW = 1, WARPS_K = 16, SPLIT_K = 1, UNROLL = 1, PIPE = 0, XTILES = 1, COPIES = 16 }
-  if T.check(p, s) then return p end
+  if units(s) >= 2 * p.WARPS_K and T.check(p, s) then return p end
   return nil
 end
 function T.default(s, m)
