@@ -35,6 +35,7 @@ struct q4gen {
   tmpl_info *t;
   int *order; /* template indices by (priority, name) */
   int cublas; /* s.cublas for the templates (q4gen_set_cublas) */
+  int sms;    /* s.sms (q4gen_set_sms) */
 };
 
 /* One call H[fn](name [, str] [, shape] [, m]) into render.lua. It runs
@@ -48,6 +49,7 @@ typedef struct host_call {
   const q4_shape *s;
   int arch, m;      /* m: 0 = absent */
   int cublas;       /* s.cublas */
+  int sms;          /* s.sms */
   int nres;
 } host_call;
 
@@ -60,7 +62,7 @@ static int host_trampoline(lua_State *L) {
   lua_pushstring(L, c->name);
   if (c->str) lua_pushlstring(L, c->str, c->len ? c->len : strlen(c->str));
   if (c->s) {
-    lua_createtable(L, 0, 8);
+    lua_createtable(L, 0, 10);
     lua_pushboolean(L, (c->s->flags & Q4_SHAPE_SYMMETRIC) != 0);
     lua_setfield(L, -2, "symmetric");
     lua_pushboolean(L, (c->s->flags & Q4_SHAPE_ACT_ORDER) != 0);
@@ -77,6 +79,8 @@ static int host_trampoline(lua_State *L) {
     lua_setfield(L, -2, "arch");
     lua_pushboolean(L, c->cublas);
     lua_setfield(L, -2, "cublas");
+    lua_pushinteger(L, c->sms);
+    lua_setfield(L, -2, "sms");
   }
   if (c->m) lua_pushinteger(L, c->m);
   lua_call(L, lua_gettop(L) - 1, c->nres);
@@ -116,6 +120,7 @@ static q4_status host(q4gen *g, host_call *c) {
   lua_State *L = g->sb.L;
   c->host = g->host;
   c->cublas = g->cublas;
+  c->sms = g->sms;
   lua_settop(L, 0);
   lua_pushcfunction(L, host_trampoline);
   lua_pushlightuserdata(L, c);
@@ -232,6 +237,7 @@ q4_status q4gen_open(q4gen **out) {
     return q4_err(Q4_ERR_NO_MEMORY, "cannot create the template Lua state");
   }
   g->cublas = 1;
+  g->sms = 132;
   lua_State *L = g->sb.L;
   lua_pushcfunction(L, load_host);
   lua_pushlightuserdata(L, &g->sb);
@@ -286,6 +292,10 @@ int q4gen_count(const q4gen *g) { return g ? g->count : 0; }
 
 void q4gen_set_cublas(q4gen *g, int available) {
   if (g) g->cublas = available != 0;
+}
+
+void q4gen_set_sms(q4gen *g, int sms) {
+  if (g) g->sms = sms > 0 ? sms : 1;
 }
 
 const char *q4gen_name(const q4gen *g, int i) {

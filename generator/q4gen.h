@@ -25,6 +25,12 @@ void q4gen_close(q4gen *g);
 ** it is from q4gen_open. The runtime sets 0 once cuBLAS fails to load. */
 void q4gen_set_cublas(q4gen *g, int available);
 
+/* The GPU's streaming multiprocessors: the templates see them as s.sms,
+** and may size a default or a grid to them. 132 (the H100's and H200's)
+** from q4gen_open; the runtime sets the device's own. A count below 1 is
+** taken as 1. */
+void q4gen_set_sms(q4gen *g, int sms);
+
 /* Templates in load order (sorted by name). */
 int q4gen_count(const q4gen *g);
 const char *q4gen_name(const q4gen *g, int i);

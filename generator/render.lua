@@ -355,7 +355,7 @@ end
 
 local function shape_copy(s)
   return { format = s.format, n = s.n, k = s.k, group_size = s.group_size, arch = s.arch,
-           symmetric = s.symmetric, act_order = s.act_order, cublas = s.cublas }
+           symmetric = s.symmetric, act_order = s.act_order, cublas = s.cublas, sms = s.sms }
 end
 
 -- ok, reason from check(p, s)

@@ -79,6 +79,7 @@ q4_status q4_create(int device, const char *db_path, q4_handle **out) {
   if (!st) st = q4db_open(db_path, &h->db);
   if (!st) st = q4db_device_id(h->db, &h->info, &h->device_id);
   if (!st) st = q4gen_open(&h->gen);
+  if (!st) q4gen_set_sms(h->gen, h->sms);
   if (st) {
     q4_destroy(h);
     return st;

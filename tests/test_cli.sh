@@ -313,6 +313,16 @@ expect_in source_novariant err "--variant wants TEMPLATE\[PARAMS\]"
 run source_two "$Q4" source --shape 4096,4096 --arch 90 --m 1,16
 expect_rc source_two 2
 expect_in source_two err "one kernel at a time"
+# the GPU's multiprocessors size q4s_imma's one-block-a-strip default
+run source_sms132 "$Q4" source --shape 4096,11008 --format q4s --arch 80
+expect_rc source_sms132 0
+expect_in source_sms132 err "q4s_imma\[WARPS_N=1,CW=1,WARPS_K=16,"
+run source_sms108 "$Q4" source --shape 4096,11008 --format q4s --arch 80 --sms 108
+expect_rc source_sms108 0
+expect_in source_sms108 err "q4s_imma\[WARPS_N=1,CW=1,WARPS_K=4,SPLIT_K=2,"
+run source_sms0 "$Q4" source --shape 4096,11008 --format q4s --arch 80 --sms 0
+expect_rc source_sms0 2
+expect_in source_sms0 err "--sms wants the GPU's multiprocessor count"
 run source_nocubin "$Q4" source --shape 4096,4096 --arch 90 --cubin "$T/no/such/dir/k.cubin"
 expect_rc source_nocubin 1
 expect_in source_nocubin err "cannot write"

@@ -22,6 +22,8 @@ static const char usage[] =
     "\n"
     "  --shape N,K      the weight shape (one)\n"
     "  --arch A         compute capability as 80, 86, 89, 90, ...\n"
+    "  --sms S          the GPU's streaming multiprocessors (default 132, as the\n"
+    "                   H100 and H200; q4_matmul uses the device's own)\n"
     "  --m M            rows of x (one value; default 1): picks the default\n"
     "  --variant V      a variant instead of the default: q4_decode[WARPS_N=1,...]\n"
     "  --group G        group size (default 0: per-channel)\n"
@@ -34,11 +36,12 @@ static const char usage[] =
 /* source's own options, taken out of argv before the common ones are
 ** parsed: argv is compacted in place and *argc updated. -1 on a missing
 ** value. */
-static int take_own_options(int *argc, char **argv, const char **arch, const char **variant, const char **cubin) {
+static int take_own_options(int *argc, char **argv, const char **arch, const char **sms, const char **variant,
+                            const char **cubin) {
   int out = 1;
   for (int i = 1; i < *argc; i++) {
-    const char **slot = !strcmp(argv[i], "--arch") ? arch : !strcmp(argv[i], "--variant") ? variant
-                        : !strcmp(argv[i], "--cubin") ? cubin : NULL;
+    const char **slot = !strcmp(argv[i], "--arch") ? arch : !strcmp(argv[i], "--sms") ? sms
+                        : !strcmp(argv[i], "--variant") ? variant : !strcmp(argv[i], "--cubin") ? cubin : NULL;
     if (!slot) {
       argv[out++] = argv[i];
       continue;
@@ -72,8 +75,8 @@ static int write_file(const char *path, const void *data, size_t size) {
 }
 
 int cmd_source(int argc, char **argv) {
-  const char *arch_arg = NULL, *variant = NULL, *cubin = NULL;
-  if (take_own_options(&argc, argv, &arch_arg, &variant, &cubin)) return 2;
+  const char *arch_arg = NULL, *sms_arg = NULL, *variant = NULL, *cubin = NULL;
+  if (take_own_options(&argc, argv, &arch_arg, &sms_arg, &variant, &cubin)) return 2;
   static const int one[] = {1};
   cli_opts o;
   int rc = cli_parse(argc, argv, &o, usage, NULL, one, 1);
@@ -83,6 +86,12 @@ int cmd_source(int argc, char **argv) {
   if (!arch_arg || *end || arch < 75 || arch > 999) {
     fprintf(stderr, "q4tune source: --arch wants a compute capability of 75 or more, as 80 or 90%s%s%s\n",
             arch_arg ? " (got '" : "", arch_arg ? arch_arg : "", arch_arg ? "')" : "");
+    return 2;
+  }
+  const long sms = sms_arg ? strtol(sms_arg, &end, 10) : 132;
+  if (sms_arg && (*end || sms < 1 || sms > 4096)) {
+    fprintf(stderr, "q4tune source: --sms wants the GPU's multiprocessor count, 1 to 4096, as 108 or 132 (got '%s')\n",
+            sms_arg);
     return 2;
   }
   if (o.nshapes != 1 || o.nm != 1) {
@@ -99,6 +108,7 @@ int cmd_source(int argc, char **argv) {
   }
   q4gen *g = NULL;
   if ((st = q4gen_open(&g))) return cli_fail("loading the templates", st);
+  q4gen_set_sms(g, (int)sms);
   st = variant ? q4gen_render(g, &s, (int)arch, &v) : q4gen_default(g, &s, (int)arch, q4_m_bucket(o.m[0]), &v);
   q4gen_close(g);
   if (st) return cli_fail(variant ? "rendering the variant" : "the default kernel", st);
