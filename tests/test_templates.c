@@ -519,12 +519,15 @@ static void test_imma_default(void) {
   check_defaults(g, Q4_FORMAT_Q4S, cases, sizeof cases / sizeof cases[0]);
   /* On a GPU of 108 SMs (the A100's) the 128 strips of N = 4096 would be
   ** two waves of 16-warp blocks: split-K there, and no such variant to
-  ** tune; 100 strips (3200) still take one block a strip, 81 (2592) not. */
+  ** tune; 100 strips (3200) still take one block a strip, 81 (2592) not.
+  ** A wave is 540 blocks there: 545 strips take 64 columns (on 132 SMs,
+  ** 660 a wave, 32). */
   q4gen_set_sms(g, 108);
   static const default_case a100[] = {
       {4096, 11008, 128, 0, 80, 1, "q4s_imma[" SPLIT(2) "]"},
       {3200, 5120, 5120, 0, 80, 1, "q4s_imma[" STRIP "]"},
       {2592, 4096, 4096, 0, 80, 1, "q4s_imma[" SPLIT(4) "]"},
+      {17440, 4096, 4096, 0, 80, 1, "q4s_imma[" WIDE "]"},  /* 545 strips: 5 past 540 */
   };
   check_defaults(g, Q4_FORMAT_Q4S, a100, sizeof a100 / sizeof a100[0]);
   const q4_shape wide = {Q4_FORMAT_Q4S, 4096, 11008, 11008, 0};
@@ -534,6 +537,7 @@ static void test_imma_default(void) {
   q4gen_set_sms(g, 132);
   CHECK_OK(q4gen_render(g, &wide, 80, &v));
   q4_variant_free(&v);
+  check_default_is(g, &(q4_shape){Q4_FORMAT_Q4S, 17440, 4096, 4096, 0}, 80, 1, "q4s_imma[" NARROW "]");
   q4gen_close(g);
 #undef WIDE
 #undef NARROW
