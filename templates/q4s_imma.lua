@@ -118,26 +118,26 @@ end
 -- units take the same: on the H200 at M = 1, g128, it took 0.75x to 0.96x
 -- of q4_decode's folded default's time over five shapes, at M = 2 0.81x to
 -- 0.90x but 1.04x at 4096 x 4096 (docs/BENCHMARKS.md, 2026-12-06 second).
--- A wave is five blocks an SM (what REG_FLOOR registers a thread allow)
--- of the GPU's s.sms. Where the 32-column strips fill whole waves and spill a
+-- A wave is five blocks an SM (what REG_FLOOR registers a thread allow) of
+-- the GPU's s.sms. Where the 32-column strips fill whole waves and spill a
 -- few blocks into one more (an eighth of a wave at most), those run after
 -- the rest on a nearly idle GPU: there the strips are 64 columns wide
--- (CW = 2), half the blocks. On the H100 at 22016 x 4096 (688 strips, 28
--- past one wave) that took 0.86x to 0.90x of the time at M = 1 and 2,
+-- (CW = 2), half the blocks. On the H100 at 22016 x 4096 (688 strips, 28 past
+-- one wave) that took 0.86x to 0.90x of the time at M = 1 and 2,
 -- per-channel and g128; at 28672 x 4096 and 27648 x 5120 (236 and 204
 -- past) 1.00x to 1.08x, so they keep 32 (docs/BENCHMARKS.md, 2026-12-06
--- third). Where there are more strips than three quarters of the GPU's
--- SMs (s.sms) but no more than one an SM (N 3169..4224 on 132 SMs),
--- split-K would take two blocks a strip and a reduction: there each strip
--- is one block of 16 warps along K instead (a strip more than the SMs
--- would take a second wave), with 16 table copies, where K gives every
--- warp two units (K >= 4096). On the H100 at M = 1 and 2, per-channel and g128, that
--- took 0.80x to 0.83x of the split default's time at 4096 x 11008 and
+-- third). Where there are more strips than three quarters of the GPU's SMs
+-- (s.sms) but no more than one an SM (N 3169..4224 on 132 SMs), split-K
+-- would take two blocks a strip and a reduction: there each strip is one
+-- block of 16 warps along K instead (a strip more than the SMs would take
+-- a second wave), with 16 table copies, where K gives every warp two units
+-- (K >= 4096). On the H100 at M = 1 and 2, per-channel and g128, that took
+-- 0.80x to 0.83x of the split default's time at 4096 x 11008 and
 -- 4096 x 14336 and 0.81x to 0.91x at 4096 x 4096 and 3200 x 5120 (two runs
 -- multiplied: 16 or 24 warps with 8 copies against split-K, then 16 warps
 -- with 16 copies, the tuner's pick at 4096 x 11008, against those;
--- docs/BENCHMARKS.md, 2026-12-06 fourth). Nothing for M > 2, other
--- groups or pre-sm_80 GPUs: q4_decode serves them.
+-- docs/BENCHMARKS.md, 2026-12-06 fourth). Nothing for M > 2, other groups
+-- or pre-sm_80 GPUs: q4_decode serves them.
 local function default_of(s, cw)
   local p = { WARPS_N = 1, CW = cw, WARPS_K = 4, SPLIT_K = 1, UNROLL = 1, PIPE = 0, XTILES = 1, COPIES = 8 }
   C.default_split(p, s, units(s), 256)

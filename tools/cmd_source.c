@@ -88,7 +88,7 @@ int cmd_source(int argc, char **argv) {
             arch_arg ? " (got '" : "", arch_arg ? arch_arg : "", arch_arg ? "')" : "");
     return 2;
   }
-  const long sms = sms_arg ? strtol(sms_arg, &end, 10) : 132;
+  const long sms = sms_arg ? strtol(sms_arg, &end, 10) : 0;  /* 0: the generator's own default */
   if (sms_arg && (*end || sms < 1 || sms > 4096)) {
     fprintf(stderr, "q4tune source: --sms wants the GPU's multiprocessor count, 1 to 4096, as 108 or 132 (got '%s')\n",
             sms_arg);
@@ -108,7 +108,7 @@ int cmd_source(int argc, char **argv) {
   }
   q4gen *g = NULL;
   if ((st = q4gen_open(&g))) return cli_fail("loading the templates", st);
-  q4gen_set_sms(g, (int)sms);
+  if (sms_arg) q4gen_set_sms(g, (int)sms);
   st = variant ? q4gen_render(g, &s, (int)arch, &v) : q4gen_default(g, &s, (int)arch, q4_m_bucket(o.m[0]), &v);
   q4gen_close(g);
   if (st) return cli_fail(variant ? "rendering the variant" : "the default kernel", st);
