@@ -31,7 +31,7 @@ function C.unit_groups(s) return s.format == "q4s" and s.group_size < s.k and s.
 
 -- Pruning shared by the small-M kernels (q4_decode, q4s_imma), for
 -- check(): split-K exists to fill the GPU, so it is skipped where column
--- tiles alone give every SM of a large GPU several blocks (unless
+-- tiles alone give every SM (s.sms of them) several blocks (unless
 -- `split_anyway`: act-order weights also split K to fit their gathered x in
 -- shared memory); and a shape with work enough to fill a GPU keeps only
 -- launches with warps enough to do it (a smaller shape keeps every one).
@@ -41,13 +41,13 @@ function C.unit_groups(s) return s.format == "q4s" and s.group_size < s.k and s.
 -- four blocks: 16 warps a strip).
 function C.fills_gpu(p, s, tile_n, units, split_anyway)
   local col_tiles = (s.n + tile_n - 1) // tile_n
-  if p.SPLIT_K > 1 and col_tiles * p.SPLIT_K > 8 * 132 and not split_anyway then
+  if p.SPLIT_K > 1 and col_tiles * p.SPLIT_K > 8 * s.sms and not split_anyway then
     return false, "split-K not needed: enough column tiles"
   end
   local per_strip = 1
   while per_strip < 64 and 2 * per_strip <= units do per_strip = 2 * per_strip end
-  local fillable = (s.n + 31) // 32 * per_strip >= 132 * 4
-  if fillable and col_tiles * p.SPLIT_K * p.WARPS_K * p.WARPS_N < 132 * 4 then
+  local fillable = (s.n + 31) // 32 * per_strip >= 4 * s.sms
+  if fillable and col_tiles * p.SPLIT_K * p.WARPS_K * p.WARPS_N < 4 * s.sms then
     return false, "too few warps to fill a GPU"
   end
   return true
@@ -63,19 +63,19 @@ function C.narrow_mid(s, m)
 end
 
 -- meta's min_blocks for a kernel of `threads` threads in a grid of
--- `blocks`: blocks enough per SM to run the grid in one wave on a large GPU
--- (132 SMs), so ptxas budgets registers for the occupancy the launch can
+-- `blocks`: blocks enough per SM to run the grid in one wave on the GPU's
+-- `sms` SMs, so ptxas budgets registers for the occupancy the launch can
 -- have, but never a budget under `floor` registers a thread (about what
 -- the family's loops need: budgets forced lower spilled; a grid that
 -- needs more blocks than that takes two waves anyway).
-function C.min_blocks(threads, blocks, floor)
-  local one_wave = (blocks + 131) // 132
+function C.min_blocks(threads, blocks, floor, sms)
+  local one_wave = (blocks + sms - 1) // sms
   return math.max(1, math.min(one_wave, 65536 // (floor * threads)))
 end
 
 -- A default's split-K (over `units` units of K): the least that makes
--- `blocks` blocks of p's 32 * CW * WARPS_N columns (about two an SM of a
--- 132-SM GPU), while every warp along K keeps two units a split; then
+-- `blocks` blocks of p's 32 * CW * WARPS_N columns (callers ask about two
+-- an SM), while every warp along K keeps two units a split; then
 -- fewer warps along K where they would have none.
 function C.default_split(p, s, units, blocks)
   local width = 32 * p.CW * p.WARPS_N

@@ -269,18 +269,19 @@ local function plain_default(s, m)
   -- 0.98x and 1.03x the best unfolded one's time: not taken there.
   if sparse and decode and m <= 8 and unit_groups(s) then p.FOLD = 1 end
   -- 256 blocks where decode's tuned winners showed it (at N = 4096 four
-  -- 64-column splits, not eight); elsewhere the earlier 2 x 132
-  C.default_split(p, s, units(s), decode and 256 or 2 * 132)
-  -- FOLD: where K is split and half the split still gives 64 to 132
-  -- blocks (at most one an SM, on half the SMs or more), blocks of eight
-  -- warps along K and half the split: the same warps in half the blocks,
-  -- each of which builds the table and joins the split's sum. On the H100
+  -- 64-column splits, not eight); elsewhere two an SM
+  C.default_split(p, s, units(s), decode and 256 or 2 * s.sms)
+  -- FOLD: where K is split and half the split still gives at most one
+  -- block an SM, on about half the SMs or more (64 to 132 of 132: 2048
+  -- columns, 64 strips, were measured), blocks of eight warps along K and
+  -- half the split: the same warps in half the blocks, each of which
+  -- builds the table and joins the split's sum. On the H100
   -- at g128, M = 1 to 8, that took 0.81x to 0.98x the time (4096 x 4096,
   -- 11008, 14336; 2048 x 2048; 1000 x 2048); with more blocks than SMs
   -- (5120 x 13824, 160) 1.15x, with fewer than half (256 x 4096, 32) 1.04x
   -- to 1.06x (docs/BENCHMARKS.md, 2026-12-05 fifth).
   local halved = (s.n + tile_n(p) - 1) // tile_n(p) * (p.SPLIT_K // 2)
-  if p.FOLD == 1 and p.SPLIT_K >= 2 and halved >= 64 and halved <= 132 then
+  if p.FOLD == 1 and p.SPLIT_K >= 2 and halved >= s.sms * 16 // 33 and halved <= s.sms then
     p.WARPS_K, p.SPLIT_K = 8, p.SPLIT_K // 2
   end
   -- a long K unsplit (16384 x 16384: 128 units a warp of four) takes eight
@@ -315,7 +316,7 @@ local function act_order_default(s, m)
     local order = group_units(s) >= 2 and 1 or 0
     local p = { WARPS_N = 1, CW = 1, WARPS_K = 8, M_TILES = 1, UNROLL = 4, PIPE = 0,
                 ORDER = order, XG = 1, XT = 1, PF = 0 }
-    C.default_split(p, s, units(s), 2 * 132)
+    C.default_split(p, s, units(s), 2 * s.sms)
     -- no more units a round than a warp has in all (N = 256, split eight
     -- ways, two units a warp: UNROLL = 4 spilled on sm_90)
     while p.UNROLL > 2 and units(s) < p.UNROLL * p.SPLIT_K * p.WARPS_K do p.UNROLL = p.UNROLL // 2 end

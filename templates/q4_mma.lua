@@ -84,7 +84,7 @@ function T.check(p, s)
   if not fits then return false, why end
   if smem_bytes(p, s) > C.smem_max(s.arch) then return false, "shared memory over the limit" end
   -- split-K only where the column tiles leave SMs idle (one row tile assumed)
-  if p.SPLIT_K > 1 and (s.n // block_n(p)) * p.SPLIT_K > 4 * 132 then return false, "split-K not needed" end
+  if p.SPLIT_K > 1 and (s.n // block_n(p)) * p.SPLIT_K > 4 * s.sms then return false, "split-K not needed" end
   return true
 end
 

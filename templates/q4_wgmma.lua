@@ -103,18 +103,18 @@ function T.check(p, s)
   local fits, why = C.k_steps_fit(s, p.BK, p.SPLIT_K, p.STAGES)
   if not fits then return false, why end
   if smem_bytes(p, s) > C.smem_max(s.arch) then return false, "shared memory over the limit" end
-  if p.SPLIT_K > 1 and (s.n // p.TN) * p.SPLIT_K > 4 * 132 then return false, "split-K not needed" end
+  if p.SPLIT_K > 1 and (s.n // p.TN) * p.SPLIT_K > 4 * s.sms then return false, "split-K not needed" end
   return true
 end
 
--- p with the least split-K that makes its tiles for m rows a wave of 132
--- (C.least_split).
+-- p with the least split-K that makes its tiles for m rows a wave of the
+-- GPU's s.sms (C.least_split).
 local function split_to_fill(p, s, m)
-  return C.least_split(p, T.check, s, (s.n // p.TN) * ((m + tile_m(p) - 1) // tile_m(p)), 132)
+  return C.least_split(p, T.check, s, (s.n // p.TN) * ((m + tile_m(p) - 1) // tile_m(p)), s.sms)
 end
 
 -- From 33 to 64 rows: one warpgroup of one 64-row tile, 128 columns
--- (dense) or 64 (q4s), K split until the tiles make a wave of 132. On the
+-- (dense) or 64 (q4s), K split until the tiles make a wave (s.sms). On the
 -- H200 that came within 13 % (dense) and 4 % (q4s) of the tuned best on
 -- average over the llama-13b shapes at M = 64 (docs/BENCHMARKS.md,
 -- 2026-12-04 seventh); q4_decode's default, which served these before,
@@ -138,7 +138,7 @@ end
 -- columns' codes again, so the taller the fewer times (tuned on the H200
 -- at M = 1024 and 2048, 1.3x to 1.45x faster than the tiles below). Else
 -- 64-column tiles (what its tuned winners used at M = 64 and 256) with K
--- split until the tiles fill 132 SMs. Without this, q4_decode would serve
+-- split until the tiles fill the SMs. Without this, q4_decode would serve
 -- q4s, a small-M kernel (q4_mma takes no q4s): on the H200 the 64-column
 -- default took 1.35x to 3.3x less time than q4_decode's at M = 100 to
 -- 2048. From M = 129 (q4s) or 257 (dense) on, q4_dqgemm's default comes
@@ -160,7 +160,7 @@ function T.default(s, m)
   for _, tn in ipairs({ 128, 64 }) do
     local p = { WG = 2, MW = 1, TN = tn, BK = 64, STAGES = 3, SPLIT_K = 1 }
     if T.check(p, s) then
-      if (s.n // tn) * ((m + tile_m(p) - 1) // tile_m(p)) < 132 then return nil end
+      if (s.n // tn) * ((m + tile_m(p) - 1) // tile_m(p)) < s.sms then return nil end
       return p
     end
   end

@@ -62,7 +62,7 @@ function T.check(p, s)
   if kt // p.SPLIT_K < p.STAGES then return false, "fewer K steps than stages" end
   if smem_bytes(p) > C.smem_max(s.arch) then return false, "shared memory over the limit" end
   -- Split-K only where column and row tiles leave SMs idle.
-  if p.SPLIT_K > 1 and (s.n // p.BLOCK_N) >= 132 then return false, "split-K not needed" end
+  if p.SPLIT_K > 1 and (s.n // p.BLOCK_N) >= s.sms then return false, "split-K not needed" end
   return true
 end
 

@@ -81,7 +81,7 @@ function T.meta(p, s)
     tile_m = tile_m(p), tile_n = tile_n(p), split_k = p.SPLIT_K,
     split_cluster = (p.SPLIT_K > 1 and s.arch >= 90) and 1 or 0,
     -- registers for the occupancy its grid can use (docs/TEMPLATES.md)
-    min_blocks = C.min_blocks(32 * p.WARPS_N * p.WARPS_K, ceil_div(s.n, tile_n(p)) * p.SPLIT_K, REG_FLOOR),
+    min_blocks = C.min_blocks(32 * p.WARPS_N * p.WARPS_K, ceil_div(s.n, tile_n(p)) * p.SPLIT_K, REG_FLOOR, s.sms),
     -- two x tiles only once one does not hold M
     m_min = p.XTILES == 1 and 1 or 3, m_max = tile_m(p),
   }

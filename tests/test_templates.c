@@ -545,6 +545,42 @@ static void test_imma_default(void) {
 #undef SPLIT
 }
 
+/* The other templates size their grids by the GPU's SM count too: on 108
+** SMs (the A100's) q4_decode's default splits K until two blocks an SM,
+** q4_wgmma's takes 108 tiles as a wave, and q4s_imma's launch bounds ask
+** for the blocks a wave of 108 needs. On 132 all are as measured there. */
+static void test_defaults_sms(void) {
+  q4gen *g = open_real_templates();
+  if (!g) return;
+  q4gen_set_cublas(g, 0);  /* M = 100: the single-pass defaults */
+  const q4_shape decode = {Q4_FORMAT_Q4, 4096, 11008, 11008, 0}, tiles108 = {Q4_FORMAT_Q4, 13824, 4096, 4096, 0};
+  const q4_shape imma = {Q4_FORMAT_Q4S, 16384, 4096, 4096, 0};
+  static const struct {
+    int sms, split;
+    const char *wgmma, *bounds;
+  } gpus[] = {{132, 4, "q4_mma", "__launch_bounds__(128, 4)"}, {108, 2, "q4_wgmma", "__launch_bounds__(128, 5)"}};
+  for (size_t i = 0; i < sizeof gpus / sizeof gpus[0]; i++) {
+    q4gen_set_sms(g, gpus[i].sms);
+    /* 128 strips of 32 columns at M = 17: 512 blocks on 132 SMs, 256 on 108 */
+    q4_variant v;
+    memset(&v, 0, sizeof v);
+    CHECK_OK(q4gen_default(g, &decode, 80, 17, &v));
+    char want[32];
+    snprintf(want, sizeof want, "SPLIT_K=%d,", gpus[i].split);
+    CHECK_MSG(!strcmp(v.tmpl, "q4_decode") && strstr(v.params, want), "%d SMs: %s[%s], not %s", gpus[i].sms, v.tmpl,
+              v.params, want);
+    q4_variant_free(&v);
+    /* 108 column tiles of 128 at M = 100: a wave on 108 SMs, not on 132 */
+    check_default_is(g, &tiles108, 90, 100, gpus[i].wgmma);
+    /* 512 blocks of 128 threads: 4 an SM on 132, 5 on 108 */
+    v = q4test_variant("q4s_imma", "WARPS_N=1,CW=1,WARPS_K=4,SPLIT_K=1,UNROLL=1,PIPE=0,XTILES=1,COPIES=8");
+    CHECK_OK(q4gen_render(g, &imma, 90, &v));
+    CHECK_MSG(v.source && strstr(v.source, gpus[i].bounds), "%d SMs: not %s", gpus[i].sms, gpus[i].bounds);
+    q4_variant_free(&v);
+  }
+  q4gen_close(g);
+}
+
 /* q4_wgmma: sm_90 only. Its default from 33 to 64 rows (one 64-row tile,
 ** K split until the tiles make 132), above 64 rows only where its
 ** 128 x 128 tiles give each of 132 SMs one (else q4_mma's default); for
@@ -751,6 +787,7 @@ int main(void) {
   test_imma_min_blocks();
   test_imma_big_blocks();
   test_imma_default();
+  test_defaults_sms();
   test_wgmma_defaults();
   test_dqgemm_default();
   test_real_defaults();
