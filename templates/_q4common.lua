@@ -266,21 +266,23 @@ __device__ __forceinline__ float2 q4_cluster_load(u32 local, u32 rank) {
 -- short, so they are loaded before it (after it they would be waited for).
 -- C.tile_scales_load gives thread i the scales of columns i, i + THREADS,
 -- .. of the tile; C.tile_scales_store puts them in shared memory,
--- col_scale[TILE_N], before the barrier ahead of the epilogue.
+-- col_scale[TILE_N], before the barrier ahead of the epilogue. They stay
+-- fp16 until stored: converted at once, the thread would wait for the load
+-- there, a trip to DRAM, before it issues the loads that follow it.
 C.tile_scales_load = [==[
   constexpr int TCOLS = (TILE_N + THREADS - 1) / THREADS;  // tile columns per thread
-  float my_scale[TCOLS];
+  half my_scale[TCOLS];
 #pragma unroll
   for (int j = 0; j < TCOLS; ++j) {
     const int i = threadIdx.x + j * THREADS, n = blockIdx.x * TILE_N + i;
-    my_scale[j] = i < TILE_N && n < N ? __half2float(scales[n]) : 0.f;
+    my_scale[j] = i < TILE_N && n < N ? scales[n] : __float2half(0.f);
   }
 ]==]
 
 C.tile_scales_store = [==[
 #pragma unroll
   for (int j = 0; j < TCOLS; ++j)
-    if (threadIdx.x + j * THREADS < TILE_N) col_scale[threadIdx.x + j * THREADS] = my_scale[j];
+    if (threadIdx.x + j * THREADS < TILE_N) col_scale[threadIdx.x + j * THREADS] = __half2float(my_scale[j]);
 ]==]
 
 -- Predicated loads of the small-M kernels (q4_decode, q4s_imma).

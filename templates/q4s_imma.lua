@@ -381,10 +381,10 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
   static_assert(THREADS >= TILE_N, "a thread per column of the tile");
 {{ render(C.tile_scales_load) }}
 //$ if SYMMETRIC == 1 then
-  const float my_zero = 8.f;
+  const half my_zero = __float2half(8.f);
 //$ else
   const int my_n = blockIdx.x * TILE_N + threadIdx.x;
-  const float my_zero = threadIdx.x < TILE_N && my_n < N ? __half2float(zeros[my_n]) : 0.f;
+  const half my_zero = threadIdx.x < TILE_N && my_n < N ? zeros[my_n] : __float2half(0.f);  // (fp16 until stored: see C.tile_scales_load)
 //$ end
 //$ end
   q4_wait_for_prior();
@@ -398,7 +398,7 @@ __device__ __forceinline__ uint2 table_entry(const uint2 *copy, u32 m8) {
   if (threadIdx.x < TILE_N) bad_col[threadIdx.x] = 0;
 //$ if GROUP_SIZE == K then
 {{ render(C.tile_scales_store) }}
-  if (threadIdx.x < TILE_N) col_zero[threadIdx.x] = my_zero;
+  if (threadIdx.x < TILE_N) col_zero[threadIdx.x] = __half2float(my_zero);
 //$ end
   __syncthreads();
 
