@@ -268,6 +268,36 @@ static q4_status write_and_run(q4_bed *b, q4_bed_run run, void *ctx, int copy) {
   return st ? st : run(ctx, b, &b->w[copy], b->stream);
 }
 
+/* `count` products (each after its writer, if any) on weight copies 0, 1,
+** ... in turn, captured from the bed's stream into an instantiated graph. */
+static q4_status capture(q4_bed *b, q4_bed_run run, void *ctx, int count, CUgraphExec *exec) {
+  const q4_cuda_api *cu = b->h->cu;
+  CUgraph g = NULL;
+  *exec = NULL;
+  /* thread-local: another thread's allocations do not spoil this capture */
+  q4_status st = q4_cuda_check(cu->StreamBeginCapture(b->stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL),
+                               "starting a graph capture");
+  if (st) return st;
+  for (int r = 0; !st && r < count; r++) st = write_and_run(b, run, ctx, r % b->copies);
+  /* ended even after a failed run, so that the stream works again */
+  const CUresult ended = cu->StreamEndCapture(b->stream, &g);
+  if (!st) st = q4_cuda_check(ended, "capturing the products into a CUDA graph");
+  if (!st) st = q4_cuda_check(cu->GraphInstantiate(exec, g, 0), "instantiating the CUDA graph");
+  if (g) cu->GraphDestroy(g);
+  return st;
+}
+
+/* One product on weight copy 0, run directly or as a captured graph. */
+static q4_status run_once(q4_bed *b, q4_bed_run run, void *ctx) {
+  if (!b->graph) return write_and_run(b, run, ctx, 0);
+  CUgraphExec exec;
+  q4_status st = capture(b, run, ctx, 1, &exec);
+  if (!st) st = q4_cuda_check(b->h->cu->GraphLaunch(exec, b->stream), "replaying the CUDA graph");
+  /* the launch is queued: destroying the graph now frees it once done */
+  if (exec) b->h->cu->GraphExecDestroy(exec);
+  return st;
+}
+
 /* NaN into the stream's gathered act-order x (q4_launch's scratch), if it
 ** has one: the gather kernel ahead of a product must fill it before the
 ** product reads it. */
@@ -289,15 +319,18 @@ static q4_status verify(q4_bed *b, q4_bed_run run, void *ctx, double *rel_error)
   *rel_error = INFINITY;
   /* After a writer, x is NaN until it has run, and so is the gathered
   ** copy of act-order x until the gather kernel has: a product that read
-  ** either too early comes out NaN. (A first product makes the copy.) */
-  if (b->after_write) {
+  ** either too early comes out NaN. (A first product makes the copy.)
+  ** Before a capture, a first product loads the kernel and sizes the
+  ** stream's scratch, neither of which can happen inside one. */
+  if (b->after_write || b->graph)
     if ((st = write_and_run(b, run, ctx, 0))) return st;
+  if (b->after_write) {
     CU(cu->MemsetD16Async(b->x, 0xffff, (size_t)b->m * b->shape.k, b->stream), "poisoning x");
     if ((st = poison_gathered_x(b))) return st;
   }
   CU(cu->MemsetD16Async(b->y, 0xffff, count, b->stream), "poisoning y");  /* NaN */
   CU(cu->MemsetD8Async(b->err, 0, 3 * sizeof(double), b->stream), "clearing sums");
-  st = write_and_run(b, run, ctx, 0);
+  st = run_once(b, run, ctx);
   if (st) return st;
   CUdeviceptr y = b->y, ref = b->ref, err = b->err;
   size_t cnt = count;
@@ -336,23 +369,42 @@ static q4_status time_runs(q4_bed *b, q4_bed_run run, void *ctx, int samples, do
   CU(cu->EventElapsedTime(&ms, b->ev0, b->ev1), "cuEventElapsedTime");
   int batch = ms > 0 ? (int)(0.2 / ms) + 1 : 1;
   if (batch > 200) batch = 200;
+  CUgraphExec exec = NULL;
+  if (b->graph) {
+    /* whole cycles of copies, so that replays rotate as the direct runs do */
+    batch = (batch + b->copies - 1) / b->copies * b->copies;
+    if ((st = capture(b, run, ctx, batch, &exec))) return st;
+    /* an untimed replay: the graph is uploaded on its first */
+    st = q4_cuda_check(cu->GraphLaunch(exec, b->stream), "replaying the CUDA graph");
+    if (!st) st = q4_cuda_check(cu->StreamSynchronize(b->stream), "replaying the CUDA graph");
+    if (st) {
+      cu->GraphExecDestroy(exec);
+      return st;
+    }
+  }
   double *t = malloc((size_t)samples * sizeof *t);
-  if (!t) return q4_err(Q4_ERR_NO_MEMORY, "out of host memory");
+  if (!t) {
+    if (exec) cu->GraphExecDestroy(exec);
+    return q4_err(Q4_ERR_NO_MEMORY, "out of host memory");
+  }
   int next = 1 % b->copies;
   for (int sidx = 0; sidx < samples; sidx++) {
     st = q4_cuda_check(cu->EventRecord(b->ev0, b->stream), "cuEventRecord");
-    for (int r = 0; !st && r < batch; r++) {
+    if (exec && !st) st = q4_cuda_check(cu->GraphLaunch(exec, b->stream), "replaying the CUDA graph");
+    for (int r = 0; !exec && !st && r < batch; r++) {
       st = write_and_run(b, run, ctx, next);
       next = (next + 1) % b->copies;
     }
     if (!st) st = q4_cuda_check(cu->EventRecord(b->ev1, b->stream), "cuEventRecord");
     if (!st) st = q4_cuda_check(cu->EventSynchronize(b->ev1), "running the timed batch");
     if (!st) st = q4_cuda_check(cu->EventElapsedTime(&ms, b->ev0, b->ev1), "cuEventElapsedTime");
-    if (st) {
-      free(t);
-      return st;
-    }
+    if (st) break;
     t[sidx] = ms * 1000.0 / batch;
+  }
+  if (exec) cu->GraphExecDestroy(exec);
+  if (st) {
+    free(t);
+    return st;
   }
   qsort(t, (size_t)samples, sizeof *t, cmp_double);
   *median_us = samples % 2 ? t[samples / 2] : 0.5 * (t[samples / 2 - 1] + t[samples / 2]);

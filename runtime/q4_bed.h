@@ -25,6 +25,7 @@ typedef struct q4_bed {
   CUdeviceptr x, y, ref;  /* fp16 [m][K], fp16 [m][N], fp32 [m][N] */
   CUdeviceptr x_src;      /* fp16 [m][K]: x, for the writer to copy (after_write only) */
   int after_write;        /* 1: every product follows a kernel writing x (q4_write_x); set before q4_bed_set_m */
+  int graph;              /* 1: products captured into a CUDA graph, verified and timed as its replays */
   CUdeviceptr err;        /* 3 doubles: sum (y-ref)^2, sum ref^2, bad count */
   CUfunction ref_fn, err_fn, write_fn;
   CUmodule ref_mod;
@@ -52,13 +53,16 @@ q4_status q4_bed_set_m(q4_bed *b, int m, uint64_t seed);
 ** i.e. unwritten). With after_write, x is poisoned too, and the stream's
 ** gathered act-order x (after a first product has made it), and a kernel
 ** writes x just before the product, which must wait for that kernel and
-** the gather kernel after it. */
+** the gather kernel after it. With graph, the product (and its writer) is
+** captured into a graph first, and the replay is what is measured. */
 typedef q4_status (*q4_bed_run)(void *ctx, q4_bed *b, const q4_weights *w, CUstream s);
 q4_status q4_bed_verify(q4_bed *b, q4_bed_run run, void *ctx, double *rel_error);
 
 /* Median, min and max microseconds of one product over `samples` samples;
 ** each sample times a batch of runs cycling through the weight copies
-** (with after_write, each run after the kernel writing x: both timed). */
+** (with after_write, each run after the kernel writing x: both timed).
+** With graph, the batch is a CUDA graph of a whole number of cycles,
+** captured once and replayed for each sample: no launch gaps from the host. */
 q4_status q4_bed_time(q4_bed *b, q4_bed_run run, void *ctx, int samples, double *median_us,
                       double *min_us, double *max_us);
 

@@ -51,6 +51,12 @@ typedef struct q4_cuda_api {
   CUresult (*StreamDestroy)(CUstream s);
   CUresult (*StreamSynchronize)(CUstream s);
   CUresult (*StreamIsCapturing)(CUstream s, CUstreamCaptureStatus *status);
+  CUresult (*StreamBeginCapture)(CUstream s, CUstreamCaptureMode mode);
+  CUresult (*StreamEndCapture)(CUstream s, CUgraph *graph);
+  CUresult (*GraphInstantiate)(CUgraphExec *exec, CUgraph graph, unsigned long long flags);
+  CUresult (*GraphLaunch)(CUgraphExec exec, CUstream s);
+  CUresult (*GraphExecDestroy)(CUgraphExec exec);
+  CUresult (*GraphDestroy)(CUgraph graph);
   CUresult (*EventCreate)(CUevent *e, unsigned int flags);
   CUresult (*EventDestroy)(CUevent e);
   CUresult (*EventRecord)(CUevent e, CUstream s);

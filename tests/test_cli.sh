@@ -86,6 +86,9 @@ for c in tune show bench check devices source; do
   expect_rc "hshort_$c" 0
 done
 
+# the graph timing is an option of bench and check, listed in both
+for c in bench check; do expect_in "help_$c" out "^  --graph "; done
+
 run unknown "$Q4" frobnicate
 expect_rc unknown 2
 expect_in unknown err "unknown command 'frobnicate'"
@@ -155,6 +158,15 @@ run tune_nogpu "$Q4" tune --shape 4096,4096 --m 1 --db "$T/tune.db"
 if [ "$rc" -ne 0 ]; then
   expect_rc tune_nogpu nonzero
   expect_in tune_nogpu err "Q4_ERR_NO_DRIVER|Q4_ERR_NO_DEVICE"
+else
+  ok
+fi
+
+# bench in graph mode without a GPU: the same clean failure
+run bench_nogpu "$Q4" bench --graph --shape 4096,4096 --m 1 --db "$T/bench.db"
+if [ "$rc" -ne 0 ]; then
+  expect_rc bench_nogpu nonzero
+  expect_in bench_nogpu err "Q4_ERR_NO_DRIVER|Q4_ERR_NO_DEVICE"
 else
   ok
 fi

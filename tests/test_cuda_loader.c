@@ -80,6 +80,25 @@ static void exercise_gpu(const q4_cuda_api *api) {
   CHECK_OK(q4_cuda_check(api->EventSynchronize(b), "cuEventSynchronize"));
   CHECK_OK(q4_cuda_check(api->EventElapsedTime(&ms, a, b), "cuEventElapsedTime"));
   CHECK(ms >= 0);
+  /* A graph captured from a stream: its memset runs only when replayed. */
+  CUstream st;
+  CUgraph g = NULL;
+  CUgraphExec ge = NULL;
+  CHECK_OK(q4_cuda_check(api->StreamCreate(&st, CU_STREAM_NON_BLOCKING), "cuStreamCreate"));
+  CHECK_OK(q4_cuda_check(api->StreamBeginCapture(st, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), "cuStreamBeginCapture"));
+  CHECK_OK(q4_cuda_check(api->MemsetD8Async(p, 0x77, sizeof host, st), "captured memset"));
+  CHECK_OK(q4_cuda_check(api->StreamEndCapture(st, &g), "cuStreamEndCapture"));
+  CHECK_OK(q4_cuda_check(api->GraphInstantiate(&ge, g, 0), "cuGraphInstantiate"));
+  CHECK_OK(q4_cuda_check(api->MemcpyDtoH(host, p, sizeof host), "cuMemcpyDtoH"));
+  CHECK(host[0] == 0x34 && host[1] == 0x12);  /* not yet replayed */
+  CHECK_OK(q4_cuda_check(api->GraphLaunch(ge, st), "cuGraphLaunch"));
+  CHECK_OK(q4_cuda_check(api->StreamSynchronize(st), "cuStreamSynchronize"));
+  CHECK_OK(q4_cuda_check(api->MemcpyDtoH(host, p, sizeof host), "cuMemcpyDtoH"));
+  CHECK(host[0] == 0x77 && host[255] == 0x77);
+  CHECK_OK(q4_cuda_check(api->GraphExecDestroy(ge), "cuGraphExecDestroy"));
+  CHECK_OK(q4_cuda_check(api->GraphDestroy(g), "cuGraphDestroy"));
+  CHECK_OK(q4_cuda_check(api->StreamDestroy(st), "cuStreamDestroy"));
+
   CHECK_OK(q4_cuda_check(api->EventDestroy(a), "cuEventDestroy"));
   CHECK_OK(q4_cuda_check(api->EventDestroy(b), "cuEventDestroy"));
   CHECK_OK(q4_cuda_check(api->MemFree(p), "cuMemFree"));

@@ -160,6 +160,8 @@ int cli_parse(int argc, char **argv, cli_opts *o, const char *usage, const char 
       o->early_launch = 1;
     } else if (!strcmp(a, "--after-write")) {
       o->after_write = 1;
+    } else if (!strcmp(a, "--graph")) {
+      o->graph = 1;
     } else if (!strcmp(a, "--force")) {
       o->force = 1;
     } else if (!strcmp(a, "--json")) {

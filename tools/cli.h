@@ -28,6 +28,7 @@ typedef struct cli_opts {
   int threads, samples, force;
   int early_launch;     /* bench, check: q4_set_early_launch(h, 1) */
   int after_write;      /* bench, check: each product after a kernel that writes x */
+  int graph;            /* bench, check: products captured into a CUDA graph and replayed */
   unsigned long long seed;
 } cli_opts;
 

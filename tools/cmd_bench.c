@@ -37,6 +37,9 @@ static const char usage[] =
     "                 and its time alone is the \"writer us\" column\n"
     "  --early-launch launch the products early, as programmatic dependents of\n"
     "                 the kernel before (sm_90+; q4_set_early_launch)\n"
+    "  --graph        capture each batch of products (q4tune's and cuBLAS's) into a\n"
+    "                 CUDA graph and time its replays, as a decode loop run in a\n"
+    "                 graph sees them: no gaps between launches from the host\n"
     "  --samples S    timed samples (default 25)\n"
     "  --db PATH, --device D, --seed S\n";
 
@@ -68,6 +71,13 @@ static q4_status fp16_open(fp16_weights *f, q4_bed *b, q4_cublas *blas) {
   const size_t kn = (size_t)b->shape.k * b->shape.n, bytes = kn * 2;
   f->blas = blas;
   f->copies = (int)(2 * h->l2_bytes / bytes) + 1;
+  /* Run r takes int4 copy r % b->copies and fp16 copy (that) % f->copies.
+  ** Where the int4 copies wrap round, the fp16 copy must change too, or
+  ** cuBLAS would find its last run's weights in L2 once a cycle. */
+  if (b->copies > 1) {
+    if (f->copies < 2) f->copies = 2;
+    while (b->copies % f->copies == 1) f->copies++;
+  }
   f->w = calloc((size_t)f->copies, sizeof *f->w);
   uint16_t *host = malloc(bytes);
   if (!f->w || !host) {
@@ -211,8 +221,8 @@ int cmd_bench(int argc, char **argv) {
   if (!st && o.early_launch) st = q4_set_early_launch(h, 1);
   if (!st) st = copy_bandwidth(h, &bw);
   if (!st) {
-    printf("%s, sm_%d, %d SMs; copy bandwidth %.0f GB/s; median of %d samples, weights rotated beyond L2%s%s\n\n",
-           h->info.name, h->arch, h->sms, bw, o.samples,
+    printf("%s, sm_%d, %d SMs; copy bandwidth %.0f GB/s; median of %d samples%s, weights rotated beyond L2%s%s\n\n",
+           h->info.name, h->arch, h->sms, bw, o.samples, o.graph ? " (CUDA graph replays)" : "",
            o.after_write ? "; each product (q4tune's and cuBLAS's) after a kernel writing its x, timed with it" : "",
            o.early_launch ? "; q4tune's kernels launched early" : "");
     printf("| %-30s | %5s | %9s | %9s | %7s | %6s | %7s | %6s |", "shape", "M", "q4tune us", "cuBLAS us", "speedup",
@@ -231,6 +241,7 @@ int cmd_bench(int argc, char **argv) {
     memset(&f, 0, sizeof f);
     st = q4_bed_open(&bed, h, &o.shapes[i], o.seed + (unsigned)i, 1);
     bed.after_write = o.after_write;
+    bed.graph = o.graph;
     if (!st) st = fp16_open(&f, &bed, blas);
     for (int j = 0; j < o.nm && !st; j++) st = bench_one(h, &bed, &f, o.m[j], &o, bw, name, &dense);
     fp16_close(&f, h);

@@ -35,6 +35,7 @@ static const char usage[] =
     "                 run: a product that reads x too early fails\n"
     "  --early-launch launch the products early, as programmatic dependents of\n"
     "                 the kernel before (sm_90+; q4_set_early_launch)\n"
+    "  --graph        capture each product into a CUDA graph and check its replay\n"
     "  --db PATH, --device D, --seed S\n";
 
 static q4_status run_matmul(void *ctx, q4_bed *b, const q4_weights *w, CUstream s) {
@@ -77,6 +78,7 @@ int cmd_check(int argc, char **argv) {
     q4_bed bed;
     if ((st = q4_bed_open(&bed, h, &o.shapes[i], o.seed + (unsigned)i, 1))) break;
     bed.after_write = o.after_write;
+    bed.graph = o.graph;
     for (int j = 0; j < o.nm && !st; j++) {
       if ((st = q4_bed_set_m(&bed, o.m[j], o.seed ^ (unsigned)(31 * j + i)))) break;
       int tuned = 0;  /* q4_matmul ran a tuned winner (which = 0) */
