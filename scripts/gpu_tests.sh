@@ -2,8 +2,8 @@
 # GPU tests and benchmarks, run from the repository root on a machine with
 # an NVIDIA GPU, after building into build/ (cmake -B build && cmake --build build).
 #   scripts/gpu_tests.sh tune     fresh `tune --model llama-7b`, then the warm re-run, ctest
-#   scripts/gpu_tests.sh check    correctness of tuned winners and defaults (per-channel, g128), threads
-#   scripts/gpu_tests.sh bench    bench next to cuBLAS fp16, per-channel and g128
+#   scripts/gpu_tests.sh check    correctness of tuned winners and defaults (per-channel, g128, in CUDA graphs), threads
+#   scripts/gpu_tests.sh bench    bench next to cuBLAS fp16, per-channel and g128, direct and as graph replays
 #   scripts/gpu_tests.sh weights  grouped, symmetric and act-order weights: tune, check, bench
 #   scripts/gpu_tests.sh sparse   16:32 sparse (q4s): GPU pack/validate, check, tune, bench next to q4
 #   scripts/gpu_tests.sh python   the Python binding (tests/test_python.py) with torch on the GPU
@@ -66,6 +66,8 @@ phase_check() {
   # from there (check runs the default beside whatever q4_matmul picks)
   run check_mid $Q check --shape 3072,8192 --shape 8192,4096 --shape 8448,4096 --shape 5120,13824 \
     --m 33,40,48,63,64
+  # the tuned winners and defaults captured into CUDA graphs, as decode loops run them
+  run check_graph $Q check --graph --model llama-7b --format all --m 1,16,100,2048
   # every kernel family under the memory checker, tuned winners included
   if command -v compute-sanitizer >/dev/null; then
     run memcheck compute-sanitizer --tool memcheck --error-exitcode 3 \
@@ -76,6 +78,8 @@ phase_check() {
 phase_bench() {
   run bench $Q bench --model llama-7b --m 1,16,64,256,1024,2048
   run bench_g128 $Q bench --shape 22016,4096 --shape 4096,11008 --group 128 --m 1,16,2048
+  # the same products as CUDA-graph replays (no launch gaps from the host)
+  run bench_graph $Q bench --graph --model llama-7b --m 1,16,2048
 }
 
 phase_weights() {
