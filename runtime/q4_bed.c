@@ -284,6 +284,7 @@ static q4_status capture(q4_bed *b, q4_bed_run run, void *ctx, int count, CUgrap
   if (!st) st = q4_cuda_check(ended, "capturing the products into a CUDA graph");
   if (!st) st = q4_cuda_check(cu->GraphInstantiate(exec, g, 0), "instantiating the CUDA graph");
   if (g) cu->GraphDestroy(g);
+  if (st) *exec = NULL;  /* nothing for the caller to destroy */
   return st;
 }
 
@@ -369,26 +370,19 @@ static q4_status time_runs(q4_bed *b, q4_bed_run run, void *ctx, int samples, do
   CU(cu->EventElapsedTime(&ms, b->ev0, b->ev1), "cuEventElapsedTime");
   int batch = ms > 0 ? (int)(0.2 / ms) + 1 : 1;
   if (batch > 200) batch = 200;
+  double *t = malloc((size_t)samples * sizeof *t);
+  if (!t) return q4_err(Q4_ERR_NO_MEMORY, "out of host memory");
   CUgraphExec exec = NULL;
   if (b->graph) {
     /* whole cycles of copies, so that replays rotate as the direct runs do */
     batch = (batch + b->copies - 1) / b->copies * b->copies;
-    if ((st = capture(b, run, ctx, batch, &exec))) return st;
+    st = capture(b, run, ctx, batch, &exec);
     /* an untimed replay: the graph is uploaded on its first */
-    st = q4_cuda_check(cu->GraphLaunch(exec, b->stream), "replaying the CUDA graph");
+    if (!st) st = q4_cuda_check(cu->GraphLaunch(exec, b->stream), "replaying the CUDA graph");
     if (!st) st = q4_cuda_check(cu->StreamSynchronize(b->stream), "replaying the CUDA graph");
-    if (st) {
-      cu->GraphExecDestroy(exec);
-      return st;
-    }
-  }
-  double *t = malloc((size_t)samples * sizeof *t);
-  if (!t) {
-    if (exec) cu->GraphExecDestroy(exec);
-    return q4_err(Q4_ERR_NO_MEMORY, "out of host memory");
   }
   int next = 1 % b->copies;
-  for (int sidx = 0; sidx < samples; sidx++) {
+  for (int sidx = 0; !st && sidx < samples; sidx++) {
     st = q4_cuda_check(cu->EventRecord(b->ev0, b->stream), "cuEventRecord");
     if (exec && !st) st = q4_cuda_check(cu->GraphLaunch(exec, b->stream), "replaying the CUDA graph");
     for (int r = 0; !exec && !st && r < batch; r++) {
@@ -398,20 +392,17 @@ static q4_status time_runs(q4_bed *b, q4_bed_run run, void *ctx, int samples, do
     if (!st) st = q4_cuda_check(cu->EventRecord(b->ev1, b->stream), "cuEventRecord");
     if (!st) st = q4_cuda_check(cu->EventSynchronize(b->ev1), "running the timed batch");
     if (!st) st = q4_cuda_check(cu->EventElapsedTime(&ms, b->ev0, b->ev1), "cuEventElapsedTime");
-    if (st) break;
-    t[sidx] = ms * 1000.0 / batch;
+    if (!st) t[sidx] = ms * 1000.0 / batch;
   }
   if (exec) cu->GraphExecDestroy(exec);
-  if (st) {
-    free(t);
-    return st;
+  if (!st) {
+    qsort(t, (size_t)samples, sizeof *t, cmp_double);
+    *median_us = samples % 2 ? t[samples / 2] : 0.5 * (t[samples / 2 - 1] + t[samples / 2]);
+    *min_us = t[0];
+    *max_us = t[samples - 1];
   }
-  qsort(t, (size_t)samples, sizeof *t, cmp_double);
-  *median_us = samples % 2 ? t[samples / 2] : 0.5 * (t[samples / 2 - 1] + t[samples / 2]);
-  *min_us = t[0];
-  *max_us = t[samples - 1];
   free(t);
-  return Q4_OK;
+  return st;
 }
 
 q4_status q4_bed_verify(q4_bed *b, q4_bed_run run, void *ctx, double *rel_error) {
