@@ -133,6 +133,40 @@ run novalue "$Q4" tune --shape
 expect_rc novalue 2
 expect_in novalue err "needs a value"
 
+# no silent defaults: a value that is not a number, an empty or over-long
+# list, an option the command does not take, an option where a value goes
+run badseed "$Q4" tune --seed 12abc --shape 4096,4096 --db "$T/unused.db"
+expect_rc badseed 2
+expect_in badseed err "--seed wants a non-negative integer"
+run badthreads "$Q4" tune --threads -1 --shape 4096,4096 --db "$T/unused.db"
+expect_rc badthreads 2
+expect_in badthreads err "--threads wants"
+run emptym "$Q4" check --m 1,,16
+expect_rc emptym 2
+expect_in emptym err "--m wants a list of positive integers, got '1,,16'"
+run manym "$Q4" check --m "$(seq -s, 1 65)"
+expect_rc manym 2
+expect_in manym err "--m takes at most 64 values"
+run signedk "$Q4" tune --shape 4096,+4096
+expect_rc signedk 2
+expect_in signedk err "--shape wants N,K"
+run longk "$Q4" source --arch 90 --shape "4096,$(printf '0%.0s' $(seq 60))40960"
+expect_rc longk 0
+expect_in longk err "N=4096 K=40960 per-channel"
+run notapply "$Q4" show --shape 4096,4096 --db "$T/unused.db"
+expect_rc notapply 2
+expect_in notapply err "show: --shape does not apply here"
+run notapply2 "$Q4" check --samples 30
+expect_rc notapply2 2
+expect_in notapply2 err "check: --samples does not apply here"
+run dbopt "$Q4" show --db --json
+expect_rc dbopt 2
+expect_in dbopt err "--db needs a value"
+[ ! -e ./--json ] && ok || bad "dbopt: made a file named --json"
+run actsparse "$Q4" tune --act-order --format all --shape 4096,4096
+expect_rc actsparse 2
+expect_in actsparse err "--act-order weights are dense \(q4\) only"
+
 run jsoncsv "$Q4" show --json --csv --db "$T/unused.db"
 expect_rc jsoncsv 2
 expect_in jsoncsv err "choose one of"

@@ -462,6 +462,18 @@ static void test_cli(void) {
     CHECK(t.dtype == Q4_ST_F16 && t.shape[0] == 4 && t.shape[1] == 24 && !memcmp(t.data, m.zeros, 4 * 24 * 2));
     q4_st_close(f);
   }
+  /* --out over an input (the checkpoint would be replaced) or into a folder
+  ** that is not there: refused before anything is imported, input intact */
+  snprintf(p, sizeof p, "%s/model-00002-of-00002.safetensors", dir);
+  snprintf(args, sizeof args, "'%s' --out '%s/./model-00002-of-00002.safetensors'", dir, dir);
+  CHECK(run_cli(cli, args, log) == 1 && file_has(log, "is the input") && !file_has(log, "wrote"));
+  q4_host_matrix again;
+  CHECK_OK(q4_gptq_import(p, "model.layers.1.self_attn.o_proj", Q4_GPTQ_V1, &again));
+  q4_host_matrix_free(&again);
+  snprintf(args, sizeof args, "'%s' --out '%s/no-such-folder/q4.safetensors'", dir, tmpdir);
+  CHECK(run_cli(cli, args, log) == 1 && file_has(log, "cannot write --out") && !file_has(log, "layer "));
+  snprintf(args, sizeof args, "'%s' --out '%s'", dir, tmpdir);
+  CHECK(run_cli(cli, args, log) == 1 && file_has(log, "is a folder"));
   snprintf(args, sizeof args, "'%s' --layer model.layers.9.nope", dir);
   CHECK(run_cli(cli, args, log) == 1 && file_has(log, "no layer 'model.layers.9.nope'"));
   snprintf(args, sizeof args, "'%s' --v1 --v2", dir);

@@ -11,6 +11,11 @@
 #include "q4_error.h"
 #include "q4_handle.h"
 
+/* Every option cli_parse knows; a command takes those its usage names. */
+static const char all_options[] =
+    "--model --shape --m --group --format --db --device --threads --samples --seed --symmetric --act-order "
+    "--early-launch --after-write --graph --force --json --csv";
+
 const int cli_default_m[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
 const int cli_default_m_count = (int)(sizeof cli_default_m / sizeof cli_default_m[0]);
 
@@ -29,14 +34,26 @@ static const preset presets[] = {
     {"llama3-70b", {{10240, 8192}, {8192, 8192}, {57344, 8192}, {8192, 28672}}, 4},
 };
 
+/* Shape N,K once (a second --shape or a model sharing a layer adds
+** nothing); more than CLI_MAX_SHAPES distinct ones is an error. */
+static int add_shape(cli_opts *o, int n, int k) {
+  for (int i = 0; i < o->nshapes; i++)
+    if (o->shapes[i].n == n && o->shapes[i].k == k) return 0;
+  if (o->nshapes >= CLI_MAX_SHAPES) {
+    fprintf(stderr, "q4tune: more than %d shapes\n", CLI_MAX_SHAPES);
+    return -1;
+  }
+  q4_shape *s = &o->shapes[o->nshapes++];
+  s->n = n;
+  s->k = k;
+  return 0;
+}
+
 static int add_preset(cli_opts *o, const char *name) {
   for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++) {
     if (strcmp(presets[i].name, name)) continue;
-    for (int j = 0; j < presets[i].count && o->nshapes < CLI_MAX_SHAPES; j++) {
-      q4_shape *s = &o->shapes[o->nshapes++];
-      s->n = presets[i].shapes[j][0];
-      s->k = presets[i].shapes[j][1];
-    }
+    for (int j = 0; j < presets[i].count; j++)
+      if (add_shape(o, presets[i].shapes[j][0], presets[i].shapes[j][1])) return -1;
     o->model = presets[i].name;
     return 0;
   }
@@ -46,48 +63,66 @@ static int add_preset(cli_opts *o, const char *name) {
   return -1;
 }
 
-/* A positive int, all of the string. */
-static int parse_int(const char *s, int *out) {
+/* A non-negative int up to 2^30: the digits from s up to `stop` (a ',' or
+** the string's end), nothing else. */
+static int parse_int_to(const char *s, char stop, int *out) {
   char *end;
+  if (*s < '0' || *s > '9') return -1;  /* (strtol would take a sign or spaces) */
   errno = 0;
   long v = strtol(s, &end, 10);
-  if (errno || end == s || *end || v < 0 || v > 1 << 30) return -1;
+  if (errno || *end != stop || v > 1 << 30) return -1;
   *out = (int)v;
   return 0;
 }
 
+static int parse_int(const char *s, int *out) { return parse_int_to(s, 0, out); }
+
+static int parse_seed(const char *s, unsigned long long *out) {
+  char *end;
+  if (*s < '0' || *s > '9') return -1;
+  errno = 0;
+  *out = strtoull(s, &end, 10);
+  return errno || *end ? -1 : 0;
+}
+
 static int parse_shape(cli_opts *o, const char *arg) {
-  char buf[64];
-  snprintf(buf, sizeof buf, "%s", arg);
-  char *comma = strchr(buf, ',');
+  const char *comma = strchr(arg, ',');
   int n, k;
-  if (!comma || (*comma = 0, parse_int(buf, &n)) || parse_int(comma + 1, &k) || n <= 0 || k <= 0) {
+  if (!comma || parse_int_to(arg, ',', &n) || parse_int(comma + 1, &k) || n <= 0 || k <= 0) {
     fprintf(stderr, "q4tune: --shape wants N,K (two positive integers), got '%s'\n", arg);
     return -1;
   }
-  if (o->nshapes >= CLI_MAX_SHAPES) {
-    fprintf(stderr, "q4tune: too many shapes\n");
-    return -1;
-  }
-  q4_shape *s = &o->shapes[o->nshapes++];
-  s->n = n;
-  s->k = k;
-  return 0;
+  return add_shape(o, n, k);
 }
 
+/* --m 1,16,2048: every comma-separated field a positive integer. */
 static int parse_m(cli_opts *o, const char *arg) {
-  char buf[512];
-  snprintf(buf, sizeof buf, "%s", arg);
   o->nm = 0;
-  for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+  for (const char *tok = arg;; tok++) {
     int m;
-    if (parse_int(tok, &m) || m < 1 || o->nm >= CLI_MAX_M) {
+    const char *comma = strchr(tok, ',');
+    if (parse_int_to(tok, comma ? ',' : 0, &m) || m < 1) {
       fprintf(stderr, "q4tune: --m wants a list of positive integers, got '%s'\n", arg);
       return -1;
     }
+    if (o->nm >= CLI_MAX_M) {
+      fprintf(stderr, "q4tune: --m takes at most %d values\n", CLI_MAX_M);
+      return -1;
+    }
     o->m[o->nm++] = m;
+    if (!comma) return 0;
+    tok = comma;
   }
-  return o->nm ? 0 : -1;
+}
+
+/* Whether `usage` documents option `opt`: the command takes it. */
+static int documented(const char *usage, const char *opt) {
+  const size_t len = strlen(opt);
+  for (const char *p = strstr(usage, opt); p; p = strstr(p + 1, opt)) {
+    const char after = p[len];
+    if (after != '-' && !(after >= 'a' && after <= 'z')) return 1;
+  }
+  return 0;
 }
 
 static int parse_format(cli_opts *o, const char *arg) {
@@ -112,12 +147,19 @@ int cli_parse(int argc, char **argv, cli_opts *o, const char *usage, const char 
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     int bad = 0;
 #define NEEDS_VALUE() \
-  if (!v) { fprintf(stderr, "q4tune %s: %s needs a value\n", argv[0], a); return -1; } \
+  if (!v || !strncmp(v, "--", 2)) { fprintf(stderr, "q4tune %s: %s needs a value\n", argv[0], a); return -1; } \
   i++
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
       fputs(usage, stdout);
       return 1;
-    } else if (!strcmp(a, "--model")) {
+    }
+    /* The options every command shares, less those its usage leaves out:
+    ** one the command would ignore is an error, not a silent no-op. */
+    if (!strncmp(a, "--", 2) && a[2] && !documented(usage, a) && documented(all_options, a)) {
+      fprintf(stderr, "q4tune %s: %s does not apply here (see q4tune %s --help)\n", argv[0], a, argv[0]);
+      return -1;
+    }
+    if (!strcmp(a, "--model")) {
       NEEDS_VALUE();
       bad = add_preset(o, v);
     } else if (!strcmp(a, "--shape")) {
@@ -145,13 +187,15 @@ int cli_parse(int argc, char **argv, cli_opts *o, const char *usage, const char 
     } else if (!strcmp(a, "--threads")) {
       NEEDS_VALUE();
       bad = parse_int(v, &o->threads);
+      if (bad) fprintf(stderr, "q4tune: --threads wants a number of compile threads (0: one per CPU), got '%s'\n", v);
     } else if (!strcmp(a, "--samples")) {
       NEEDS_VALUE();
       bad = parse_int(v, &o->samples) || o->samples < 20;
       if (bad) fprintf(stderr, "q4tune: --samples wants at least 20\n");
     } else if (!strcmp(a, "--seed")) {
       NEEDS_VALUE();
-      o->seed = strtoull(v, NULL, 10);
+      bad = parse_seed(v, &o->seed);
+      if (bad) fprintf(stderr, "q4tune: --seed wants a non-negative integer below 2^64, got '%s'\n", v);
     } else if (!strcmp(a, "--symmetric")) {
       o->flags |= Q4_SHAPE_SYMMETRIC;
     } else if (!strcmp(a, "--act-order")) {
@@ -182,6 +226,10 @@ int cli_parse(int argc, char **argv, cli_opts *o, const char *usage, const char 
     o->formats[0] = Q4_FORMAT_Q4;
     o->nformats = 1;
     if (!shape_given && !(o->flags & Q4_SHAPE_ACT_ORDER)) o->formats[o->nformats++] = Q4_FORMAT_Q4S;
+  } else if ((o->flags & Q4_SHAPE_ACT_ORDER) && o->formats[o->nformats - 1] == Q4_FORMAT_Q4S) {
+    fprintf(stderr, "q4tune %s: --act-order weights are dense (q4) only; 16:32 sparse (q4s) ones have no row "
+            "order\n", argv[0]);
+    return -1;
   }
   if (!o->nm) {
     if (!default_m || default_m_count <= 0 || default_m_count > CLI_MAX_M) {
@@ -200,10 +248,10 @@ int cli_parse(int argc, char **argv, cli_opts *o, const char *usage, const char 
     }
   /* Each shape once per format, with the group size filled in. */
   const int base = o->nshapes;
-  q4_shape all[CLI_MAX_SHAPES];
+  q4_shape all[2 * CLI_MAX_SHAPES];
   int n = 0;
   for (int f = 0; f < o->nformats; f++)
-    for (int i = 0; i < base && n < CLI_MAX_SHAPES; i++) {
+    for (int i = 0; i < base; i++) {
       all[n] = o->shapes[i];
       all[n].format = o->formats[f];
       all[n].group_size = o->group_size ? o->group_size : all[n].k;

@@ -13,7 +13,7 @@
 
 /* What most subcommands take: shapes, M values, database, device. */
 typedef struct cli_opts {
-  q4_shape shapes[CLI_MAX_SHAPES];
+  q4_shape shapes[2 * CLI_MAX_SHAPES];  /* up to CLI_MAX_SHAPES given, each in up to two formats */
   int nshapes;
   int m[CLI_MAX_M];
   int nm;
@@ -38,7 +38,9 @@ extern const int cli_default_m_count;
 
 /* Parse the options common to subcommands; argv[0] is the subcommand.
 ** `usage` is printed for --help (returns 1, caller exits 0); errors print a
-** message and return -1; 0 on success. Shapes default to the model preset
+** message and return -1; 0 on success. An option of the shared set that
+** `usage` does not name is refused (the command would ignore it). A shape
+** given twice counts once. Shapes default to the model preset
 ** `default_model` if none is given (NULL: none); M values to default_m
 ** (NULL: the tuning buckets cli_default_m) if --m is not given. Formats
 ** default to q4 and q4s for a model's shapes, q4 once --shape is given

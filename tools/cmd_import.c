@@ -3,10 +3,12 @@
 ** list them and optionally write them in q4tune's layout. Needs no GPU.
 */
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "q4_safetensors.h"
@@ -198,6 +200,27 @@ static int write_out(const char *out, const layer_list *l) {
   return 0;
 }
 
+/* Before any layer is imported: --out must not be a file read (writing
+** it would replace the checkpoint) nor a folder, and its folder must take
+** a new file. */
+static int check_out(const char *out, char **files, int nfiles) {
+  struct stat so, si;
+  if (!stat(out, &so)) {
+    if (S_ISDIR(so.st_mode)) return fprintf(stderr, "q4tune import: --out %s is a folder\n", out), -1;
+    for (int i = 0; i < nfiles; i++)
+      if (!stat(files[i], &si) && si.st_dev == so.st_dev && si.st_ino == so.st_ino)
+        return fprintf(stderr, "q4tune import: --out %s is the input %s: give another file\n", out, files[i]), -1;
+  }
+  char *dir = xstrdup(out);
+  char *slash = strrchr(dir, '/');
+  if (slash) slash[slash == dir] = 0;  /* "/name": the root */
+  const char *folder = slash ? dir : ".";
+  const int ok = access(folder, W_OK | X_OK) == 0;
+  if (!ok) fprintf(stderr, "q4tune import: cannot write --out %s into %s: %s\n", out, folder, strerror(errno));
+  free(dir);
+  return ok ? 0 : -1;
+}
+
 static int import_all(const import_opts *o, layer_list *l) {
   int width = 5;
   for (int i = 0; i < l->count; i++)
@@ -226,7 +249,8 @@ int cmd_import(int argc, char **argv) {
   int nfiles;
   if (list_files(o.path, &files, &nfiles)) return 1;
   layer_list l = {0};
-  rc = find_layers(files, nfiles, o.layer, &l);
+  rc = o.out && check_out(o.out, files, nfiles) ? 1 : 0;
+  if (!rc) rc = find_layers(files, nfiles, o.layer, &l);
   if (!rc && !l.count) {
     if (o.layer) fprintf(stderr, "q4tune import: no layer '%s' (no %s.qweight) in %s\n", o.layer, o.layer, o.path);
     else fprintf(stderr, "q4tune import: no GPTQ layer (no *.qweight tensor) in %s\n", o.path);

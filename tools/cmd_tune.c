@@ -28,7 +28,9 @@ static const char usage[] =
     "  --device D       CUDA device number (default 0)\n"
     "  --threads T      compile threads (default: one per CPU)\n"
     "  --samples S      timed samples per measurement, at least 20 (default 25)\n"
-    "  --force          measure again what the database already has\n";
+    "  --force          measure again what the database already has\n"
+    "  --seed S         seed of the random weights and activations each variant\n"
+    "                   is verified on (default 20261124)\n";
 
 typedef struct tune_ctx {
   cli_progress bar;
