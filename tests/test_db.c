@@ -69,6 +69,12 @@ static int sql_int(const char *path, const char *sql) {
   return sql_text(path, sql, buf, sizeof buf) ? atoi(buf) : -1;
 }
 
+/* Whether a single-value query gives `want`. */
+static int sql_text_is(const char *path, const char *sql, const char *want) {
+  char buf[256];
+  return sql_text(path, sql, buf, sizeof buf) && !strcmp(buf, want);
+}
+
 static q4db_device h100(void) {
   q4db_device d;
   memset(&d, 0, sizeof d);
@@ -575,15 +581,36 @@ static void test_bad_files(void) {
                      NULL, NULL, NULL) == SQLITE_OK);
   sqlite3_close(h);
   expect_db_error(newer, "newer");
-  CHECK(sql_int(newer, "PRAGMA user_version") == 99);  /* left alone */
+  /* left alone: its version, and its journal not switched to WAL */
+  CHECK(sql_int(newer, "PRAGMA user_version") == 99);
+  CHECK(sql_text_is(newer, "PRAGMA journal_mode", "delete"));
 
-  /* An unrelated database with a clashing table name. */
+  /* Another program's database, with or without a clashing table name:
+  ** refused, no table added, journal mode as it was. */
   const char *other = tmp_path("other.db");
   CHECK(sqlite3_open(other, &h) == SQLITE_OK);
+  CHECK(sqlite3_exec(h, "CREATE TABLE contacts(name)", NULL, NULL, NULL) == SQLITE_OK);
+  sqlite3_close(h);
+  expect_db_error(other, "another program");
+  CHECK(sql_int(other, "SELECT count(*) FROM sqlite_master") == 1);
+  CHECK(sql_int(other, "PRAGMA user_version") == 0);
+  CHECK(sql_text_is(other, "PRAGMA journal_mode", "delete"));
+  const char *clash = tmp_path("clash.db");
+  CHECK(sqlite3_open(clash, &h) == SQLITE_OK);
   CHECK(sqlite3_exec(h, "CREATE TABLE devices(x)", NULL, NULL, NULL) == SQLITE_OK);
   sqlite3_close(h);
-  expect_db_error(other, "already exists");
-  CHECK(sql_int(other, "PRAGMA user_version") == 0);  /* rolled back */
+  expect_db_error(clash, "another program");
+  CHECK(sql_int(clash, "SELECT count(*) FROM sqlite_master") == 1);
+
+  /* An empty file is a new database. */
+  const char *empty = tmp_path("empty.db");
+  f = fopen(empty, "wb");
+  CHECK(f != NULL);
+  if (f) fclose(f);
+  q4db *db = NULL;
+  CHECK_OK(q4db_open(empty, &db));
+  q4db_close(db);
+  CHECK(sql_int(empty, "PRAGMA user_version") == 2);
 
   /* A parent that is a file, so the directory cannot be created. */
   expect_db_error(tmp_path("garbage.db/sub/tuning.db"), NULL);
@@ -656,21 +683,29 @@ static char *slurp_file(const char *path) {
 
 /* A database made by schema version 1 opens as version 2 with every row
 ** kept (flags 0), and then takes rows that differ only in flags. */
-static void test_migration(void) {
+/* A schema-version-1 file `name` made by tests/data/schema_v1.sql, then
+** `rows` run on it; NULL if the script is missing. */
+static const char *make_v1(const char *name, const char *rows) {
   char *v1 = slurp_file(Q4TUNE_TEST_DATA "/schema_v1.sql");
   CHECK_MSG(v1 != NULL, "tests/data/schema_v1.sql missing");
-  if (!v1) return;
-  const char *path = tmp_path("v1.db");
+  if (!v1) return NULL;
+  const char *path = tmp_path(name);
   CHECK(sql_script(path, v1));
   free(v1);
-  CHECK(sql_script(path,
+  CHECK(sql_script(path, rows));
+  return path;
+}
+
+static void test_migration(void) {
+  const char *path = make_v1("v1.db",
       "INSERT INTO devices(name, cc_major, cc_minor, sms, driver_version, nvrtc_version)"
       "  VALUES('NVIDIA H100 80GB HBM3', 9, 0, 132, 13000, '13.0');"
       "INSERT INTO variants(template, params, source_hash) VALUES('q4_decode', 'A=1', 'h1');"
       "INSERT INTO measurements(device_id, variant_id, format, n, k, group_size, m, median_us, ok)"
       "  VALUES(1, 1, 'q4', 4096, 4096, 4096, 1, 7.5, 1);"
       "INSERT INTO winners(device_id, format, n, k, group_size, m_bucket, variant_id, median_us)"
-      "  VALUES(1, 'q4', 4096, 4096, 4096, 1, 1, 7.5);"));
+      "  VALUES(1, 'q4', 4096, 4096, 4096, 1, 1, 7.5);");
+  if (!path) return;
   CHECK(sql_int(path, "PRAGMA user_version") == 1);
   q4db *db = NULL;
   CHECK_OK(q4db_open(path, &db));
@@ -697,6 +732,56 @@ static void test_migration(void) {
   q4db_close(db);
 }
 
+/* A file of the current version whose views an older build made gets this
+** build's views when opened; a file whose views are current is not written. */
+static void test_views_refresh(void) {
+  const char *path = tmp_path("views.db");
+  q4db *db = NULL;
+  CHECK_OK(q4db_open(path, &db));
+  q4db_close(db);
+  const int version = sql_int(path, "PRAGMA schema_version");
+  CHECK_OK(q4db_open(path, &db));
+  q4db_close(db);
+  CHECK(sql_int(path, "PRAGMA schema_version") == version);  /* nothing rewritten */
+  const int columns = sql_int(path, "SELECT count(*) FROM pragma_table_info('best')");
+  CHECK(columns > 10);
+  CHECK(sql_script(path, "DROP VIEW best; CREATE VIEW best AS SELECT 1 AS old;"));
+  CHECK(sql_int(path, "SELECT count(*) FROM pragma_table_info('best')") == 1);
+  CHECK_OK(q4db_open(path, &db));
+  q4db_close(db);
+  CHECK(sql_int(path, "SELECT count(*) FROM pragma_table_info('best')") == columns);
+  CHECK(sql_int(path, "SELECT count(*) FROM pragma_table_info('runs')") > 5);
+}
+
+/* A version-1 file a user has worked on in the sqlite3 shell: a device
+** deleted with foreign keys off (its rows left naming nothing), a view of
+** ours dropped, a view of their own over measurements. It migrates: the
+** orphans go, everything else stays, and their view still works. */
+static void test_migration_by_hand(void) {
+  const char *path = make_v1("v1_by_hand.db",
+      "INSERT INTO devices(name, cc_major, cc_minor, sms, driver_version, nvrtc_version)"
+      "  VALUES('NVIDIA H100 80GB HBM3', 9, 0, 132, 13000, '13.0'), ('NVIDIA A100', 8, 0, 108, 13000, '13.0');"
+      "INSERT INTO variants(template, params, source_hash) VALUES('q4_decode', 'A=1', 'h1');"
+      "INSERT INTO measurements(device_id, variant_id, format, n, k, group_size, m, median_us, ok)"
+      "  VALUES(1, 1, 'q4', 4096, 4096, 4096, 1, 7.5, 1), (2, 1, 'q4', 4096, 4096, 4096, 1, 9.5, 1);"
+      "INSERT INTO winners(device_id, format, n, k, group_size, m_bucket, variant_id, median_us)"
+      "  VALUES(1, 'q4', 4096, 4096, 4096, 1, 1, 7.5), (2, 'q4', 4096, 4096, 4096, 1, 1, 9.5);"
+      "PRAGMA foreign_keys = OFF; DELETE FROM devices WHERE id = 2;"
+      "DROP VIEW runs;"
+      "CREATE VIEW fast AS SELECT n, k, median_us FROM measurements WHERE median_us < 8;");
+  if (!path) return;
+  q4db *db = NULL;
+  CHECK_OK(q4db_open(path, &db));
+  q4db_close(db);
+  CHECK(sql_int(path, "PRAGMA user_version") == 2);
+  CHECK(sql_int(path, "SELECT count(*) FROM measurements") == 1);
+  CHECK(sql_int(path, "SELECT count(*) FROM winners") == 1);
+  CHECK(sql_int(path, "SELECT count(*) FROM runs") == 1);
+  CHECK(sql_int(path, "SELECT count(*) FROM fast") == 1);
+  CHECK(sql_int(path, "SELECT count(*) FROM sqlite_master WHERE name LIKE '%\\_2' ESCAPE '\\'") == 0);
+  CHECK(sql_int(path, "SELECT count(*) FROM pragma_foreign_key_check") == 0);
+}
+
 int main(void) {
   const char *base = getenv("Q4TUNE_TEST_TMP");
   snprintf(dir, sizeof dir, "%s/test_db.%ld", base && *base ? base : "/tmp", (long)getpid());
@@ -711,6 +796,8 @@ int main(void) {
   test_bad_files();
   test_default_path();
   test_migration();
+  test_migration_by_hand();
+  test_views_refresh();
 
   if (!q4test_fail) nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
   return q4test_done("test_db");

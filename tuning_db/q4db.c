@@ -312,9 +312,64 @@ static q4_status create_schema(q4db *db) {
 /* tuning_db/migrate_1_2.sql: measurements and winners gain `flags`. */
 static q4_status migrate(q4db *db, int from) {
   if (from != 1) return q4_err(Q4_ERR_DB, "tuning database %s: no migration from schema %d", db->path, from);
+  /* the renames must not rewrite (or check) views that name the tables */
+  sqlite3_exec(db->h, "PRAGMA legacy_alter_table = ON", NULL, NULL, NULL);
   q4_status s = apply(db, 1, SQL_MIGRATE_1_2, "cannot migrate the schema from version 1 to 2");
+  sqlite3_exec(db->h, "PRAGMA legacy_alter_table = OFF", NULL, NULL, NULL);
   if (s == Q4_OK) q4_log(Q4_LOG_INFO, "tuning database %s: migrated schema 1 -> 2", db->path);
   return s;
+}
+
+/* Whether the file's views are views.sql's, statement for statement: SQLite
+** keeps each CREATE VIEW's text (without its ';') in sqlite_master. 1 yes,
+** 0 no, -1 the check itself failed. */
+static int views_current(q4db *db) {
+  const char *script = q4_schema[SQL_VIEWS].data;
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db->h, "SELECT count(*) FROM sqlite_master WHERE type = 'view' AND sql = ?1", -1, &st,
+                         NULL) != SQLITE_OK)
+    return -1;
+  int current = 1;
+  for (const char *p = strstr(script, "CREATE VIEW"); p && current == 1; p = strstr(p + 1, "CREATE VIEW")) {
+    /* the statement: up to the first ';' that completes it */
+    const char *end = p;
+    char *text = NULL;
+    while ((end = strchr(end, ';'))) {
+      free(text);
+      text = strndup(p, (size_t)(end - p + 1));
+      if (!text || sqlite3_complete(text)) break;
+      end++;
+    }
+    if (!end || !text) {
+      current = -1;
+    } else {
+      text[end - p] = 0;  /* without the ';' */
+      sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
+      current = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) == 1 : -1;
+      sqlite3_reset(st);
+      sqlite3_clear_bindings(st);
+    }
+    free(text);
+  }
+  sqlite3_finalize(st);
+  return current;
+}
+
+/* A file of this schema version made by an older build gets this build's
+** views (a view's columns or formulas may have changed, not the tables).
+** Not fatal: a file this process cannot write keeps the views it has. */
+static void refresh_views(q4db *db) {
+  if (views_current(db) != 0) return;
+  q4_status s = begin(db);
+  if (s != Q4_OK) {
+    q4_log(Q4_LOG_INFO, "%s (the views stay as they are)", q4_last_error());
+    return;
+  }
+  if (views_current(db) == 0 && sqlite3_exec(db->h, q4_schema[SQL_VIEWS].data, NULL, NULL, NULL) != SQLITE_OK)
+    s = db_fail(db, "cannot update the views");
+  s = finish(db, s);
+  if (s == Q4_OK) q4_log(Q4_LOG_INFO, "tuning database %s: views updated", db->path);
+  else q4_log(Q4_LOG_INFO, "%s (the views stay as they are)", q4_last_error());
 }
 
 /* Sets connection options and checks the file is a usable database. */
@@ -325,26 +380,12 @@ static q4_status setup(q4db *db) {
     return db_fail(db, "cannot enable foreign keys");
 
   /* The first statement that reads the file: a file that is not a database
-  ** fails here with SQLite's "file is not a database". */
-  sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(db->h, "PRAGMA journal_mode = WAL", -1, &st, NULL) != SQLITE_OK)
-    return db_fail(db, "cannot open");
-  int rc = sqlite3_step(st);
-  if (rc != SQLITE_ROW) {
-    q4_status s = db_fail(db, "cannot open");
-    sqlite3_finalize(st);
-    return s;
-  }
-  const char *mode = (const char *)sqlite3_column_text(st, 0);
-  if (!mode || strcmp(mode, "wal") != 0)  /* e.g. ":memory:", or no mmap */
-    q4_log(Q4_LOG_INFO, "tuning database %s: journal mode %s, not WAL",
-           db->path, mode ? mode : "?");
-  sqlite3_finalize(st);
-
-  /* Reading the schema parses every page of sqlite_master: damage to the
-  ** header or the schema shows up now rather than in the middle of a run.
-  ** (PRAGMA quick_check would read every page, too slow for a cache of
-  ** cubins that is opened by every q4_create.) */
+  ** fails here with SQLite's "file is not a database". Reading the schema
+  ** parses every page of sqlite_master: damage to the header or the schema
+  ** shows up now rather than in the middle of a run. (PRAGMA quick_check
+  ** would read every page, too slow for a cache of cubins that is opened by
+  ** every q4_create.) A file refused here is left as it was: nothing below
+  ** has written to it yet. */
   int count = 0, version = 0;
   q4_status s = query_int(db, "SELECT count(*) FROM sqlite_master", &count);
   if (s == Q4_OK) s = query_int(db, "PRAGMA user_version", &version);
@@ -354,8 +395,32 @@ static q4_status setup(q4db *db) {
                   "tuning database %s: created by a newer q4tune (schema "
                   "version %d, this build knows %d)", db->path, version,
                   SCHEMA_VERSION);
+  /* The schema and its version are written in one transaction, so tables
+  ** without a version are some other program's. */
+  if (version == 0 && count > 0)
+    return q4_err(Q4_ERR_DB,
+                  "tuning database %s: a SQLite database of another program "
+                  "(%d schema objects, no q4tune schema version); give q4tune "
+                  "a file of its own", db->path, count);
+
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db->h, "PRAGMA journal_mode = WAL", -1, &st, NULL) != SQLITE_OK)
+    return db_fail(db, "cannot open");
+  int rc = sqlite3_step(st);
+  if (rc != SQLITE_ROW) {
+    s = db_fail(db, "cannot open");
+    sqlite3_finalize(st);
+    return s;
+  }
+  const char *mode = (const char *)sqlite3_column_text(st, 0);
+  if (!mode || strcmp(mode, "wal") != 0)  /* e.g. ":memory:", or no mmap */
+    q4_log(Q4_LOG_INFO, "tuning database %s: journal mode %s, not WAL",
+           db->path, mode ? mode : "?");
+  sqlite3_finalize(st);
+
   if (version == 0) return create_schema(db);
   if (version == 1) return migrate(db, 1);
+  if (q4_schema_count >= SQL_COUNT) refresh_views(db);
   return Q4_OK;
 }
 
