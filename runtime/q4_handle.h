@@ -11,6 +11,7 @@
 
 #include "q4_cublas.h"
 #include "q4_cuda.h"
+#include "q4_nvrtc.h"
 #include "q4_types.h"
 #include "q4db.h"
 #include "q4gen.h"
@@ -93,6 +94,13 @@ q4_status q4_kernel_get(q4_handle *h, q4_variant *v, q4_kernel **out);
 ** cubin cache. Thread-safe apart from the database write, which takes the
 ** lock itself. */
 q4_status q4_kernel_precompile(q4_handle *h, const q4_variant *v);
+
+/* Keep a cubin just compiled from the source whose hash is `hash` in the
+** database's cache (smem: the kernel's static and dynamic shared memory).
+** A cache that cannot be written (locked past the busy timeout, a full
+** disk) costs a later run a compile, not this one its kernel: that is
+** logged, not returned. Caller holds h->lock. */
+void q4_kernel_cache(q4_handle *h, const char *hash, const q4_compiled *c, int smem);
 
 /* 1 if cuBLAS is loaded, loading it on the first call. If it does not
 ** load, the reason goes to h->blas_missing, the templates are told

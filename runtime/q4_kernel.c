@@ -9,6 +9,12 @@
 #include "q4_handle.h"
 #include "q4_nvrtc.h"
 
+void q4_kernel_cache(q4_handle *h, const char *hash, const q4_compiled *c, int smem) {
+  if (q4db_cubin_put(h->db, hash, h->arch, h->info.nvrtc_version, c->cubin, c->size, c->regs, smem,
+                     c->spill_bytes, c->compile_ms))
+    q4_log(Q4_LOG_INFO, "cubin not cached, used as compiled: %s", q4_last_error());
+}
+
 /* Fetch the cubin of v from the database, or compile it and store it. */
 static q4_status cubin_for(q4_handle *h, const q4_variant *v, void **cubin, size_t *size,
                            int *from_cache) {
@@ -24,14 +30,13 @@ static q4_status cubin_for(q4_handle *h, const q4_variant *v, void **cubin, size
   h->nvrtc_runs++;
   q4_log(Q4_LOG_DEBUG, "compiled %s[%s] in %.0f ms: %d registers, %d bytes spilled", v->tmpl, v->params,
          c.compile_ms, c.regs, c.spill_bytes);
-  st = q4db_cubin_put(h->db, v->hash, h->arch, h->info.nvrtc_version, c.cubin, c.size, c.regs,
-                      v->smem + c.smem_static, c.spill_bytes, c.compile_ms);
+  q4_kernel_cache(h, v->hash, &c, v->smem + c.smem_static);
   *cubin = c.cubin;
   *size = c.size;
   c.cubin = NULL;
   q4_compiled_free(&c);
   *from_cache = 0;
-  return st;
+  return Q4_OK;
 }
 
 q4_status q4_kernel_precompile(q4_handle *h, const q4_variant *v) {
@@ -48,11 +53,10 @@ q4_status q4_kernel_precompile(q4_handle *h, const q4_variant *v) {
   if (st) return q4_err_wrap(st, "compiling %s[%s]", v->tmpl, v->params);
   pthread_mutex_lock(&h->lock);
   h->nvrtc_runs++;
-  st = q4db_cubin_put(h->db, v->hash, h->arch, h->info.nvrtc_version, c.cubin, c.size, c.regs,
-                      v->smem + c.smem_static, c.spill_bytes, c.compile_ms);
+  q4_kernel_cache(h, v->hash, &c, v->smem + c.smem_static);
   pthread_mutex_unlock(&h->lock);
   q4_compiled_free(&c);
-  return st;
+  return Q4_OK;
 }
 
 q4_status q4_kernel_get(q4_handle *h, q4_variant *v, q4_kernel **out) {

@@ -34,16 +34,13 @@ static q4_status cubin_of(q4_handle *h, const char *source, const char *name, vo
   if ((st = q4_nvrtc_compile(source, name, h->arch, &c))) return q4_err_wrap(st, "compiling %s", name);
   pthread_mutex_lock(&h->lock);
   h->nvrtc_runs++;
-  st = q4db_cubin_put(h->db, hash, h->arch, h->info.nvrtc_version, c.cubin, c.size, c.regs, c.smem_static,
-                      c.spill_bytes, c.compile_ms);
+  q4_kernel_cache(h, hash, &c, c.smem_static);
   pthread_mutex_unlock(&h->lock);
-  if (!st) {
-    *cubin = c.cubin;
-    *size = c.size;
-    c.cubin = NULL;
-  }
+  *cubin = c.cubin;
+  *size = c.size;
+  c.cubin = NULL;
   q4_compiled_free(&c);
-  return st;
+  return Q4_OK;
 }
 
 q4_status q4_module_load(q4_handle *h, const char *source, const char *name, CUmodule *out) {

@@ -83,6 +83,18 @@ static q4_status collect(tune_run *r) {
   return st;
 }
 
+/* Screening: every candidate is verified and timed briefly; the fastest
+** few are then timed with the full sample count, and the winner is chosen
+** among those. Each measurement is stored as soon as it is made, the
+** screened ones as pending until the finalists are timed: a run stopped
+** half way keeps them, and the next run times the finalists among them. */
+#define SCREEN_SAMPLES 5
+#define FINALISTS 6
+#define PENDING_NOTE "screened: timed with 5 samples, full timing pending"
+#define SCREENED_NOTE "screened out: timed with 5 samples"
+
+static int pending(const q4db_measurement *m) { return m->ok && !strcmp(m->note, PENDING_NOTE); }
+
 /* Which candidates still need measuring somewhere. */
 static q4_status find_todo(tune_run *r, int *todo) {
   *todo = 0;
@@ -97,6 +109,7 @@ static q4_status find_todo(tune_run *r, int *todo) {
         q4_status st = q4db_measurement_find(r->h->db, r->h->device_id, c->id, r->s, r->buckets[b], &m, &found);
         pthread_mutex_unlock(&r->h->lock);
         if (st) return st;
+        if (found && pending(&m)) found = 0;  /* an interrupted run's: its full timing is still to do */
       }
       c->todo = !found;
     }
@@ -197,13 +210,6 @@ static void forget_plans(q4_handle *h, const q4_shape *s) {
   pthread_mutex_unlock(&h->lock);
 }
 
-/* Screening: every candidate is verified and timed briefly; the fastest
-** few are then timed with the full sample count, and the winner is chosen
-** among those. */
-#define SCREEN_SAMPLES 5
-#define FINALISTS 6
-#define SCREENED_NOTE "screened out: timed with 5 samples"
-
 typedef struct result {
   int cand;
   int found;  /* came from the database */
@@ -216,11 +222,9 @@ static int by_median(const void *a, const void *b) {
   return (x->meas.median_us > y->meas.median_us) - (x->meas.median_us < y->meas.median_us);
 }
 
-static q4_status store_all(tune_run *r, result *res, int n) {
-  q4_status st = Q4_OK;
+static q4_status store(tune_run *r, const q4db_measurement *m) {
   pthread_mutex_lock(&r->h->lock);
-  for (int i = 0; i < n && !st; i++)
-    if (!res[i].found) st = q4db_measurement_add(r->h->db, &res[i].meas);
+  q4_status st = q4db_measurement_add(r->h->db, m);
   pthread_mutex_unlock(&r->h->lock);
   return st;
 }
@@ -250,27 +254,36 @@ static q4_status tune_bucket(tune_run *r, q4_bed *bed, int bi) {
         bed_ready = 1;
       }
       if ((st = measure(r, bed, c, SCREEN_SAMPLES, &x->meas))) break;
-      if (x->meas.ok) snprintf(x->meas.note, sizeof x->meas.note, SCREENED_NOTE);
+      if (x->meas.ok) snprintf(x->meas.note, sizeof x->meas.note, PENDING_NOTE);
+      if ((st = store(r, &x->meas))) break;
     }
     q4_tune_event ev = {.phase = Q4_TUNE_MEASURE, .m = m, .done = n, .total = total, .variant = &c->v,
                         .skipped = x->found, .ok = x->meas.ok, .median_us = x->meas.median_us,
                         .rel_error = x->meas.rel_error, .note = x->meas.note};
     emit(r, &ev);
   }
-  /* Full timing of the finalists measured in this run. */
+  /* Full timing of the finalists: the fastest of those screened in this
+  ** run or left pending by an interrupted one; then the rest screened out. */
   qsort(res, (size_t)n, sizeof *res, by_median);
-  for (int i = 0, finals = 0; i < n && finals < FINALISTS && !st; i++) {
+  for (int i = 0, finals = 0; i < n && !st; i++) {
     result *x = &res[i];
-    if (x->found || !x->meas.ok) continue;
-    finals++;
-    st = measure(r, bed, &r->c[x->cand], r->o->samples, &x->meas);
+    if (!pending(&x->meas)) continue;
+    if (finals < FINALISTS) {
+      finals++;
+      if (!bed_ready && !(st = q4_bed_set_m(bed, m, r->o->seed + (uint64_t)m))) bed_ready = 1;
+      if (!st) st = measure(r, bed, &r->c[x->cand], r->o->samples, &x->meas);
+    } else {
+      snprintf(x->meas.note, sizeof x->meas.note, SCREENED_NOTE);
+    }
+    if (!st) st = store(r, &x->meas);
   }
-  if (!st) st = store_all(r, res, n);
   /* The winner: the fastest fully timed measurement, old or new. */
   int best = -1;
   for (int i = 0; i < n && !st; i++) {
     const q4db_measurement *mm = &res[i].meas;
-    if (mm->ok && strcmp(mm->note, SCREENED_NOTE) && (best < 0 || mm->median_us < res[best].meas.median_us)) best = i;
+    if (mm->ok && strcmp(mm->note, SCREENED_NOTE) && !pending(mm) &&
+        (best < 0 || mm->median_us < res[best].meas.median_us))
+      best = i;
   }
   if (!st && best < 0) st = q4_err(Q4_ERR_VERIFY, "no variant passed verification for M=%d", m);
   if (!st) {
