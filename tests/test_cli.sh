@@ -331,6 +331,11 @@ Q4TUNE_DB="$DB" run show_env "$Q4" show
 expect_rc show_env 0
 [ "$(grep -c 'q4_' "$T/show_env.out")" -eq 4 ] && ok || bad "show with Q4TUNE_DB: want 4 rows"
 
+# read-only, as a SQLite URI: the same rows, nothing written
+run show_ro "$Q4" show --db "file:$DB?mode=ro"
+expect_rc show_ro 0
+[ "$(grep -c 'q4_' "$T/show_ro.out")" -eq 4 ] && ok || bad "show read-only: want 4 rows"
+
 # ---- source: a kernel's CUDA source, no GPU needed ------------------------------------
 run source "$Q4" source --shape 22016,4096 --group 128 --format q4s --arch 90 --m 3
 expect_rc source 0

@@ -732,6 +732,73 @@ static void test_migration(void) {
   q4db_close(db);
 }
 
+/* A tuned database opened read-only (a SQLite URI here; a file's
+** permissions do the same for a user who may not write it, which root
+** always may): winners and cubins are found, the device is looked up, not
+** added, and writes fail with SQLite's reason. */
+static void test_read_only(void) {
+  const char *path = tmp_path("ro.db");
+  q4db *db = NULL;
+  CHECK_OK(q4db_open(path, &db));
+  if (!db) return;
+  q4db_device d = h100();
+  int64_t dev = 0, var = 0;
+  q4_variant v = variant("q4_decode", "WARPS_K=4", HASH_A);
+  q4_shape s = shape(Q4_FORMAT_Q4, 4096, 4096, 0);
+  unsigned char *bin = fake_cubin(100, 3);
+  CHECK_OK(q4db_device_id(db, &d, &dev));
+  CHECK_OK(q4db_variant_id(db, &v, &var));
+  CHECK_OK(q4db_winner_set(db, dev, &s, 1, var, 6.5));
+  CHECK_OK(q4db_cubin_put(db, HASH_A, 90, "13.0", bin, 100, 64, 0, 0, 1.0));
+  q4db_close(db);
+
+  char uri[600];
+  snprintf(uri, sizeof uri, "file:%s?mode=ro", path);
+  db = NULL;
+  CHECK_OK(q4db_open(uri, &db));
+  if (!db) return;
+  int64_t dev_ro = -1, other = -1;
+  CHECK_OK(q4db_device_id(db, &d, &dev_ro));
+  CHECK(dev_ro == dev);
+  q4db_device a100 = h100();
+  a100.sms = 108;
+  CHECK_OK(q4db_device_id(db, &a100, &other));
+  CHECK(other == 0);  /* never tuned here: no winners */
+  q4_variant got;
+  double us = 0;
+  int found = 0;
+  CHECK_OK(q4db_winner_get(db, dev_ro, &s, 1, &got, &us, &found));
+  CHECK(found == 1 && us == 6.5 && !strcmp(got.tmpl, "q4_decode"));
+  void *cubin = NULL;
+  size_t size = 0;
+  CHECK_OK(q4db_cubin_get(db, HASH_A, 90, "13.0", &cubin, &size, &found));
+  CHECK(found == 1 && size == 100 && cubin && !memcmp(cubin, bin, 100));
+  free(cubin);
+  q4_err_clear();
+  CHECK(q4db_winner_set(db, dev_ro, &s, 2, var, 7.5) == Q4_ERR_DB);
+  CHECK_MSG(strstr(q4_last_error(), "readonly") != NULL, "message \"%s\"", q4_last_error());
+  CHECK(q4db_cubin_put(db, HASH_B, 90, "13.0", bin, 100, 64, 0, 0, 1.0) == Q4_ERR_DB);
+  q4db_close(db);
+  CHECK(sql_int(path, "SELECT count(*) FROM winners") == 1);
+
+  /* read-only needs the schema already there */
+  const char *empty = tmp_path("ro_empty.db");
+  FILE *f = fopen(empty, "wb");
+  CHECK(f != NULL);
+  if (f) fclose(f);
+  snprintf(uri, sizeof uri, "file:%s?mode=ro", empty);
+  db = NULL;
+  CHECK(q4db_open(uri, &db) == Q4_ERR_DB && db == NULL);
+  CHECK_MSG(strstr(q4_last_error(), "read-only, and holds no q4tune schema") != NULL, "message \"%s\"",
+            q4_last_error());
+  CHECK(sql_int(empty, "SELECT count(*) FROM sqlite_master") == 0);
+  /* immutable=1: a file on a read-only file system, no -shm to make */
+  snprintf(uri, sizeof uri, "file:%s?immutable=1", path);
+  CHECK_OK(q4db_open(uri, &db));
+  q4db_close(db);
+  free(bin);
+}
+
 /* A file of the current version whose views an older build made gets this
 ** build's views when opened; a file whose views are current is not written. */
 static void test_views_refresh(void) {
@@ -798,6 +865,7 @@ int main(void) {
   test_migration();
   test_migration_by_hand();
   test_views_refresh();
+  test_read_only();
 
   if (!q4test_fail) nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
   return q4test_done("test_db");

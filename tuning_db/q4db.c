@@ -32,6 +32,7 @@
 /* The cached statements. */
 enum {
   Q_DEVICE_UPSERT,
+  Q_DEVICE_FIND,
   Q_VARIANT_FIND,
   Q_VARIANT_INSERT,
   Q_CUBIN_GET,
@@ -51,6 +52,8 @@ static const char *const sql_text[Q_COUNT] = {
     " driver_version = excluded.driver_version,"
     " nvrtc_version = excluded.nvrtc_version, last_seen = datetime('now')"
     " RETURNING id",
+  [Q_DEVICE_FIND] =
+    "SELECT id FROM devices WHERE name = ?1 AND cc_major = ?2 AND cc_minor = ?3 AND sms = ?4",
   [Q_VARIANT_FIND] =
     "SELECT id FROM variants"
     " WHERE template = ?1 AND params = ?2 AND source_hash = ?3",
@@ -94,6 +97,7 @@ static const char *const sql_text[Q_COUNT] = {
 struct q4db {
   sqlite3 *h;
   char *path;
+  int readonly;                 /* opened read-only: winners and cubins are read, nothing written */
   sqlite3_stmt *stmt[Q_COUNT];  /* prepared on first use */
 };
 
@@ -403,6 +407,17 @@ static q4_status setup(q4db *db) {
                   "(%d schema objects, no q4tune schema version); give q4tune "
                   "a file of its own", db->path, count);
 
+  /* A file the process may not write (its permissions, or a URI with
+  ** mode=ro or immutable=1) serves lookups as it is. */
+  db->readonly = sqlite3_db_readonly(db->h, "main") == 1;
+  if (db->readonly) {
+    if (version != SCHEMA_VERSION)
+      return q4_err(Q4_ERR_DB, "tuning database %s: read-only, and %s", db->path,
+                    version ? "its schema needs migrating to this build's, a write" : "holds no q4tune schema");
+    q4_log(Q4_LOG_INFO, "tuning database %s: read-only", db->path);
+    return Q4_OK;
+  }
+
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(db->h, "PRAGMA journal_mode = WAL", -1, &st, NULL) != SQLITE_OK)
     return db_fail(db, "cannot open");
@@ -435,11 +450,13 @@ q4_status q4db_open(const char *path, q4db **out) {
   }
   if (!*path) return BAD_ARG("q4db_open", "empty path");
 
-  q4_status s = make_parents(path);
+  /* A "file:" URI goes to SQLite as it is (file:/srv/tuning.db?mode=ro). */
+  const int uri = !strncmp(path, "file:", 5);
+  q4_status s = uri ? Q4_OK : make_parents(path);
   if (s != Q4_OK) return s;
   /* SQLite would open a directory read-only and fail only at first read. */
   struct stat sb;
-  if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+  if (!uri && stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
     return q4_err(Q4_ERR_DB, "tuning database %s: is a directory", path);
 
   q4db *db = calloc(1, sizeof *db);
@@ -447,8 +464,8 @@ q4_status q4db_open(const char *path, q4db **out) {
     free(db);
     return q4_err(Q4_ERR_NO_MEMORY, "tuning database %s: out of memory", path);
   }
-  int rc = sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                           NULL);
+  int rc = sqlite3_open_v2(path, &db->h,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | (uri ? SQLITE_OPEN_URI : 0), NULL);
   if (rc != SQLITE_OK) {
     /* SQLite's "unable to open database file" does not say why; errno does. */
     int err = db->h ? sqlite3_system_errno(db->h) : 0;
@@ -483,9 +500,18 @@ q4_status q4db_device_id(q4db *db, const q4db_device *d, int64_t *id) {
   if (!text_ok(d->name, sizeof d->name, 1) ||
       !text_ok(d->nvrtc_version, sizeof d->nvrtc_version, 0))
     return BAD_ARG("q4db_device_id", "device name empty or not terminated");
+  int row;
+  if (db->readonly) {  /* looked up, not added: 0 if this GPU was never tuned here */
+    *id = 0;
+    q4_status s = query(db, Q_DEVICE_FIND, &row, "tiii", d->name, d->cc_major, d->cc_minor, d->sms);
+    if (s == Q4_OK && row) {
+      *id = sqlite3_column_int64(db->stmt[Q_DEVICE_FIND], 0);
+      done(db, Q_DEVICE_FIND);
+    }
+    return s;
+  }
   q4_status s = begin(db);
   if (s != Q4_OK) return s;
-  int row;
   s = query(db, Q_DEVICE_UPSERT, &row, "tiiiit", d->name, d->cc_major,
             d->cc_minor, d->sms, d->driver_version, d->nvrtc_version);
   if (s == Q4_OK && row) {

@@ -23,9 +23,13 @@ typedef struct q4db q4db;
 q4_status q4db_default_path(char *buf, size_t size);
 
 /* Open or create the database at path (NULL: the default path), creating
-** missing parent directories and the schema. Q4_ERR_DB with the path and
-** SQLite's reason if the file is unreadable, not a database, corrupt, or of
-** a newer schema version. */
+** missing parent directories and the schema. A path starting "file:" is a
+** SQLite URI (file:/srv/tuning.db?mode=ro, or ?immutable=1 on a read-only
+** file system). A database opened read-only (so, or by the file's
+** permissions) must already have this build's schema; lookups work and
+** every write fails with SQLite's "attempt to write a readonly database".
+** Q4_ERR_DB with the path and SQLite's reason if the file is unreadable,
+** not a database, corrupt, of a newer schema version or another program's. */
 q4_status q4db_open(const char *path, q4db **out);
 void q4db_close(q4db *db);
 const char *q4db_path(const q4db *db);
@@ -38,7 +42,8 @@ typedef struct q4db_device {
   char nvrtc_version[16];        /* "13.0" */
 } q4db_device;
 
-/* Insert or update the device (identity: name, cc, sms); returns its id. */
+/* Insert or update the device (identity: name, cc, sms); returns its id.
+** Read-only: looks it up, id 0 (no winners) if it is not there. */
 q4_status q4db_device_id(q4db *db, const q4db_device *d, int64_t *id);
 
 /* Insert the variant if new (identity: template, params, source hash). */
