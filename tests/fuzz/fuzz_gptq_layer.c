@@ -64,8 +64,9 @@ static void *make_tensor(input *in, q4_st_tensor *t, const char *name, q4_st_dty
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   input in = { data, size };
-  char dir[64], path[96], config[96];
-  snprintf(dir, sizeof dir, "/dev/shm/q4fuzz_gptq_%d", (int)getpid());
+  const char *tmp = getenv("TMPDIR");
+  char dir[512], path[600], config[600];
+  snprintf(dir, sizeof dir, "%s/q4fuzz_gptq_%d", tmp && *tmp ? tmp : "/tmp", (int)getpid());
   mkdir(dir, 0700);
   snprintf(path, sizeof path, "%s/model.safetensors", dir);
   snprintf(config, sizeof config, "%s/quantize_config.json", dir);

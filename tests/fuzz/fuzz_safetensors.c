@@ -18,8 +18,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   /* the reader maps a file: give it one (per process, for -jobs) */
-  char path[64];
-  snprintf(path, sizeof path, "/dev/shm/q4fuzz_st_%d.safetensors", (int)getpid());
+  const char *tmp = getenv("TMPDIR");
+  char path[512];
+  snprintf(path, sizeof path, "%s/q4fuzz_st_%d.safetensors", tmp && *tmp ? tmp : "/tmp", (int)getpid());
   FILE *fp = fopen(path, "wb");
   if (!fp || (size && fwrite(data, 1, size, fp) != size)) abort();
   fclose(fp);
