@@ -229,6 +229,15 @@ static q4_status store(tune_run *r, const q4db_measurement *m) {
   return st;
 }
 
+/* The bed at M = m (fresh x and its reference), set once a bucket, when a
+** measurement first needs it. */
+static q4_status bed_at(tune_run *r, q4_bed *bed, int m, int *ready) {
+  if (*ready) return Q4_OK;
+  q4_status st = q4_bed_set_m(bed, m, r->o->seed + (uint64_t)m);
+  *ready = st == Q4_OK;
+  return st;
+}
+
 static q4_status tune_bucket(tune_run *r, q4_bed *bed, int bi) {
   const int m = r->buckets[bi];
   int total = 0, n = 0;
@@ -249,10 +258,7 @@ static q4_status tune_bucket(tune_run *r, q4_bed *bed, int bi) {
       if (st) break;
     }
     if (!x->found) {
-      if (!bed_ready) {
-        if ((st = q4_bed_set_m(bed, m, r->o->seed + (uint64_t)m))) break;
-        bed_ready = 1;
-      }
+      if ((st = bed_at(r, bed, m, &bed_ready))) break;
       if ((st = measure(r, bed, c, SCREEN_SAMPLES, &x->meas))) break;
       if (x->meas.ok) snprintf(x->meas.note, sizeof x->meas.note, PENDING_NOTE);
       if ((st = store(r, &x->meas))) break;
@@ -270,7 +276,7 @@ static q4_status tune_bucket(tune_run *r, q4_bed *bed, int bi) {
     if (!pending(&x->meas)) continue;
     if (finals < FINALISTS) {
       finals++;
-      if (!bed_ready && !(st = q4_bed_set_m(bed, m, r->o->seed + (uint64_t)m))) bed_ready = 1;
+      st = bed_at(r, bed, m, &bed_ready);
       if (!st) st = measure(r, bed, &r->c[x->cand], r->o->samples, &x->meas);
     } else {
       snprintf(x->meas.note, sizeof x->meas.note, SCREENED_NOTE);

@@ -787,10 +787,7 @@ static void test_read_only(void) {
   CHECK(f != NULL);
   if (f) fclose(f);
   snprintf(uri, sizeof uri, "file:%s?mode=ro", empty);
-  db = NULL;
-  CHECK(q4db_open(uri, &db) == Q4_ERR_DB && db == NULL);
-  CHECK_MSG(strstr(q4_last_error(), "read-only, and holds no q4tune schema") != NULL, "message \"%s\"",
-            q4_last_error());
+  expect_db_error(uri, "read-only, and holds no q4tune schema");
   CHECK(sql_int(empty, "SELECT count(*) FROM sqlite_master") == 0);
   /* immutable=1: a file on a read-only file system, no -shm to make */
   snprintf(uri, sizeof uri, "file:%s?immutable=1", path);
