@@ -238,6 +238,36 @@ static q4_status bed_at(tune_run *r, q4_bed *bed, int m, int *ready) {
   return st;
 }
 
+/* Stores the bucket's winner, chosen from the database (q4db_winner_pick)
+** among this run's candidates: another process tuning the same shape at
+** the same time may have timed a faster one, and whichever stores last
+** then keeps the fastest of both. res[best], this run's own fastest, is
+** stored where the table has no fully timed row of them (another run has
+** just re-screened them). */
+static q4_status store_winner(tune_run *r, int m, const result *res, int n, int best) {
+  int64_t *ids = malloc((size_t)n * sizeof *ids);
+  if (!ids) return q4_err(Q4_ERR_NO_MEMORY, "out of host memory");
+  for (int i = 0; i < n; i++) ids[i] = r->c[res[i].cand].id;
+  const candidate *w = &r->c[res[best].cand];
+  int64_t id = 0;
+  double us = res[best].meas.median_us;
+  int found = 0;
+  pthread_mutex_lock(&r->h->lock);
+  q4_status st = q4db_winner_pick(r->h->db, r->h->device_id, r->s, m, ids, n, &id, &us, &found);
+  if (!st && !found) {
+    us = res[best].meas.median_us;
+    st = q4db_winner_set(r->h->db, r->h->device_id, r->s, m, w->id, us);
+  }
+  pthread_mutex_unlock(&r->h->lock);
+  for (int i = 0; found && i < n; i++)
+    if (r->c[res[i].cand].id == id) w = &r->c[res[i].cand];
+  free(ids);
+  if (st) return st;
+  q4_tune_event ev = {.phase = Q4_TUNE_WINNER, .m = m, .variant = &w->v, .ok = 1, .median_us = us};
+  emit(r, &ev);
+  return Q4_OK;
+}
+
 static q4_status tune_bucket(tune_run *r, q4_bed *bed, int bi) {
   const int m = r->buckets[bi];
   int total = 0, n = 0;
@@ -292,15 +322,7 @@ static q4_status tune_bucket(tune_run *r, q4_bed *bed, int bi) {
       best = i;
   }
   if (!st && best < 0) st = q4_err(Q4_ERR_VERIFY, "no variant passed verification for M=%d", m);
-  if (!st) {
-    candidate *w = &r->c[res[best].cand];
-    pthread_mutex_lock(&r->h->lock);
-    st = q4db_winner_set(r->h->db, r->h->device_id, r->s, m, w->id, res[best].meas.median_us);
-    pthread_mutex_unlock(&r->h->lock);
-    q4_tune_event ev = {.phase = Q4_TUNE_WINNER, .m = m, .variant = &w->v, .ok = 1,
-                        .median_us = res[best].meas.median_us};
-    emit(r, &ev);
-  }
+  if (!st) st = store_winner(r, m, res, n, best);
   free(res);
   return st;
 }

@@ -371,6 +371,93 @@ static void test_resume(void) {
   q4db_close(db);
 }
 
+/* A fully timed (note "") or other measurement of variant var at M = 1. */
+static void add_time(q4db *db, int64_t dev, int64_t var, const q4_shape *s, double us, int ok, const char *note) {
+  q4db_measurement m;
+  memset(&m, 0, sizeof m);
+  m.device_id = dev;
+  m.variant_id = var;
+  m.shape = *s;
+  m.m = 1;
+  m.median_us = m.min_us = m.max_us = us;
+  m.rel_error = 1e-4;
+  m.ok = ok;
+  snprintf(m.note, sizeof m.note, "%s", note);
+  CHECK_OK(q4db_measurement_add(db, &m));
+}
+
+/* The winner is chosen from the table: the fastest fully timed measurement
+** of the run's candidates, whichever run stores last. */
+static void test_winner_pick(void) {
+  const char *path = tmp_path("pick.db");
+  q4db *db = NULL;
+  CHECK_OK(q4db_open(path, &db));
+  if (!db) return;
+  q4db_device d = h100();
+  int64_t dev = 0, id[5] = {0};
+  CHECK_OK(q4db_device_id(db, &d, &dev));
+  static const char *params[5] = {"BLOCK_M=16", "BLOCK_M=32", "BLOCK_M=64", "BLOCK_M=128", "BLOCK_M=256"};
+  for (int i = 0; i < 5; i++) {
+    q4_variant v = variant("q4_wmma", params[i], HASH_A);
+    CHECK_OK(q4db_variant_id(db, &v, &id[i]));
+  }
+  const q4_shape s = shape(Q4_FORMAT_Q4, 4096, 4096, 128);
+  add_time(db, dev, id[0], &s, 10.0, 1, "");
+  add_time(db, dev, id[1], &s, 5.0, 1, "screened out: timed with 5 samples");
+  add_time(db, dev, id[2], &s, 8.0, 1, "");
+  add_time(db, dev, id[3], &s, 4.0, 1, "");  /* not a candidate (another source, say) */
+  add_time(db, dev, id[4], &s, 3.0, 0, "wrong result: relative error 2");
+  const int64_t cands[4] = {id[0], id[1], id[2], id[4]};
+  int64_t won = 0;
+  double us = 0;
+  int found = 0;
+  q4_variant got;
+  memset(&got, 0, sizeof got);
+  CHECK_OK(q4db_winner_pick(db, dev, &s, 1, cands, 4, &won, &us, &found));
+  CHECK_MSG(found && won == id[2] && us == 8.0, "found %d, id %lld, %.2f us", found, (long long)won, us);
+  CHECK_OK(q4db_winner_get(db, dev, &s, 1, &got, &us, &found));
+  CHECK(found && !strcmp(got.params, "BLOCK_M=64") && us == 8.0);
+  /* a second run times a faster one, and an earlier run stores its own
+  ** (slower) choice after that: picking again brings the fastest back */
+  add_time(db, dev, id[0], &s, 6.0, 1, "");
+  CHECK_OK(q4db_winner_set(db, dev, &s, 1, id[2], 8.0));
+  CHECK_OK(q4db_winner_pick(db, dev, &s, 1, cands, 4, &won, &us, &found));
+  CHECK(found && won == id[0] && us == 6.0);
+  /* ties go to the smaller id, whatever the order of the candidates */
+  add_time(db, dev, id[2], &s, 6.0, 1, "");
+  const int64_t reversed[4] = {id[4], id[2], id[1], id[0]};
+  CHECK_OK(q4db_winner_pick(db, dev, &s, 1, reversed, 4, &won, &us, &found));
+  CHECK(found && won == id[0]);
+  /* no candidate fully timed: nothing stored, the winner stays */
+  const int64_t none[2] = {id[1], id[4]};
+  CHECK_OK(q4db_winner_pick(db, dev, &s, 1, none, 2, &won, &us, &found));
+  CHECK(!found);
+  CHECK_OK(q4db_winner_pick(db, dev, &s, 2, cands, 4, &won, &us, &found));  /* M = 2: no rows */
+  CHECK(!found);
+  CHECK_OK(q4db_winner_get(db, dev, &s, 1, &got, &us, &found));
+  CHECK(found && !strcmp(got.params, "BLOCK_M=16") && us == 6.0);
+  /* another process (a second tuning run) measures a faster one and picks */
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid == 0) {
+    q4db *c = NULL;
+    int64_t w = 0;
+    double t = 0;
+    int f = 0;
+    if (q4db_open(path, &c) != Q4_OK) _exit(2);
+    add_time(c, dev, id[2], &s, 2.5, 1, "");
+    if (q4test_fail || q4db_winner_pick(c, dev, &s, 1, reversed, 4, &w, &t, &f) != Q4_OK) _exit(3);
+    q4db_close(c);
+    _exit(f && w == id[2] && t == 2.5 ? 0 : 4);
+  }
+  int status = -1;
+  CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+  CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+  CHECK_OK(q4db_winner_pick(db, dev, &s, 1, cands, 4, &won, &us, &found));
+  CHECK(found && won == id[2] && us == 2.5);
+  q4db_close(db);
+}
+
 /* A child process opens the same file while the parent holds it open: it
 ** must see the parent's cubin, and the parent must see the child's write. */
 static void test_two_processes(void) {
@@ -532,6 +619,15 @@ static void test_null_args(void) {
   BAD(q4db_winner_set(NULL, 1, &s, 1, 1, 1.0));
   BAD(q4db_winner_set(db, 1, NULL, 1, 1, 1.0));
   BAD(q4db_winner_set(db, 1, &s, 0, 1, 1.0));
+  const int64_t ids[1] = {1};
+  int64_t won = 0;
+  BAD(q4db_winner_pick(NULL, 1, &s, 1, ids, 1, &won, &us, &found));
+  BAD(q4db_winner_pick(db, 1, NULL, 1, ids, 1, &won, &us, &found));
+  BAD(q4db_winner_pick(db, 1, &s, 1, NULL, 1, &won, &us, &found));
+  BAD(q4db_winner_pick(db, 1, &s, 1, ids, 0, &won, &us, &found));
+  BAD(q4db_winner_pick(db, 1, &s, 0, ids, 1, &won, &us, &found));
+  BAD(q4db_winner_pick(db, 0, &s, 1, ids, 1, &won, &us, &found));
+  BAD(q4db_winner_pick(db, 1, &s, 1, ids, 1, NULL, &us, &found));
   BAD(q4db_winner_get(NULL, 1, &s, 1, &v, &us, &found));
   BAD(q4db_winner_get(db, 1, NULL, 1, &v, &us, &found));
   BAD(q4db_winner_get(db, 1, &s, 1, NULL, &us, &found));
@@ -854,6 +950,7 @@ int main(void) {
   test_schema();
   test_round_trip();
   test_resume();
+  test_winner_pick();
   test_two_processes();
   test_concurrent_writers();
   test_null_args();

@@ -40,6 +40,7 @@ enum {
   Q_MEAS_ADD,
   Q_MEAS_FIND,
   Q_WINNER_SET,
+  Q_WINNER_PICK,
   Q_WINNER_GET,
   Q_COUNT
 };
@@ -87,6 +88,20 @@ static const char *const sql_text[Q_COUNT] = {
     " ON CONFLICT(device_id, format, n, k, group_size, flags, m_bucket)"
     " DO UPDATE SET variant_id = excluded.variant_id,"
     " median_us = excluded.median_us, chosen_at = datetime('now')",
+  /* The fastest fully timed measurement of the candidates (?8: a JSON array
+  ** of variant ids) becomes the winner, ties to the older variant. */
+  [Q_WINNER_PICK] =
+    "INSERT INTO winners(device_id, format, n, k, group_size, m_bucket,"
+    " variant_id, median_us, flags)"
+    " SELECT device_id, format, n, k, group_size, m, variant_id, median_us, flags"
+    " FROM measurements WHERE device_id = ?1 AND format = ?2 AND n = ?3 AND k = ?4"
+    " AND group_size = ?5 AND m = ?6 AND flags = ?7 AND ok = 1 AND note = ''"
+    " AND median_us IS NOT NULL AND variant_id IN (SELECT value FROM json_each(?8))"
+    " ORDER BY median_us, variant_id LIMIT 1"
+    " ON CONFLICT(device_id, format, n, k, group_size, flags, m_bucket)"
+    " DO UPDATE SET variant_id = excluded.variant_id,"
+    " median_us = excluded.median_us, chosen_at = datetime('now')"
+    " RETURNING variant_id, median_us",
   [Q_WINNER_GET] =
     "SELECT v.template, v.params, v.source_hash, w.median_us"
     " FROM winners w JOIN variants v ON v.id = w.variant_id"
@@ -664,6 +679,46 @@ q4_status q4db_winner_set(q4db *db, int64_t device_id, const q4_shape *s,
              q4_format_name(key.format), key.n, key.k, key.group_size, m_bucket,
              variant_id, median_us, key.flags);
   return finish(db, st);
+}
+
+q4_status q4db_winner_pick(q4db *db, int64_t device_id, const q4_shape *s, int m_bucket,
+                           const int64_t *ids, int count, int64_t *variant_id,
+                           double *median_us, int *found) {
+  if (!db || !ids || !variant_id || !median_us || !found)
+    return BAD_ARG("q4db_winner_pick", "NULL argument");
+  *found = 0;
+  q4_shape key;
+  q4_status st = shape_key("q4db_winner_pick", s, &key);
+  if (st != Q4_OK) return st;
+  if (device_id <= 0 || m_bucket <= 0 || count <= 0)
+    return q4_err(Q4_ERR_INVALID_ARG,
+                  "q4db_winner_pick: bad device id, m_bucket=%d or count=%d", m_bucket, count);
+  /* the ids as a JSON array, for json_each: at most 20 digits and a comma each */
+  char *json = malloc((size_t)count * 21 + 3);
+  if (!json) return q4_err(Q4_ERR_NO_MEMORY, "q4db_winner_pick: out of host memory");
+  size_t len = 0;
+  json[len++] = '[';
+  for (int i = 0; i < count; i++)
+    len += (size_t)sprintf(json + len, "%s%lld", i ? "," : "", (long long)ids[i]);
+  json[len++] = ']';
+  json[len] = '\0';
+  st = begin(db);
+  if (st == Q4_OK) {
+    int row;
+    st = query(db, Q_WINNER_PICK, &row, "Itiiiiit", device_id, q4_format_name(key.format), key.n,
+               key.k, key.group_size, m_bucket, key.flags, json);
+    if (st == Q4_OK && row) {
+      sqlite3_stmt *q = db->stmt[Q_WINNER_PICK];
+      *variant_id = sqlite3_column_int64(q, 0);
+      *median_us = column_time(q, 1);
+      *found = 1;
+      done(db, Q_WINNER_PICK);  /* (SQLite made the change at the first step) */
+    }
+    st = finish(db, st);
+    if (st != Q4_OK) *found = 0;
+  }
+  free(json);
+  return st;
 }
 
 q4_status q4db_winner_get(q4db *db, int64_t device_id, const q4_shape *s,

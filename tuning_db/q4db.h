@@ -79,6 +79,16 @@ q4_status q4db_measurement_find(q4db *db, int64_t device_id, int64_t variant_id,
 /* The winner of (device, shape, M bucket). */
 q4_status q4db_winner_set(q4db *db, int64_t device_id, const q4_shape *s,
                           int m_bucket, int64_t variant_id, double median_us);
+/* Chooses the winner of (device, shape, M bucket) from the table and stores
+** it, in one write transaction: the fastest fully timed measurement (ok,
+** with no note: the tuner's screened rows carry one) at m = m_bucket among
+** the count variants in ids (the current templates' candidates), ties to
+** the smaller id. So runs that tune the same shape at once agree on the
+** fastest of all their measurements, whichever stores last. found = 0, and
+** nothing stored, if none of them has such a measurement. */
+q4_status q4db_winner_pick(q4db *db, int64_t device_id, const q4_shape *s, int m_bucket,
+                           const int64_t *ids, int count, int64_t *variant_id,
+                           double *median_us, int *found);
 /* Looks the winner up; fills tmpl, params and hash of v (not source). */
 q4_status q4db_winner_get(q4db *db, int64_t device_id, const q4_shape *s,
                           int m_bucket, q4_variant *v, double *median_us,
