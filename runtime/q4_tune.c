@@ -254,10 +254,7 @@ static q4_status store_winner(tune_run *r, int m, const result *res, int n, int 
   int found = 0;
   pthread_mutex_lock(&r->h->lock);
   q4_status st = q4db_winner_pick(r->h->db, r->h->device_id, r->s, m, ids, n, &id, &us, &found);
-  if (!st && !found) {
-    us = res[best].meas.median_us;
-    st = q4db_winner_set(r->h->db, r->h->device_id, r->s, m, w->id, us);
-  }
+  if (!st && !found) st = q4db_winner_set(r->h->db, r->h->device_id, r->s, m, w->id, us);
   pthread_mutex_unlock(&r->h->lock);
   for (int i = 0; found && i < n; i++)
     if (r->c[res[i].cand].id == id) w = &r->c[res[i].cand];

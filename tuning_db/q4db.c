@@ -45,6 +45,12 @@ enum {
   Q_COUNT
 };
 
+/* Setting a winner replaces the one stored for the same problem and bucket. */
+#define WINNER_UPSERT                                                    \
+  " ON CONFLICT(device_id, format, n, k, group_size, flags, m_bucket)"  \
+  " DO UPDATE SET variant_id = excluded.variant_id,"                    \
+  " median_us = excluded.median_us, chosen_at = datetime('now')"
+
 static const char *const sql_text[Q_COUNT] = {
   [Q_DEVICE_UPSERT] =
     "INSERT INTO devices(name, cc_major, cc_minor, sms, driver_version,"
@@ -85,9 +91,7 @@ static const char *const sql_text[Q_COUNT] = {
   [Q_WINNER_SET] =
     "INSERT INTO winners(device_id, format, n, k, group_size, m_bucket,"
     " variant_id, median_us, flags) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-    " ON CONFLICT(device_id, format, n, k, group_size, flags, m_bucket)"
-    " DO UPDATE SET variant_id = excluded.variant_id,"
-    " median_us = excluded.median_us, chosen_at = datetime('now')",
+    WINNER_UPSERT,
   /* The fastest fully timed measurement of the candidates (?8: a JSON array
   ** of variant ids) becomes the winner, ties to the older variant. */
   [Q_WINNER_PICK] =
@@ -98,10 +102,7 @@ static const char *const sql_text[Q_COUNT] = {
     " AND group_size = ?5 AND m = ?6 AND flags = ?7 AND ok = 1 AND note = ''"
     " AND median_us IS NOT NULL AND variant_id IN (SELECT value FROM json_each(?8))"
     " ORDER BY median_us, variant_id LIMIT 1"
-    " ON CONFLICT(device_id, format, n, k, group_size, flags, m_bucket)"
-    " DO UPDATE SET variant_id = excluded.variant_id,"
-    " median_us = excluded.median_us, chosen_at = datetime('now')"
-    " RETURNING variant_id, median_us",
+    WINNER_UPSERT " RETURNING variant_id, median_us",
   [Q_WINNER_GET] =
     "SELECT v.template, v.params, v.source_hash, w.median_us"
     " FROM winners w JOIN variants v ON v.id = w.variant_id"
