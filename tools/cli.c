@@ -35,25 +35,28 @@ static const preset presets[] = {
 };
 
 /* Shape N,K once (a second --shape or a model sharing a layer adds
-** nothing); more than CLI_MAX_SHAPES distinct ones is an error. */
+** nothing); returns its index, or -1 past CLI_MAX_SHAPES distinct ones. */
 static int add_shape(cli_opts *o, int n, int k) {
   for (int i = 0; i < o->nshapes; i++)
-    if (o->shapes[i].n == n && o->shapes[i].k == k) return 0;
+    if (o->shapes[i].n == n && o->shapes[i].k == k) return i;
   if (o->nshapes >= CLI_MAX_SHAPES) {
     fprintf(stderr, "q4tune: more than %d shapes\n", CLI_MAX_SHAPES);
     return -1;
   }
-  q4_shape *s = &o->shapes[o->nshapes++];
+  q4_shape *s = &o->shapes[o->nshapes];
   s->n = n;
   s->k = k;
-  return 0;
+  return o->nshapes++;
 }
 
 static int add_preset(cli_opts *o, const char *name) {
   for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++) {
     if (strcmp(presets[i].name, name)) continue;
-    for (int j = 0; j < presets[i].count; j++)
-      if (add_shape(o, presets[i].shapes[j][0], presets[i].shapes[j][1])) return -1;
+    for (int j = 0; j < presets[i].count; j++) {
+      const int at = add_shape(o, presets[i].shapes[j][0], presets[i].shapes[j][1]);
+      if (at < 0) return -1;
+      o->in_model[at] = 1;  /* a shape given by hand too counts as the model's */
+    }
     o->model = presets[i].name;
     return 0;
   }
@@ -92,7 +95,7 @@ static int parse_shape(cli_opts *o, const char *arg) {
     fprintf(stderr, "q4tune: --shape wants N,K (two positive integers), got '%s'\n", arg);
     return -1;
   }
-  return add_shape(o, n, k);
+  return add_shape(o, n, k) < 0 ? -1 : 0;
 }
 
 /* --m 1,16,2048: every comma-separated field a positive integer. */
@@ -141,7 +144,7 @@ int cli_parse(int argc, char **argv, cli_opts *o, const char *usage, const char 
   memset(o, 0, sizeof *o);
   o->samples = 25;
   o->seed = 20261124;
-  int format_given = 0, shape_given = 0;
+  int format_given = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -165,7 +168,6 @@ int cli_parse(int argc, char **argv, cli_opts *o, const char *usage, const char 
     } else if (!strcmp(a, "--shape")) {
       NEEDS_VALUE();
       bad = parse_shape(o, v);
-      shape_given = 1;
     } else if (!strcmp(a, "--m")) {
       NEEDS_VALUE();
       bad = parse_m(o, v);
@@ -220,12 +222,13 @@ int cli_parse(int argc, char **argv, cli_opts *o, const char *usage, const char 
     if (bad) return -1;
   }
   if (!o->nshapes && default_model && add_preset(o, default_model)) return -1;
-  /* A model's layers come in both formats; a shape given by hand in dense
-  ** q4 unless --format says otherwise (act-order weights are dense only). */
+  /* A model's layers come in both formats, a shape given only by hand in
+  ** dense q4, unless --format says otherwise (act-order weights are dense
+  ** only): q4s is then left to the model's shapes in the expansion below. */
   if (!format_given) {
     o->formats[0] = Q4_FORMAT_Q4;
     o->nformats = 1;
-    if (!shape_given && !(o->flags & Q4_SHAPE_ACT_ORDER)) o->formats[o->nformats++] = Q4_FORMAT_Q4S;
+    if (o->model && !(o->flags & Q4_SHAPE_ACT_ORDER)) o->formats[o->nformats++] = Q4_FORMAT_Q4S;
   } else if ((o->flags & Q4_SHAPE_ACT_ORDER) && o->formats[o->nformats - 1] == Q4_FORMAT_Q4S) {
     fprintf(stderr, "q4tune %s: --act-order weights are dense (q4) only; 16:32 sparse (q4s) ones have no row "
             "order\n", argv[0]);
@@ -246,12 +249,14 @@ int cli_parse(int argc, char **argv, cli_opts *o, const char *usage, const char 
       fprintf(stderr, "q4tune: shape %d,%d: %s\n", o->shapes[i].n, o->shapes[i].k, q4_last_error());
       return -1;
     }
-  /* Each shape once per format, with the group size filled in. */
+  /* Each shape once per format (without --format, q4s for a model's shapes
+  ** only), with the group size filled in. */
   const int base = o->nshapes;
   q4_shape all[2 * CLI_MAX_SHAPES];
   int n = 0;
   for (int f = 0; f < o->nformats; f++)
     for (int i = 0; i < base; i++) {
+      if (!format_given && o->formats[f] == Q4_FORMAT_Q4S && !o->in_model[i]) continue;
       all[n] = o->shapes[i];
       all[n].format = o->formats[f];
       all[n].group_size = o->group_size ? o->group_size : all[n].k;

@@ -15,6 +15,7 @@
 typedef struct cli_opts {
   q4_shape shapes[2 * CLI_MAX_SHAPES];  /* up to CLI_MAX_SHAPES given, each in up to two formats */
   int nshapes;
+  unsigned char in_model[CLI_MAX_SHAPES];  /* while parsing: shape i is a model preset's (q4s by default) */
   int m[CLI_MAX_M];
   int nm;
   const char *db;       /* NULL: default path */
@@ -43,8 +44,10 @@ extern const int cli_default_m_count;
 ** given twice counts once. Shapes default to the model preset
 ** `default_model` if none is given (NULL: none); M values to default_m
 ** (NULL: the tuning buckets cli_default_m) if --m is not given. Formats
-** default to q4 and q4s for a model's shapes, q4 once --shape is given
-** (or --act-order: sparse weights have none); --format overrides. */
+** default to q4 and q4s for a model's shapes (q4 only with --act-order:
+** sparse weights have none) and to q4 for a shape given only by --shape;
+** --format gives every shape its format(s). The shapes come out expanded,
+** format by format, each in the order given, group size and flags filled. */
 int cli_parse(int argc, char **argv, cli_opts *o, const char *usage, const char *default_model,
               const int *default_m, int default_m_count);
 
