@@ -6,17 +6,23 @@
 -- wgmma reaches all of it, and reads both operands from shared memory.
 --
 -- A block takes a TILE_M x TILE_N tile of y: WG consumer warpgroups of MW
--- 64-row m tiles each, all TILE_N columns, and one loader warp. The loader
--- copies x rows and packed codes (and grouped scales) into a STAGES-deep
--- ring of stages, BK rows of K each, with cp.async, and each lane's copies
--- arrive on the stage's `full` mbarrier once they have landed. Each stage,
--- the consumers expand its codes into an fp16 tile of W^T (one of three:
--- the wgmmas of the two stages before may still read the others), fence
--- their stores for wgmma's async proxy, and each warpgroup multiplies its m
--- tiles of x by the tile, BK / 16 wgmmas a tile. A stage's slot goes back
--- to the loader (its `empty` mbarrier) once the wgmmas that read it have
--- finished, one stage later. Only the loader has copies in flight, so the
--- consumers' proxy fences wait for their own stores alone.
+-- 64-row m tiles each, all TILE_N columns, and one loader warp. (Or, with
+-- WN = 2, q4s up to 64 rows: two warpgroups side by side along N, each
+-- multiplying the one m tile by half of the columns. That gives q4s's
+-- costly expansion twice the warps without more tensor work, where a
+-- second warpgroup along M would double the wgmmas, half of them on zero
+-- rows.)
+-- The loader copies x rows and packed codes (and grouped scales) into a
+-- STAGES-deep ring of stages, BK rows of K each, with cp.async, and each
+-- lane's copies arrive on the stage's `full` mbarrier once they have
+-- landed. Each stage, the consumers expand its codes into an fp16 tile of
+-- W^T (one of three: the wgmmas of the two stages before may still read
+-- the others), fence their stores for wgmma's async proxy, and each
+-- warpgroup multiplies its m tiles of x by the tile, BK / 16 wgmmas a
+-- tile. A stage's slot goes back to the loader (its `empty` mbarrier) once
+-- the wgmmas that read it have finished, one stage later. Only the loader
+-- has copies in flight, so the consumers' proxy fences wait for their own
+-- stores alone.
 --
 -- Both operands lie K-major in wgmma's 128-byte swizzle: a 64-column block
 -- of a tile is one 128-byte row per row of x (or column of W), 8-row atoms
@@ -46,6 +52,8 @@ local T = {
     { "BK",      { 64, 128 } },    -- rows of K per pipeline stage
     { "STAGES",  { 3, 4 } },       -- pipeline depth
     { "SPLIT_K", { 1, 2, 4 } },    -- blocks splitting K, reduced in the epilogue
+    { "WN",      { 1, 2 }, when = function(s) return s.format == "q4s" end,
+                 optional = true },  -- warpgroups side by side along N (q4s)
   },
 }
 
@@ -54,9 +62,9 @@ local function sparse(s) return s.format == "q4s" end
 -- bare codes and a sum of x: dense per-channel weights
 local function bare(s) return per_channel(s) and not sparse(s) end
 local function tile_m(p) return 64 * p.WG * p.MW end
-local function threads(p) return 128 * p.WG + 32 end  -- the warpgroups, and a loader warp
--- wgmma's N: the tile's columns and, for bare codes, 8 of ones
-local function nb(p, s) return p.TN + (bare(s) and 8 or 0) end
+local function threads(p) return 128 * p.WG * p.WN + 32 end  -- the warpgroups, and a loader warp
+-- wgmma's N: a warpgroup's columns of the tile and, for bare codes, 8 of ones
+local function nb(p, s) return p.TN // p.WN + (bare(s) and 8 or 0) end
 -- groups of scales (and zeros) a stage spans, grouped weights only
 local function stage_groups(p, s)
   if per_channel(s) then return 0 end
@@ -82,7 +90,7 @@ local function table_bytes(s) return sparse(s) and 256 * Q4S_COPIES * 4 or 0 end
 
 local function smem_bytes(p, s)
   -- (1024 more: the tiles start at a multiple of 1024 bytes, as the swizzle needs)
-  local pipe = 1024 + p.STAGES * stage_bytes(p, s) + 3 * nb(p, s) * p.BK * 2 + 16 * p.STAGES + table_bytes(s)
+  local pipe = 1024 + p.STAGES * stage_bytes(p, s) + 3 * p.WN * nb(p, s) * p.BK * 2 + 16 * p.STAGES + table_bytes(s)
   local epilogue = 1024 + tile_m(p) * (p.TN + 4) * 4
   return math.max(pipe, epilogue)
 end
@@ -91,14 +99,21 @@ function T.meta(p, s)
   return {
     threads = threads(p), smem = smem_bytes(p, s),
     tile_m = tile_m(p), tile_n = p.TN, split_k = p.SPLIT_K,
-    m_min = 33, m_max = 4096,
+    m_min = 33, m_max = p.WN > 1 and 64 or 4096,
   }
 end
 
 function T.check(p, s)
   if s.arch ~= 90 then return false, "wgmma needs sm_90a (Hopper)" end
   if p.MW * nb(p, s) // 2 > 136 then return false, "over 136 accumulators per thread" end
-  if (128 * p.WG) % p.TN ~= 0 then return false, "a thread expands one column" end
+  if (128 * p.WG * p.WN) % p.TN ~= 0 then return false, "a thread expands one column" end
+  -- Two warpgroups along N: on the H100 they took 0.86x to 0.97x of the
+  -- best one-warpgroup time for q4s at 64 rows, but lost to WG = 2 at 128
+  -- and 256 rows and, for dense weights, at 64 rows too (docs/BENCHMARKS.md,
+  -- 2026-12-08); with WG = 2 as well they spilled.
+  if p.WN > 1 and (not sparse(s) or p.WG > 1 or p.MW > 1) then
+    return false, "WN = 2: q4s only, one warpgroup along M of one m tile"
+  end
   if s.n % p.TN ~= 0 then return false, "N not a multiple of the block's columns" end
   local fits, why = C.k_steps_fit(s, p.BK, p.SPLIT_K, p.STAGES)
   if not fits then return false, why end
@@ -122,7 +137,7 @@ end
 local function default_low(s, m)
   if C.narrow_mid(s, m) then return nil end  -- q4_mma's default takes these
   for _, tn in ipairs(sparse(s) and { 64 } or { 128, 64 }) do
-    local p = split_to_fill({ WG = 1, MW = 1, TN = tn, BK = 64, STAGES = 4 }, s, m)
+    local p = split_to_fill({ WG = 1, MW = 1, TN = tn, BK = 64, STAGES = 4, WN = 1 }, s, m)
     if p then return p end
   end
   return nil
@@ -147,18 +162,18 @@ function T.default(s, m)
   if s.arch ~= 90 or m <= 32 then return nil end
   if m <= 64 then return default_low(s, m) end
   if sparse(s) then
-    local tall = { WG = 2, MW = 2, TN = 128, BK = 64, STAGES = 4, SPLIT_K = 1 }
+    local tall = { WG = 2, MW = 2, TN = 128, BK = 64, STAGES = 4, SPLIT_K = 1, WN = 1 }
     if m > 128 and T.check(tall, s) and (s.n // tall.TN) * ((m + tile_m(tall) - 1) // tile_m(tall)) >= 128 then
       return tall
     end
     for _, bk in ipairs({ 128, 64 }) do
-      local p = split_to_fill({ WG = 2, MW = 1, TN = 64, BK = bk, STAGES = 4 }, s, m)
+      local p = split_to_fill({ WG = 2, MW = 1, TN = 64, BK = bk, STAGES = 4, WN = 1 }, s, m)
       if p then return p end
     end
     return nil
   end
   for _, tn in ipairs({ 128, 64 }) do
-    local p = { WG = 2, MW = 1, TN = tn, BK = 64, STAGES = 3, SPLIT_K = 1 }
+    local p = { WG = 2, MW = 1, TN = tn, BK = 64, STAGES = 3, SPLIT_K = 1, WN = 1 }
     if T.check(p, s) then
       if (s.n // tn) * ((m + tile_m(p) - 1) // tile_m(p)) < s.sms then return nil end
       return p
@@ -185,6 +200,9 @@ end
 function T.constants(p, s)
   return { TEMPLATE = "q4_wgmma", NB = nb(p, s), SG = stage_groups(p, s), STAGE_BYTES = stage_bytes(p, s),
            WGMMA = wgmma_asm(nb(p, s)), BARE = bare(s) and 1 or 0, WORD_ROWS = word_rows(p, s),
+           -- in the source, the rows of an expanded tile of W^T: NB, or with
+           -- WN = 2 (q4s: no ones) the tile's columns, NB for each warpgroup
+           BT = p.WN == 1 and "NB" or "TILE_N",
            -- q4s_expand's pairs as neighbouring rows, as a piece of W^T holds them
            Q4S_COPIES = Q4S_COPIES, Q4S_BARE = 0, Q4S_NEIGHBOURS = 1 }
 end
@@ -198,7 +216,14 @@ T.source = [==[
 //$ end
 typedef unsigned long long u64;
 constexpr int MW = {{MW}}, BK = {{BK}}, STAGES = {{STAGES}};
+//$ if WN == 1 then
 constexpr int NB = {{NB}};                  // wgmma's N: TILE_N columns (+ 8 of ones for bare codes)
+//$ else
+// WN warpgroups side by side along N: warpgroup wn multiplies the TNW
+// columns from wn TNW on, rows wn NB .. of each expanded tile of W^T
+constexpr int WN = {{WN}}, TNW = TILE_N / WN;
+constexpr int NB = {{NB}};                  // wgmma's N: TNW columns
+//$ end
 constexpr int KT = K / BK / SPLIT_K;        // k-steps per block
 constexpr int LDC = TILE_N + 4;             // floats per row of the finished tile
 // Grouped weights: the SG groups of scales (and zeros) a stage spans come
@@ -210,7 +235,7 @@ constexpr int SG = {{SG}}, SG_ROWS = SG * {{SYMMETRIC == 1 and 1 or 2}};
 constexpr int WORD_ROWS = {{WORD_ROWS}};
 constexpr int X_BYTES = TILE_M * BK * 2, W_BYTES = WORD_ROWS * TILE_N * 4;
 constexpr int STAGE_BYTES = {{STAGE_BYTES}};
-constexpr int B_BYTES = NB * BK * 2;        // one expanded tile of W^T
+constexpr int B_BYTES = {{BT}} * BK * 2;        // one expanded tile of W^T
 constexpr int CONSUMERS = THREADS - 32;     // the warpgroups; the last warp loads
 static_assert(CONSUMERS % TILE_N == 0, "a thread expands words of one column");
 
@@ -361,7 +386,12 @@ __device__ __forceinline__ void group_scale(const char *stage, int k, int c, hal
   char *const bt = smem + STAGES * STAGE_BYTES;   // the three expanded tiles of W^T
   u64 *const full = reinterpret_cast<u64 *>(bt + 3 * B_BYTES), *const empty = full + STAGES;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+//$ if WN == 1 then
   const int wg = warp >> 2, wq = warp & 3;         // warpgroup, and warp within it
+//$ else
+  // warpgroup along M (one), along N, and warp within it
+  const int wg = 0, wn = warp >> 2, wq = warp & 3;
+//$ end
   const int m0 = blockIdx.y * TILE_M, n0 = blockIdx.x * TILE_N;
   const int kt0 = blockIdx.z * KT;
 
@@ -440,7 +470,7 @@ __device__ __forceinline__ void group_scale(const char *stage, int k, int c, hal
         u32 o[4];
 #pragma unroll
         for (int e = 0; e < 4; ++e) o[e] = q4s_scale(v[e], s2, nzs2, pruned[e], broken);
-        *reinterpret_cast<uint4 *>(b + piece<NB>(my_n, p0 + j)) = make_uint4(o[0], o[1], o[2], o[3]);
+        *reinterpret_cast<uint4 *>(b + piece<{{BT}}>(my_n, p0 + j)) = make_uint4(o[0], o[1], o[2], o[3]);
       }
 //$ else
       // Expand this thread's words of the stage: word row wr of column my_n,
@@ -485,7 +515,11 @@ __device__ __forceinline__ void group_scale(const char *stage, int k, int c, hal
         const u64 da = smem_desc(stage), db = smem_desc(b);  // (+ offset / 16 below)
 #pragma unroll
         for (int s = 0; s < BK / 16; ++s)
+//$ if WN == 1 then
           wgmma(d[mt], da + step_at<TILE_M>((wg * MW + mt) * 64, s) / 16, db + step_at<NB>(0, s) / 16);
+//$ else
+          wgmma(d[mt], da + step_at<TILE_M>((wg * MW + mt) * 64, s) / 16, db + step_at<TILE_N>(wn * NB, s) / 16);
+//$ end
       }
       wgmma_commit();
       wgmma_wait_one();  // the wgmmas of step i - 1 have finished: their stage is free
@@ -510,10 +544,14 @@ __device__ __forceinline__ void group_scale(const char *stage, int k, int c, hal
     const float xs0 = d[mt][TILE_N / 2], xs1 = d[mt][TILE_N / 2 + 2];
 //$ end
 #pragma unroll
-    for (int j = 0; j < TILE_N / 8; ++j)
+    for (int j = 0; j < {{WN == 1 and "TILE_N" or "TNW"}} / 8; ++j)
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
+//$ if WN == 1 then
         const int c = 8 * j + 2 * t + h;
+//$ else
+        const int c = wn * TNW + 8 * j + 2 * t + h;
+//$ end
         float v0 = d[mt][4 * j + h], v1 = d[mt][4 * j + 2 + h];
 //$ if BARE == 1 then
         constexpr float UNBARE = 16777216.f;  // 2^24

@@ -667,6 +667,52 @@ static void test_wgmma_defaults(void) {
 /* q4_dqgemm: the default from M buckets 256 (q4s) and 512 (dense)
 ** wherever cuBLAS can run, its chunk the widest that passes its check;
 ** never once cuBLAS failed. */
+/* q4_wgmma's WN (two warpgroups side by side along N): enumerated for q4s
+** alone, one warpgroup of one 64-row m tile, tuned up to 64 rows; WN=1,
+** left out of params strings, renders the kernel named before WN existed,
+** and a WN=2 kernel splits the tile's columns between its warpgroups. */
+static void test_wgmma_wn(void) {
+  q4gen *g = open_real_templates();
+  if (!g) return;
+  const q4_shape shapes[] = {{Q4_FORMAT_Q4S, 22016, 4096, 4096, 0}, {Q4_FORMAT_Q4S, 4096, 11008, 128, 0},
+                             {Q4_FORMAT_Q4, 22016, 4096, 4096, 0}, {Q4_FORMAT_Q4, 4096, 11008, 128, 0}};
+  for (int i = 0; i < 4; i++) {
+    q4_variant *list = NULL;
+    int n = 0, wn = 0, ok = 1;
+    CHECK_OK(q4gen_enumerate(g, "q4_wgmma", &shapes[i], 90, &list, &n));
+    for (int j = 0; j < n; j++) {
+      if (!strstr(list[j].params, "WN=2")) continue;
+      wn++;
+      ok &= !strncmp(list[j].params, "WG=1,MW=1,", 10) && list[j].threads == 288 && list[j].tile_m == 64 &&
+            list[j].m_min == 33 && list[j].m_max == 64;
+    }
+    CHECK_MSG((wn > 0) == (i < 2) && ok, "shape %d: %d of %d variants with WN=2 (as wanted: %d)", i, wn, n, ok);
+    q4gen_free_list(list, n);
+  }
+  const char *base = "WG=1,MW=1,TN=128,BK=64,STAGES=4,SPLIT_K=2";
+  char params[Q4_PARAMS_MAX];
+  q4_variant plain = q4test_variant("q4_wgmma", base);
+  snprintf(params, sizeof params, "%s,WN=1", base);
+  q4_variant one = q4test_variant("q4_wgmma", params);
+  snprintf(params, sizeof params, "%s,WN=2", base);
+  q4_variant two = q4test_variant("q4_wgmma", params);
+  CHECK_OK(q4gen_render(g, &shapes[0], 90, &plain));
+  CHECK_OK(q4gen_render(g, &shapes[0], 90, &one));
+  CHECK_OK(q4gen_render(g, &shapes[0], 90, &two));
+  CHECK(!strcmp(plain.hash, one.hash) && strcmp(plain.hash, two.hash) != 0);
+  CHECK(plain.source && !strstr(plain.source, "TNW") && strstr(plain.source, "m64n128k16"));
+  CHECK(two.source && strstr(two.source, "constexpr int WN = 2, TNW = TILE_N / WN;") &&
+        strstr(two.source, "m64n64k16") && two.threads == 288 && one.threads == 160);
+  /* dense weights: refused when named */
+  q4_variant dense = q4test_variant("q4_wgmma", params);
+  CHECK(q4gen_render(g, &shapes[2], 90, &dense) == Q4_ERR_TEMPLATE && strstr(q4_last_error(), "q4s only"));
+  q4_variant_free(&dense);
+  q4_variant_free(&two);
+  q4_variant_free(&one);
+  q4_variant_free(&plain);
+  q4gen_close(g);
+}
+
 static void test_dqgemm_default(void) {
   q4gen *g = open_real_templates();
   if (!g) return;
@@ -789,6 +835,7 @@ int main(void) {
   test_imma_default();
   test_defaults_sms();
   test_wgmma_defaults();
+  test_wgmma_wn();
   test_dqgemm_default();
   test_real_defaults();
   test_default_coverage();
