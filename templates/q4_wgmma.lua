@@ -107,7 +107,7 @@ function T.check(p, s)
   if s.arch ~= 90 then return false, "wgmma needs sm_90a (Hopper)" end
   if p.MW * nb(p, s) // 2 > 136 then return false, "over 136 accumulators per thread" end
   if (128 * p.WG * p.WN) % p.TN ~= 0 then return false, "a thread expands one column" end
-  -- Two warpgroups along N: on the H100 they took 0.86x to 0.97x of the
+  -- Two warpgroups along N: on the H100 they took 0.85x to 0.97x of the
   -- best one-warpgroup time for q4s at 64 rows, but lost to WG = 2 at 128
   -- and 256 rows and, for dense weights, at 64 rows too (docs/BENCHMARKS.md,
   -- 2026-12-08); with WG = 2 as well they spilled.

@@ -664,9 +664,6 @@ static void test_wgmma_defaults(void) {
   q4gen_close(g);
 }
 
-/* q4_dqgemm: the default from M buckets 256 (q4s) and 512 (dense)
-** wherever cuBLAS can run, its chunk the widest that passes its check;
-** never once cuBLAS failed. */
 /* q4_wgmma's WN (two warpgroups side by side along N): enumerated for q4s
 ** alone, one warpgroup of one 64-row m tile, tuned up to 64 rows; WN=1,
 ** left out of params strings, renders the kernel named before WN existed,
@@ -713,6 +710,9 @@ static void test_wgmma_wn(void) {
   q4gen_close(g);
 }
 
+/* q4_dqgemm: the default from M buckets 256 (q4s) and 512 (dense)
+** wherever cuBLAS can run, its chunk the widest that passes its check;
+** never once cuBLAS failed. */
 static void test_dqgemm_default(void) {
   q4gen *g = open_real_templates();
   if (!g) return;
